@@ -5,3 +5,5 @@ pub mod error;
 pub mod tensor;
 
 pub use error::{Error, Result};
+pub mod models;
+pub mod tokenizer;

@@ -1,0 +1,5 @@
+//! Model definitions.
+
+pub mod config;
+
+pub use config::LlamaConfig;
