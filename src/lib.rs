@@ -4,8 +4,15 @@
 //! library (`nano-infer-host`). Users start here:
 //!
 //! ```no_run
-//! use nano_infer::{Device, Tensor};
-//! let gpu = nano_infer::cuda(0)?; // Err(CudaUnavailable) on a machine without a GPU
+//! use nano_infer::nn::{LlamaMlp, Module};
+//! use nano_infer::{DType, Device, Tensor};
+//!
+//! // Hidden 4096, intermediate 11008 (Llama-2-7B), random weights, on the GPU if there is one.
+//! let device = nano_infer::cuda(0).unwrap_or(Device::Cpu);
+//! let mlp = LlamaMlp::new(4096, 11008, 0, DType::F16, &device)?;
+//! let x = Tensor::randn([1, 128, 4096], 1.0, 1, DType::F16, &device)?;
+//! let y = mlp.forward(&x)?;
+//! assert_eq!(y.dims(), &[1, 128, 4096]);
 //! # Ok::<(), nano_infer::Error>(())
 //! ```
 
@@ -13,3 +20,9 @@ pub use nano_infer_host::*;
 
 /// The kernels of `gpu-kernels/`, compiled to PTX for `sm_80` by `build.rs`.
 pub const KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+
+/// Opens CUDA GPU `ordinal` with NanoInfer's kernels loaded. On a machine without a CUDA driver
+/// or GPU this is `Err(Error::CudaUnavailable)`, and the CPU keeps working.
+pub fn cuda(ordinal: usize) -> Result<Device> {
+    Ok(Device::Cuda(backend::cuda::CudaBackend::new(ordinal, KERNELS_PTX)?))
+}

@@ -1,7 +1,16 @@
-//! Tensors: [`DType`], [`Shape`]/[`Layout`], and the [`Tensor`] handle.
+//! Tensors: [`DType`], [`Shape`]/[`Layout`], [`Storage`], [`Device`] and the [`Tensor`] handle.
 
+mod device;
 mod dtype;
 mod layout;
+mod random;
+mod storage;
+#[allow(clippy::module_inception)]
+mod tensor;
 
+pub use device::Device;
 pub use dtype::{DType, Element};
 pub use layout::{Layout, Shape};
+pub use storage::{CpuStorage, Storage};
+pub use tensor::Tensor;
+pub(crate) use tensor::check_same_device;

@@ -1,0 +1,196 @@
+//! [`CudaBackend`]: one device, one stream, the PTX module loaded once, cuBLAS and the caching
+//! allocator. Cloning is cheap (a shared handle).
+//!
+//! cudarc loads `libcuda` lazily and panics when it is missing, so [`CudaBackend::new`] first
+//! probes for the driver and cuBLAS libraries and returns [`Error::CudaUnavailable`] instead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
+use cudarc::nvrtc::Ptx;
+
+use super::allocator::{CachingAllocator, DeviceBuffer, MemoryStats};
+use super::storage::CudaStorage;
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+/// Maps a driver error to [`Error::Cuda`] tagged with the op.
+pub(crate) fn cuda_err(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+    move |source| Error::Cuda { op, source }
+}
+
+struct Inner {
+    ordinal: usize,
+    name: String,
+    sm_count: usize,
+    // Field order is drop order: buffers' allocator and cuBLAS go before the context.
+    allocator: Arc<CachingAllocator>,
+    blas: CudaBlas,
+    module: Arc<CudaModule>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+    stream: Arc<CudaStream>,
+    ctx: Arc<CudaContext>,
+}
+
+/// A CUDA device ready to run NanoInfer's kernels.
+#[derive(Clone)]
+pub struct CudaBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaBackend(cuda:{}, {})", self.inner.ordinal, self.inner.name)
+    }
+}
+
+/// Checks that the driver and cuBLAS libraries can be loaded, without touching cudarc's
+/// panicking lazy loaders.
+fn probe_libraries() -> Result<()> {
+    // SAFETY: these only try to dlopen the library names; nothing is called.
+    let driver = unsafe { cudarc::driver::sys::is_culib_present() };
+    if !driver {
+        return Err(Error::CudaUnavailable {
+            reason: "no CUDA driver library (libcuda.so) could be loaded".into(),
+        });
+    }
+    // SAFETY: as above.
+    let blas = unsafe { cudarc::cublas::sys::is_culib_present() };
+    if !blas {
+        return Err(Error::CudaUnavailable {
+            reason: "the CUDA driver is present but cuBLAS (libcublas.so.13) is not on the library path; \
+                     add its folder to LD_LIBRARY_PATH"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+impl CudaBackend {
+    /// Opens GPU `ordinal` and loads `ptx` (the kernels of `gpu-kernels/`).
+    pub fn new(ordinal: usize, ptx: &str) -> Result<CudaBackend> {
+        probe_libraries()?;
+        let count = CudaContext::device_count().map_err(cuda_err("device_count"))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(Error::CudaUnavailable { reason: format!("no CUDA device {ordinal} ({count} present)") });
+        }
+        let ctx = CudaContext::new(ordinal).map_err(cuda_err("context"))?;
+        // A non-default stream, so that the decode step can be captured in a CUDA graph later.
+        let stream = ctx.new_stream().map_err(cuda_err("new_stream"))?;
+        let module = ctx.load_module(Ptx::from_src(ptx)).map_err(cuda_err("load_module"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|source| Error::Cublas { op: "cublas_create", source })?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let sm_count = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(cuda_err("attribute"))? as usize;
+        Ok(CudaBackend {
+            inner: Arc::new(Inner {
+                ordinal,
+                name,
+                sm_count,
+                allocator: CachingAllocator::new(ctx.clone()),
+                blas,
+                module,
+                functions: Mutex::new(HashMap::new()),
+                stream,
+                ctx,
+            }),
+        })
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.inner.ordinal
+    }
+    /// The device's marketing name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    /// Streaming multiprocessors on the device.
+    pub fn sm_count(&self) -> usize {
+        self.inner.sm_count
+    }
+    /// True when both handles are the same backend.
+    pub fn same(&self, other: &CudaBackend) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+    /// The stream every op of this backend is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+    pub(crate) fn blas(&self) -> &CudaBlas {
+        &self.inner.blas
+    }
+    /// Waits for all queued work.
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner.stream.synchronize().map_err(cuda_err("synchronize"))
+    }
+    /// Allocator statistics.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.inner.allocator.stats()
+    }
+    /// Returns cached blocks to the driver.
+    pub fn empty_cache(&self) -> Result<()> {
+        self.synchronize()?;
+        self.inner.allocator.empty_cache();
+        Ok(())
+    }
+
+    /// The kernel `name` from the module (looked up once, then cached).
+    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
+        let mut cache = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = cache.get(name) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .inner
+            .module
+            .load_function(name)
+            .map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+        cache.insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Uninitialised storage of `n` elements.
+    pub(crate) fn alloc(&self, n: usize, dtype: DType) -> Result<CudaStorage> {
+        let bytes = n.checked_mul(dtype.size_in_bytes()).ok_or_else(|| Error::invalid("alloc", "size overflows"))?;
+        let buf: DeviceBuffer = self.inner.allocator.alloc(bytes)?;
+        Ok(CudaStorage::new(buf, dtype, n, self.clone()))
+    }
+
+    /// Zero-filled storage of `n` elements.
+    pub(crate) fn zeros(&self, n: usize, dtype: DType) -> Result<CudaStorage> {
+        let s = self.alloc(n, dtype)?;
+        // SAFETY: the buffer holds at least n * size bytes; the memset is ordered on our stream.
+        unsafe { result::memset_d8_async(s.ptr(), 0, n * dtype.size_in_bytes(), self.inner.stream.cu_stream()) }
+            .map_err(cuda_err("memset"))?;
+        Ok(s)
+    }
+
+    /// Copies host bytes into a new device buffer (waits for the copy).
+    pub(crate) fn upload_buffer(&self, bytes: &[u8]) -> Result<DeviceBuffer> {
+        let buf = self.inner.allocator.alloc(bytes.len())?;
+        // SAFETY: the buffer holds bytes.len() bytes; we wait for the copy before `bytes` can go.
+        unsafe { result::memcpy_htod_async(buf.ptr(), bytes, self.inner.stream.cu_stream()) }
+            .map_err(cuda_err("upload"))?;
+        self.synchronize()?;
+        Ok(buf)
+    }
+
+    /// Copies host bytes (elements of `dtype`) into new storage.
+    pub(crate) fn upload(&self, bytes: &[u8], dtype: DType) -> Result<CudaStorage> {
+        let n = bytes.len() / dtype.size_in_bytes();
+        Ok(CudaStorage::new(self.upload_buffer(bytes)?, dtype, n, self.clone()))
+    }
+
+    /// Copies `dst.len()` elements from device address `src` into `dst` (waits for the stream).
+    pub(crate) fn download_into<T: Copy>(&self, src: u64, mut dst: Vec<T>) -> Result<Vec<T>> {
+        // SAFETY: the caller passes an address with dst.len() elements of T; we wait before returning.
+        unsafe { result::memcpy_dtoh_async(&mut dst, src, self.inner.stream.cu_stream()) }
+            .map_err(cuda_err("download"))?;
+        self.synchronize()?;
+        Ok(dst)
+    }
+}

@@ -1,0 +1,3 @@
+//! Backends: where ops run. `functional` dispatches on the device of its inputs.
+
+pub mod cuda;

@@ -1,0 +1,55 @@
+//! Scaled dot-product attention with GQA and an optional causal mask.
+//!
+//! CPU: the SIMD attention (rayon over heads, one row of scores at a time). CUDA: the simple
+//! correct path — two cuBLAS batched GEMMs around the softmax kernel, materialising the
+//! `[heads, q_len, k_len]` scores. The FlashAttention kernels replace it for speed.
+
+use super::matmul::product;
+use super::{check_same, cpu_result, softmax};
+use crate::backend::cpu::simd;
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Tensor};
+
+/// `softmax(q·kᵀ·scale)·v` for `q` `[q_len, heads, head_dim]` and `k`, `v`
+/// `[k_len, kv_heads, head_dim]`; query head `h` reads KV head `h / (heads / kv_heads)`.
+/// With `causal`, query `i` sees keys `j <= i + k_len - q_len`. Returns `[q_len, heads, head_dim]`.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
+    const OP: &str = "attention";
+    check_same(OP, &[q, k, v])?;
+    let (&[q_len, heads, d], &[k_len, kv_heads, dk]) = (q.dims(), k.dims()) else {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            expected: "q [q_len, heads, head_dim], k/v [k_len, kv_heads, head_dim]".into(),
+            got: format!("q {}, k {}", q.shape(), k.shape()),
+        });
+    };
+    if v.dims() != k.dims() || dk != d || kv_heads == 0 || heads % kv_heads != 0 {
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            expected: format!("k and v [k_len, kv_heads, {d}] with kv_heads dividing {heads}"),
+            got: format!("k {}, v {}", k.shape(), v.shape()),
+        });
+    }
+    if causal && q_len > k_len {
+        return Err(Error::invalid(OP, format!("causal attention needs q_len <= k_len, got {q_len} > {k_len}")));
+    }
+    match q.device() {
+        Device::Cpu => {
+            let mut out = vec![0.0; q.elem_count()];
+            let (qv, kv, vv) = (q.to_vec_f32()?, k.to_vec_f32()?, v.to_vec_f32()?);
+            simd::attention(&qv, &kv, &vv, q_len, k_len, heads, kv_heads, d, scale, causal, &mut out)?;
+            cpu_result(out, q.shape().clone(), q.dtype())
+        }
+        Device::Cuda(_) => {
+            let group = heads / kv_heads;
+            // Heads of one KV group are adjacent, so [kv_heads, group * q_len, d] batches per KV head.
+            let qg = q.permute(&[1, 0, 2])?.contiguous()?.reshape([kv_heads, group * q_len, d])?;
+            let kt = k.permute(&[1, 0, 2])?.contiguous()?;
+            let vt = v.permute(&[1, 0, 2])?.contiguous()?;
+            let scores = product(OP, &qg, &kt, true)?.reshape([heads, q_len, k_len])?;
+            let probs = softmax(&scores, scale, causal)?.reshape([kv_heads, group * q_len, k_len])?;
+            let out = product(OP, &probs, &vt, false)?.reshape([heads, q_len, d])?;
+            out.permute(&[1, 0, 2])?.contiguous()
+        }
+    }
+}
