@@ -1,6 +1,7 @@
 //! NanoInfer's library: tensors, the CPU and CUDA backends, `nn` modules, the Llama model,
 //! loaders, tokenizer, sampler and generation loop.
 
+pub mod backend;
 pub mod error;
 pub mod tensor;
 
