@@ -14,14 +14,18 @@
 //! `cargo bench --bench cpu_kernels`.
 //!
 //! ```
-//! use nano_infer_host::backend::cpu::reference;
+//! use nano_infer_host::backend::cpu::{reference, simd};
 //! let x = [3.0f32, 4.0];
 //! let mut want = [0.0; 2];
+//! let mut got = [0.0; 2];
 //! reference::rms_norm(&x, &[1.0, 1.0], 0.0, &mut want)?;
+//! simd::rms_norm(&x, &[1.0, 1.0], 0.0, &mut got)?;
 //! assert!((want[0] - 3.0 / 12.5f32.sqrt()).abs() < 1e-6);
+//! assert!((got[1] - want[1]).abs() < 1e-6);
 //! # Ok::<(), nano_infer_host::Error>(())
 //! ```
 
 mod check;
 pub mod reference;
+pub mod simd;
 pub mod testing;
