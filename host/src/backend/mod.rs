@@ -1,3 +1,9 @@
-//! Backends: where ops run. `functional` dispatches on the device of its inputs.
+//! Compute backends. Each backend implements the same set of ops on contiguous buffers;
+//! `functional` picks one from the tensors' device, so model code never branches on a backend.
+//!
+//! - [`cpu`]: the scalar reference (the oracle every other path is tested against) and the
+//!   SIMD + rayon fast path.
+//! - [`cuda`]: the Rust kernels compiled to PTX, cuBLAS, a caching allocator.
 
+pub mod cpu;
 pub mod cuda;
