@@ -14,7 +14,8 @@ use std::process::Command;
 const TARGET_CPU: &str = "sm_80";
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let kernels = root.join("gpu-kernels");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-changed=gpu-kernels/src");
@@ -28,10 +29,21 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&kernels)
-        .args(["rustc", "--release", "--target", "nvptx64-nvidia-cuda", "-Zbuild-std=core"])
+        .args([
+            "rustc",
+            "--release",
+            "--target",
+            "nvptx64-nvidia-cuda",
+            "-Zbuild-std=core",
+        ])
         .args(["--crate-type", "cdylib", "--target-dir"])
         .arg(&target_dir)
-        .args(["--", "-C", &format!("target-cpu={TARGET_CPU}"), "--emit=asm"])
+        .args([
+            "--",
+            "-C",
+            &format!("target-cpu={TARGET_CPU}"),
+            "--emit=asm",
+        ])
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
@@ -46,14 +58,18 @@ fn main() {
         } else {
             ""
         };
-        panic!("building the GPU kernels produced no PTX ({}).{hint}\n{stderr}", asm.display());
+        panic!(
+            "building the GPU kernels produced no PTX ({}).{hint}\n{stderr}",
+            asm.display()
+        );
     }
     copy_ptx(&asm, &out_dir.join("kernels.ptx"));
 }
 
 /// Copies the PTX and checks that it looks like PTX.
 fn copy_ptx(from: &Path, to: &Path) {
-    let ptx = std::fs::read_to_string(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+    let ptx = std::fs::read_to_string(from)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
     assert!(
         ptx.contains(".version") && ptx.contains(".entry"),
         "{} is not PTX with kernel entries",

@@ -30,7 +30,8 @@ impl Bench {
             return Ok(());
         }
         let ms = self.gpu.time_median_ms(5, 50, f)?;
-        self.out.insert(format!("nano_{key}_TBps"), bytes / ms / 1e9);
+        self.out
+            .insert(format!("nano_{key}_TBps"), bytes / ms / 1e9);
         self.out.insert(format!("nano_{key}_ms"), ms);
         eprintln!("{key}: {:.3} ms, {:.3} TB/s", ms, bytes / ms / 1e9);
         Ok(())
@@ -50,32 +51,60 @@ fn kernels(b: &mut Bench) -> Result<()> {
     let (sp, dp) = (src.device_ptr().unwrap_or(0), dst.device_ptr().unwrap_or(0));
     let gpu = b.gpu.clone();
     // SAFETY: both tensors hold n bytes and live until the end of this function.
-    b.tbps("copy_1GiB", 2.0 * n as f64, || unsafe { gpu.copy_device(dp, sp, n) })?;
+    b.tbps("copy_1GiB", 2.0 * n as f64, || unsafe {
+        gpu.copy_device(dp, sp, n)
+    })?;
     drop((src, dst));
 
     for dt in [DType::F16, DType::BF16] {
-        let nm = if dt == DType::F16 { "float16" } else { "bfloat16" };
+        let nm = if dt == DType::F16 {
+            "float16"
+        } else {
+            "bfloat16"
+        };
         let x = rand(&[T, H], dt, &dev, 1)?;
         let r = rand(&[T, H], dt, &dev, 2)?;
         let w = rand(&[H], dt, &dev, 3)?;
         let numel = (T * H) as f64;
-        b.tbps(&format!("rmsnorm_{nm}_T{T}xH{H}"), 2.0 * numel * 2.0, || F::rms_norm(&x, &w, 1e-5).map(drop))?;
+        b.tbps(
+            &format!("rmsnorm_{nm}_T{T}xH{H}"),
+            2.0 * numel * 2.0,
+            || F::rms_norm(&x, &w, 1e-5).map(drop),
+        )?;
         // Anchor formula (3 passes: torch's compiled kernel writes only the norm); ours also
         // writes the residual sum, so its true traffic is 4 passes (reported separately).
-        b.tbps(&format!("add_rmsnorm_{nm}_T{T}xH{H}"), 3.0 * numel * 2.0, || F::add_rms_norm(&x, &r, &w, 1e-5).map(drop))?;
+        b.tbps(
+            &format!("add_rmsnorm_{nm}_T{T}xH{H}"),
+            3.0 * numel * 2.0,
+            || F::add_rms_norm(&x, &r, &w, 1e-5).map(drop),
+        )?;
         drop((x, r, w));
         let g = rand(&[T, I], dt, &dev, 4)?;
         let u = rand(&[T, I], dt, &dev, 5)?;
-        b.tbps(&format!("swiglu_{nm}_T{T}xI{I}"), 3.0 * (T * I) as f64 * 2.0, || F::swiglu(&g, &u).map(drop))?;
+        b.tbps(
+            &format!("swiglu_{nm}_T{T}xI{I}"),
+            3.0 * (T * I) as f64 * 2.0,
+            || F::swiglu(&g, &u).map(drop),
+        )?;
         drop((g, u));
         let q = rand(&[T, 32, 128], dt, &dev, 6)?;
         let table = F::RopeTable::new(T, 128, 10000.0, &dev)?;
         let numel = (T * 32 * 128) as f64;
-        b.tbps(&format!("rope_{nm}_T{T}x32x128"), 2.0 * numel * 2.0, || F::rope(&q, &table, 0, false).map(drop))?;
-        b.tbps(&format!("rope_interleaved_{nm}_T{T}x32x128"), 2.0 * numel * 2.0, || F::rope(&q, &table, 0, true).map(drop))?;
+        b.tbps(&format!("rope_{nm}_T{T}x32x128"), 2.0 * numel * 2.0, || {
+            F::rope(&q, &table, 0, false).map(drop)
+        })?;
+        b.tbps(
+            &format!("rope_interleaved_{nm}_T{T}x32x128"),
+            2.0 * numel * 2.0,
+            || F::rope(&q, &table, 0, true).map(drop),
+        )?;
         drop(q);
         let s = rand(&[128 * 1024, 1024], dt, &dev, 7)?;
-        b.tbps(&format!("softmax_{nm}_131072x1024"), 2.0 * (128 * 1024 * 1024) as f64 * 2.0, || F::softmax(&s, 1.0, false).map(drop))?;
+        b.tbps(
+            &format!("softmax_{nm}_131072x1024"),
+            2.0 * (128 * 1024 * 1024) as f64 * 2.0,
+            || F::softmax(&s, 1.0, false).map(drop),
+        )?;
     }
     Ok(())
 }
@@ -90,12 +119,18 @@ fn gemm(b: &mut Bench) -> Result<()> {
                 continue;
             }
             let x = Tensor::randn([m, k], 1.0, 9, DType::F16, &dev)?;
-            let ms = b.gpu.time_median_ms(5, 50, || F::linear(&x, &w).map(drop))?;
+            let ms = b
+                .gpu
+                .time_median_ms(5, 50, || F::linear(&x, &w).map(drop))?;
             let flops = 2.0 * (m * n * k) as f64;
             let bytes = ((n * k + m * k + m * n) * 2) as f64;
             b.out.insert(format!("nano_{key}_TFLOPs"), flops / ms / 1e9);
             b.out.insert(format!("nano_{key}_TBps"), bytes / ms / 1e9);
-            eprintln!("{key}: {ms:.4} ms, {:.1} TFLOP/s, {:.3} TB/s", flops / ms / 1e9, bytes / ms / 1e9);
+            eprintln!(
+                "{key}: {ms:.4} ms, {:.1} TFLOP/s, {:.3} TB/s",
+                flops / ms / 1e9,
+                bytes / ms / 1e9
+            );
         }
     }
     Ok(())
@@ -103,7 +138,12 @@ fn gemm(b: &mut Bench) -> Result<()> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let dev = match nano_infer::cuda(0) {
         Ok(d) => d,
         Err(e) => {
@@ -112,13 +152,22 @@ fn main() -> Result<()> {
         }
     };
     let gpu = dev.as_cuda().expect("cuda() returns a CUDA device").clone();
-    let mut b = Bench { gpu: gpu.clone(), dev, out: BTreeMap::new(), only: arg("--only") };
+    let mut b = Bench {
+        gpu: gpu.clone(),
+        dev,
+        out: BTreeMap::new(),
+        only: arg("--only"),
+    };
     eprintln!("device: {}", gpu.name());
     kernels(&mut b)?;
     gemm(&mut b)?;
     let mut json = String::from("{\n");
     json += &format!(" \"device\": \"{}\",\n", gpu.name());
-    let body: Vec<String> = b.out.iter().map(|(k, v)| format!(" \"{k}\": {v:.6}")).collect();
+    let body: Vec<String> = b
+        .out
+        .iter()
+        .map(|(k, v)| format!(" \"{k}\": {v:.6}"))
+        .collect();
     json += &body.join(",\n");
     json += "\n}\n";
     print!("{json}");

@@ -24,5 +24,8 @@ pub const KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.pt
 /// Opens CUDA GPU `ordinal` with NanoInfer's kernels loaded. On a machine without a CUDA driver
 /// or GPU this is `Err(Error::CudaUnavailable)`, and the CPU keeps working.
 pub fn cuda(ordinal: usize) -> Result<Device> {
-    Ok(Device::Cuda(backend::cuda::CudaBackend::new(ordinal, KERNELS_PTX)?))
+    Ok(Device::Cuda(backend::cuda::CudaBackend::new(
+        ordinal,
+        KERNELS_PTX,
+    )?))
 }

@@ -43,14 +43,38 @@ impl Elem for f32 {
     #[inline(always)]
     unsafe fn load_chunk(p: *const Self, i: usize) -> [f32; CHUNK] {
         // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned f32s (two 16-byte halves).
-        let (a, b) = unsafe { (load_16b(p.add(i) as *const u8), load_16b(p.add(i + 4) as *const u8)) };
+        let (a, b) = unsafe {
+            (
+                load_16b(p.add(i) as *const u8),
+                load_16b(p.add(i + 4) as *const u8),
+            )
+        };
         let f = f32::from_bits;
-        [f(a.0[0]), f(a.0[1]), f(a.0[2]), f(a.0[3]), f(b.0[0]), f(b.0[1]), f(b.0[2]), f(b.0[3])]
+        [
+            f(a.0[0]),
+            f(a.0[1]),
+            f(a.0[2]),
+            f(a.0[3]),
+            f(b.0[0]),
+            f(b.0[1]),
+            f(b.0[2]),
+            f(b.0[3]),
+        ]
     }
     #[inline(always)]
     unsafe fn store_chunk(p: *mut Self, i: usize, v: [f32; CHUNK]) {
-        let a = Bytes16([v[0].to_bits(), v[1].to_bits(), v[2].to_bits(), v[3].to_bits()]);
-        let b = Bytes16([v[4].to_bits(), v[5].to_bits(), v[6].to_bits(), v[7].to_bits()]);
+        let a = Bytes16([
+            v[0].to_bits(),
+            v[1].to_bits(),
+            v[2].to_bits(),
+            v[3].to_bits(),
+        ]);
+        let b = Bytes16([
+            v[4].to_bits(),
+            v[5].to_bits(),
+            v[6].to_bits(),
+            v[7].to_bits(),
+        ]);
         // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned f32s.
         unsafe {
             store_16b(p.add(i) as *mut u8, a);
@@ -82,7 +106,12 @@ macro_rules! half_elem {
             #[inline(always)]
             unsafe fn store_chunk(p: *mut Self, i: usize, v: [f32; CHUNK]) {
                 let pack = |lo: f32, hi: f32| $from_f32(lo) as u32 | (($from_f32(hi) as u32) << 16);
-                let w = Bytes16([pack(v[0], v[1]), pack(v[2], v[3]), pack(v[4], v[5]), pack(v[6], v[7])]);
+                let w = Bytes16([
+                    pack(v[0], v[1]),
+                    pack(v[2], v[3]),
+                    pack(v[4], v[5]),
+                    pack(v[6], v[7]),
+                ]);
                 // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned elements.
                 unsafe { store_16b(p.add(i) as *mut u8, w) };
             }
@@ -117,7 +146,12 @@ pub fn aligned16<T>(p: *const T) -> bool {
 pub unsafe fn load4_f32(p: *const f32, i: usize) -> [f32; 4] {
     // SAFETY: the caller guarantees 4 in-bounds, 16-byte aligned f32s.
     let w = unsafe { load_16b(p.add(i) as *const u8) };
-    [f32::from_bits(w.0[0]), f32::from_bits(w.0[1]), f32::from_bits(w.0[2]), f32::from_bits(w.0[3])]
+    [
+        f32::from_bits(w.0[0]),
+        f32::from_bits(w.0[1]),
+        f32::from_bits(w.0[2]),
+        f32::from_bits(w.0[3]),
+    ]
 }
 
 /// Sum of squares of a chunk (index loop: array iterators would spill to local memory).

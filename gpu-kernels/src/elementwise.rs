@@ -15,7 +15,10 @@ use crate::primitives::{block_dim_x, block_idx_x, grid_dim_x, thread_idx_x};
 #[inline(always)]
 fn grid_stride() -> (usize, usize) {
     let bd = block_dim_x() as usize;
-    (block_idx_x() as usize * bd + thread_idx_x() as usize, grid_dim_x() as usize * bd)
+    (
+        block_idx_x() as usize * bd + thread_idx_x() as usize,
+        grid_dim_x() as usize * bd,
+    )
 }
 
 /// `out[i] = f(a[i], b[i])` for `i < n`, computed in f32; `B` is the output storage type.
@@ -32,7 +35,11 @@ pub unsafe fn map2<A: Elem, B: Elem>(
     f: impl Fn(f32, f32) -> f32,
 ) {
     let (first, stride) = grid_stride();
-    let chunks = if aligned16(a) && aligned16(b) && aligned16(out) { n / CHUNK } else { 0 };
+    let chunks = if aligned16(a) && aligned16(b) && aligned16(out) {
+        n / CHUNK
+    } else {
+        0
+    };
     // SAFETY: chunk c covers c*CHUNK..(c+1)*CHUNK <= n, aligned because the bases are; the
     // scalar tail stays below n.
     unsafe {
@@ -113,7 +120,13 @@ cast_entries! {
 /// # Safety
 /// `ids` holds `gridDim.x` ids, `out` `gridDim.x * cols` elements, `table` `vocab * cols`.
 #[inline(always)]
-pub unsafe fn embedding<E: Elem>(ids: *const u32, table: *const E, out: *mut E, cols: u32, vocab: u32) {
+pub unsafe fn embedding<E: Elem>(
+    ids: *const u32,
+    table: *const E,
+    out: *mut E,
+    cols: u32,
+    vocab: u32,
+) {
     let row = block_idx_x() as usize;
     let cols = cols as usize;
     // SAFETY: row < gridDim.x = number of ids; every index below stays inside its row.
@@ -123,7 +136,11 @@ pub unsafe fn embedding<E: Elem>(ids: *const u32, table: *const E, out: *mut E, 
         let dst = out.add(row * cols);
         let mut i = thread_idx_x() as usize;
         while i < cols {
-            *dst.add(i) = if id < vocab { *src.add(i) } else { E::store(0.0) };
+            *dst.add(i) = if id < vocab {
+                *src.add(i)
+            } else {
+                E::store(0.0)
+            };
             i += block_dim_x() as usize;
         }
     }

@@ -10,11 +10,10 @@
 //! bench: `gpu_bench rmsnorm`.
 
 use crate::elem::{BF16, CHUNK, Elem, F16, aligned16, sum_sq};
-use crate::unroll::CACHED_CHUNKS;
-use crate::{kernel_entries, unroll_cached};
 use crate::primitives::{block_dim_x, block_idx_x, dyn_smem_base, rsqrt_approx, thread_idx_x};
 use crate::reduce::block_sum;
-
+use crate::unroll::CACHED_CHUNKS;
+use crate::{kernel_entries, unroll_cached};
 
 /// `out = x / sqrt(mean(x^2) + eps) * w`, row by row; with `ADD`, first `x = x + residual`,
 /// stored to `sum_out` (which may alias `x` for an in-place residual stream).

@@ -43,7 +43,11 @@ unsafe fn block_reduce(v: f32, scratch: u32, identity: f32, warp_op: fn(f32) -> 
             smem_store_f32(scratch + warp * 4, w);
         }
         sync_threads();
-        let t = if lane < warps { smem_load_f32(scratch + lane * 4) } else { identity };
+        let t = if lane < warps {
+            smem_load_f32(scratch + lane * 4)
+        } else {
+            identity
+        };
         let total = warp_op(t);
         // The scratch area may be reused right after: wait until every warp has read it.
         sync_threads();

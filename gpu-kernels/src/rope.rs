@@ -19,7 +19,13 @@ use crate::primitives::{block_dim_x, block_idx_x, grid_dim_x, thread_idx_x};
 /// `x`/`out` hold `rows * head_dim` elements; the tables hold every position reached
 /// (`pos_offset + seq`) times `head_dim / 2` entries; `head_dim` is even.
 #[inline(always)]
-pub unsafe fn rope<E: Elem>(x: *const E, out: *mut E, cos: *const f32, sin: *const f32, p: RopeParams) {
+pub unsafe fn rope<E: Elem>(
+    x: *const E,
+    out: *mut E,
+    cos: *const f32,
+    sin: *const f32,
+    p: RopeParams,
+) {
     let d = p.head_dim as usize;
     let half = d / 2;
     let bd = block_dim_x() as usize;
@@ -28,7 +34,12 @@ pub unsafe fn rope<E: Elem>(x: *const E, out: *mut E, cos: *const f32, sin: *con
     let aligned = aligned16(x) && aligned16(out) && aligned16(cos) && aligned16(sin);
     let interleaved = p.interleaved != 0;
     // Elements per work item: halves rotate 8 pairs (16 elements), pairs 4 pairs (8 elements).
-    let vector = aligned && if interleaved { d % CHUNK == 0 } else { half % CHUNK == 0 };
+    let vector = aligned
+        && if interleaved {
+            d % CHUNK == 0
+        } else {
+            half % CHUNK == 0
+        };
     let items_per_row = if !vector {
         half
     } else if interleaved {
@@ -49,7 +60,11 @@ pub unsafe fn rope<E: Elem>(x: *const E, out: *mut E, cos: *const f32, sin: *con
         let tab = pos * half;
         unsafe {
             if !vector {
-                let (a, b) = if interleaved { (xr + 2 * j, xr + 2 * j + 1) } else { (xr + j, xr + j + half) };
+                let (a, b) = if interleaved {
+                    (xr + 2 * j, xr + 2 * j + 1)
+                } else {
+                    (xr + j, xr + j + half)
+                };
                 let (c, s) = (*cos.add(tab + j), *sin.add(tab + j));
                 let (va, vb) = ((*x.add(a)).load(), (*x.add(b)).load());
                 *out.add(a) = E::store(va * c - vb * s);
@@ -67,7 +82,10 @@ pub unsafe fn rope<E: Elem>(x: *const E, out: *mut E, cos: *const f32, sin: *con
             } else {
                 let (ia, ib) = (xr + j * CHUNK, xr + half + j * CHUNK);
                 let (va, vb) = (E::load_chunk(x, ia), E::load_chunk(x, ib));
-                let (c, s) = (f32::load_chunk(cos, tab + j * CHUNK), f32::load_chunk(sin, tab + j * CHUNK));
+                let (c, s) = (
+                    f32::load_chunk(cos, tab + j * CHUNK),
+                    f32::load_chunk(sin, tab + j * CHUNK),
+                );
                 let (mut oa, mut ob) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
                 for k in 0..CHUNK {
                     oa[k] = va[k] * c[k] - vb[k] * s[k];

@@ -9,11 +9,13 @@
 //! bench: `gpu_bench softmax`.
 
 use crate::elem::{BF16, CHUNK, Elem, F16, aligned16, max_of};
+use crate::params::SoftmaxParams;
+use crate::primitives::{
+    block_dim_x, block_idx_x, dyn_smem_base, exp2_approx, rcp_approx, thread_idx_x,
+};
+use crate::reduce::{block_max, block_sum};
 use crate::unroll::CACHED_CHUNKS;
 use crate::{kernel_entries, unroll_cached};
-use crate::params::SoftmaxParams;
-use crate::primitives::{block_dim_x, block_idx_x, dyn_smem_base, exp2_approx, rcp_approx, thread_idx_x};
-use crate::reduce::{block_max, block_sum};
 
 /// Softmax of each row of `x` into `out` (which may alias `x`).
 ///
@@ -27,11 +29,21 @@ pub unsafe fn softmax<E: Elem>(x: *const E, out: *mut E, p: SoftmaxParams) {
     let base = row * cols;
     let scratch = dyn_smem_base();
     // Columns at or past `limit` are masked.
-    let limit = if p.causal != 0 { row % p.q_len as usize + cols - p.q_len as usize + 1 } else { cols };
+    let limit = if p.causal != 0 {
+        row % p.q_len as usize + cols - p.q_len as usize + 1
+    } else {
+        cols
+    };
     let scale = p.scale * core::f32::consts::LOG2_E;
     let vector = cols % CHUNK == 0 && aligned16(x) && aligned16(out);
     let chunks = cols / CHUNK;
-    let masked = |i: usize, v: f32| if i < limit { v * scale } else { f32::NEG_INFINITY };
+    let masked = |i: usize, v: f32| {
+        if i < limit {
+            v * scale
+        } else {
+            f32::NEG_INFINITY
+        }
+    };
 
     // SAFETY (whole body): indices stay below rows*cols; chunked accesses only on aligned rows.
     unsafe {

@@ -10,9 +10,21 @@ pub const CACHED_CHUNKS: usize = 4;
 macro_rules! unroll_cached {
     ($k:ident => $body:block) => {{
         const _: () = assert!($crate::unroll::CACHED_CHUNKS == 4);
-        { let $k: usize = 0; $body }
-        { let $k: usize = 1; $body }
-        { let $k: usize = 2; $body }
-        { let $k: usize = 3; $body }
+        {
+            let $k: usize = 0;
+            $body
+        }
+        {
+            let $k: usize = 1;
+            $body
+        }
+        {
+            let $k: usize = 2;
+            $body
+        }
+        {
+            let $k: usize = 3;
+            $body
+        }
     }};
 }

@@ -31,23 +31,32 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
         });
     }
     if causal && q_len > k_len {
-        return Err(Error::invalid(OP, format!("causal attention needs q_len <= k_len, got {q_len} > {k_len}")));
+        return Err(Error::invalid(
+            OP,
+            format!("causal attention needs q_len <= k_len, got {q_len} > {k_len}"),
+        ));
     }
     match q.device() {
         Device::Cpu => {
             let mut out = vec![0.0; q.elem_count()];
             let (qv, kv, vv) = (q.to_vec_f32()?, k.to_vec_f32()?, v.to_vec_f32()?);
-            simd::attention(&qv, &kv, &vv, q_len, k_len, heads, kv_heads, d, scale, causal, &mut out)?;
+            simd::attention(
+                &qv, &kv, &vv, q_len, k_len, heads, kv_heads, d, scale, causal, &mut out,
+            )?;
             cpu_result(out, q.shape().clone(), q.dtype())
         }
         Device::Cuda(_) => {
             let group = heads / kv_heads;
             // Heads of one KV group are adjacent, so [kv_heads, group * q_len, d] batches per KV head.
-            let qg = q.permute(&[1, 0, 2])?.contiguous()?.reshape([kv_heads, group * q_len, d])?;
+            let qg = q
+                .permute(&[1, 0, 2])?
+                .contiguous()?
+                .reshape([kv_heads, group * q_len, d])?;
             let kt = k.permute(&[1, 0, 2])?.contiguous()?;
             let vt = v.permute(&[1, 0, 2])?.contiguous()?;
             let scores = product(OP, &qg, &kt, true)?.reshape([heads, q_len, k_len])?;
-            let probs = softmax(&scores, scale, causal)?.reshape([kv_heads, group * q_len, k_len])?;
+            let probs =
+                softmax(&scores, scale, causal)?.reshape([kv_heads, group * q_len, k_len])?;
             let out = product(OP, &probs, &vt, false)?.reshape([heads, q_len, d])?;
             out.permute(&[1, 0, 2])?.contiguous()
         }

@@ -16,7 +16,10 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// A Linear layer without bias: `x [.., k] · wᵀ` with `w` `[n, k]` (PyTorch's layout).
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.rank() == 0 {
-        return Err(Error::invalid("linear", "the input must have at least one dimension"));
+        return Err(Error::invalid(
+            "linear",
+            "the input must have at least one dimension",
+        ));
     }
     let k = x.shape().last_dim();
     let m = x.elem_count() / k.max(1);
@@ -28,14 +31,30 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     y.reshape(dims)
 }
 
-pub(crate) fn product(op: &'static str, a: &Tensor, b: &Tensor, b_transposed: bool) -> Result<Tensor> {
+pub(crate) fn product(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    b_transposed: bool,
+) -> Result<Tensor> {
     check_same(op, &[a, b])?;
     if a.rank() < 2 || b.rank() < 2 {
-        return Err(Error::invalid(op, format!("operands need rank >= 2, got {} and {}", a.shape(), b.shape())));
+        return Err(Error::invalid(
+            op,
+            format!(
+                "operands need rank >= 2, got {} and {}",
+                a.shape(),
+                b.shape()
+            ),
+        ));
     }
     let (ad, bd) = (a.dims(), b.dims());
     let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
-    let (bk, n) = if b_transposed { (bd[bd.len() - 1], bd[bd.len() - 2]) } else { (bd[bd.len() - 2], bd[bd.len() - 1]) };
+    let (bk, n) = if b_transposed {
+        (bd[bd.len() - 1], bd[bd.len() - 2])
+    } else {
+        (bd[bd.len() - 2], bd[bd.len() - 1])
+    };
     let a_batch = &ad[..ad.len() - 2];
     let b_batch = &bd[..bd.len() - 2];
     if bk != k || (!b_batch.is_empty() && b_batch != a_batch) {
@@ -56,7 +75,15 @@ pub(crate) fn product(op: &'static str, a: &Tensor, b: &Tensor, b_transposed: bo
             let mut out = vec![0.0; batch * m * n];
             for i in 0..batch {
                 let bo = i * stride_b;
-                simd::matmul(&av[i * m * k..(i + 1) * m * k], &bv[bo..bo + k * n], m, k, n, b_transposed, &mut out[i * m * n..(i + 1) * m * n])?;
+                simd::matmul(
+                    &av[i * m * k..(i + 1) * m * k],
+                    &bv[bo..bo + k * n],
+                    m,
+                    k,
+                    n,
+                    b_transposed,
+                    &mut out[i * m * n..(i + 1) * m * n],
+                )?;
             }
             cpu_result(out, out_dims, a.dtype())
         }
@@ -65,7 +92,16 @@ pub(crate) fn product(op: &'static str, a: &Tensor, b: &Tensor, b_transposed: bo
             if out.elem_count() == 0 {
                 return Ok(out);
             }
-            let g = Gemm { m, n, k, b_transposed, batch, stride_a: m * k, stride_b, stride_c: m * n };
+            let g = Gemm {
+                m,
+                n,
+                k,
+                b_transposed,
+                batch,
+                stride_a: m * k,
+                stride_b,
+                stride_c: m * n,
+            };
             // SAFETY: a, b, out are contiguous with exactly the extents g addresses (checked above).
             unsafe { be.gemm(g, cuda_ptr(&a), cuda_ptr(&b), cuda_ptr(&out), a.dtype())? };
             Ok(out)

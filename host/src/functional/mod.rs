@@ -21,12 +21,18 @@ use crate::tensor::{DType, Device, Shape, Storage, Tensor, check_same_device};
 pub(crate) fn cuda_ptr(t: &Tensor) -> u64 {
     debug_assert!(t.is_contiguous());
     let guard = t.storage();
-    let Storage::Cuda(s) = &*guard else { unreachable!("cuda_ptr of a CUDA tensor") };
+    let Storage::Cuda(s) = &*guard else {
+        unreachable!("cuda_ptr of a CUDA tensor")
+    };
     s.ptr() + (t.layout().offset() * t.dtype().size_in_bytes()) as u64
 }
 
 /// The output of a CPU op as a tensor of `dtype`.
-pub(crate) fn cpu_result(values: Vec<f32>, shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+pub(crate) fn cpu_result(
+    values: Vec<f32>,
+    shape: impl Into<Shape>,
+    dtype: DType,
+) -> Result<Tensor> {
     Tensor::from_f32(values, shape, dtype, &Device::Cpu)
 }
 
@@ -36,7 +42,11 @@ pub(crate) fn check_same(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
     for t in &tensors[1..] {
         check_same_device(op, first, t)?;
         if t.dtype() != first.dtype() {
-            return Err(Error::DTypeMismatch { op, expected: first.dtype(), got: t.dtype() });
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: first.dtype(),
+                got: t.dtype(),
+            });
         }
     }
     Ok(())
@@ -47,7 +57,11 @@ pub(crate) fn check_shape(op: &'static str, t: &Tensor, shape: &Shape) -> Result
     if t.shape() == shape {
         Ok(())
     } else {
-        Err(Error::ShapeMismatch { op, expected: shape.to_string(), got: t.shape().to_string() })
+        Err(Error::ShapeMismatch {
+            op,
+            expected: shape.to_string(),
+            got: t.shape().to_string(),
+        })
     }
 }
 
@@ -55,10 +69,17 @@ pub(crate) fn check_shape(op: &'static str, t: &Tensor, shape: &Shape) -> Result
 fn check_row_weight(op: &'static str, x: &Tensor, w: &Tensor) -> Result<usize> {
     let cols = x.shape().last_dim();
     if w.dims() != [cols] {
-        return Err(Error::ShapeMismatch { op, expected: format!("[{cols}]"), got: w.shape().to_string() });
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: format!("[{cols}]"),
+            got: w.shape().to_string(),
+        });
     }
     if x.rank() == 0 || cols == 0 {
-        return Err(Error::invalid(op, "the input needs a non-empty last dimension"));
+        return Err(Error::invalid(
+            op,
+            "the input needs a non-empty last dimension",
+        ));
     }
     Ok(cols)
 }
@@ -77,30 +98,63 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
         }
         Device::Cuda(b) => {
             let out = Tensor::uninit(x.shape().clone(), x.dtype(), x.device())?;
-            b.rms_norm(cuda_ptr(&x), cuda_ptr(&w), cuda_ptr(&out), x.elem_count() / cols, cols, eps, x.dtype())?;
+            b.rms_norm(
+                cuda_ptr(&x),
+                cuda_ptr(&w),
+                cuda_ptr(&out),
+                x.elem_count() / cols,
+                cols,
+                eps,
+                x.dtype(),
+            )?;
             Ok(out)
         }
     }
 }
 
 /// Fused residual add + RMSNorm: returns `(x + residual, rms_norm(x + residual) * weight)`.
-pub fn add_rms_norm(x: &Tensor, residual: &Tensor, weight: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+pub fn add_rms_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    weight: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor)> {
     const OP: &str = "add_rms_norm";
     check_same(OP, &[x, residual, weight])?;
     check_shape(OP, residual, x.shape())?;
     let cols = check_row_weight(OP, x, weight)?;
-    let (x, r, w) = (x.contiguous()?, residual.contiguous()?, weight.contiguous()?);
+    let (x, r, w) = (
+        x.contiguous()?,
+        residual.contiguous()?,
+        weight.contiguous()?,
+    );
     match x.device() {
         Device::Cpu => {
             let (mut sum, mut out) = (vec![0.0; x.elem_count()], vec![0.0; x.elem_count()]);
-            simd::add_rms_norm(&x.to_vec_f32()?, &r.to_vec_f32()?, &w.to_vec_f32()?, eps, &mut sum, &mut out)?;
-            Ok((cpu_result(sum, x.shape().clone(), x.dtype())?, cpu_result(out, x.shape().clone(), x.dtype())?))
+            simd::add_rms_norm(
+                &x.to_vec_f32()?,
+                &r.to_vec_f32()?,
+                &w.to_vec_f32()?,
+                eps,
+                &mut sum,
+                &mut out,
+            )?;
+            Ok((
+                cpu_result(sum, x.shape().clone(), x.dtype())?,
+                cpu_result(out, x.shape().clone(), x.dtype())?,
+            ))
         }
         Device::Cuda(b) => {
             let sum = Tensor::uninit(x.shape().clone(), x.dtype(), x.device())?;
             let out = Tensor::uninit(x.shape().clone(), x.dtype(), x.device())?;
             let rows = x.elem_count() / cols;
-            let (xp, rp, wp, sp, op) = (cuda_ptr(&x), cuda_ptr(&r), cuda_ptr(&w), cuda_ptr(&sum), cuda_ptr(&out));
+            let (xp, rp, wp, sp, op) = (
+                cuda_ptr(&x),
+                cuda_ptr(&r),
+                cuda_ptr(&w),
+                cuda_ptr(&sum),
+                cuda_ptr(&out),
+            );
             b.add_rms_norm(xp, rp, wp, sp, op, rows, cols, eps, x.dtype())?;
             Ok((sum, out))
         }
@@ -139,7 +193,11 @@ fn map(op: Map, a: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         Device::Cpu => {
             let mut out = vec![0.0; a.elem_count()];
             let av = a.to_vec_f32()?;
-            let bv = b.as_ref().map(Tensor::to_vec_f32).transpose()?.unwrap_or_default();
+            let bv = b
+                .as_ref()
+                .map(Tensor::to_vec_f32)
+                .transpose()?
+                .unwrap_or_default();
             match op {
                 Map::Silu => simd::silu(&av, &mut out)?,
                 Map::SwiGlu => simd::swiglu(&av, &bv, &mut out)?,
@@ -151,8 +209,21 @@ fn map(op: Map, a: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         Device::Cuda(be) => {
             let out = Tensor::uninit(a.shape().clone(), a.dtype(), a.device())?;
             match &b {
-                None => be.unary(name, cuda_ptr(&a), cuda_ptr(&out), a.elem_count(), a.dtype())?,
-                Some(b) => be.binary(name, cuda_ptr(&a), cuda_ptr(b), cuda_ptr(&out), a.elem_count(), a.dtype())?,
+                None => be.unary(
+                    name,
+                    cuda_ptr(&a),
+                    cuda_ptr(&out),
+                    a.elem_count(),
+                    a.dtype(),
+                )?,
+                Some(b) => be.binary(
+                    name,
+                    cuda_ptr(&a),
+                    cuda_ptr(b),
+                    cuda_ptr(&out),
+                    a.elem_count(),
+                    a.dtype(),
+                )?,
             }
             Ok(out)
         }
@@ -185,12 +256,25 @@ pub fn softmax(x: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
     const OP: &str = "softmax";
     let dims = x.dims();
     let k_len = x.shape().last_dim();
-    let q_len = if causal && dims.len() >= 2 { dims[dims.len() - 2] } else { 1 };
+    let q_len = if causal && dims.len() >= 2 {
+        dims[dims.len() - 2]
+    } else {
+        1
+    };
     if x.rank() == 0 || k_len == 0 {
-        return Err(Error::invalid(OP, "the input needs a non-empty last dimension"));
+        return Err(Error::invalid(
+            OP,
+            "the input needs a non-empty last dimension",
+        ));
     }
     if causal && (dims.len() < 2 || q_len > k_len) {
-        return Err(Error::invalid(OP, format!("causal softmax needs [.., q_len, k_len] with q_len <= k_len, got {}", x.shape())));
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "causal softmax needs [.., q_len, k_len] with q_len <= k_len, got {}",
+                x.shape()
+            ),
+        ));
     }
     let x = x.contiguous()?;
     match x.device() {
@@ -201,8 +285,19 @@ pub fn softmax(x: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
         }
         Device::Cuda(b) => {
             let out = Tensor::uninit(x.shape().clone(), x.dtype(), x.device())?;
-            let p = SoftmaxParams { cols: k_len as u32, q_len: q_len as u32, scale, causal: causal as u32 };
-            b.softmax(cuda_ptr(&x), cuda_ptr(&out), x.elem_count() / k_len, p, x.dtype())?;
+            let p = SoftmaxParams {
+                cols: k_len as u32,
+                q_len: q_len as u32,
+                scale,
+                causal: causal as u32,
+            };
+            b.softmax(
+                cuda_ptr(&x),
+                cuda_ptr(&out),
+                x.elem_count() / k_len,
+                p,
+                x.dtype(),
+            )?;
             Ok(out)
         }
     }
@@ -212,16 +307,30 @@ pub fn softmax(x: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
 pub fn embedding(ids: &[u32], table: &Tensor) -> Result<Tensor> {
     const OP: &str = "embedding";
     let [vocab, dim] = *table.dims() else {
-        return Err(Error::ShapeMismatch { op: OP, expected: "[vocab, dim]".into(), got: table.shape().to_string() });
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            expected: "[vocab, dim]".into(),
+            got: table.shape().to_string(),
+        });
     };
     if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(Error::invalid(OP, format!("token id {bad} is outside the vocabulary of {vocab}")));
+        return Err(Error::invalid(
+            OP,
+            format!("token id {bad} is outside the vocabulary of {vocab}"),
+        ));
     }
     let table = table.contiguous()?;
     match table.device() {
         Device::Cpu => {
             let t = table.to_vec_f32()?;
-            let out: Vec<f32> = ids.iter().flat_map(|&id| t[id as usize * dim..(id as usize + 1) * dim].iter().copied()).collect();
+            let out: Vec<f32> = ids
+                .iter()
+                .flat_map(|&id| {
+                    t[id as usize * dim..(id as usize + 1) * dim]
+                        .iter()
+                        .copied()
+                })
+                .collect();
             cpu_result(out, [ids.len(), dim], table.dtype())
         }
         Device::Cuda(b) => {
@@ -230,7 +339,15 @@ pub fn embedding(ids: &[u32], table: &Tensor) -> Result<Tensor> {
                 return Ok(out);
             }
             let ids_dev = b.upload_buffer(bytemuck::cast_slice(ids))?;
-            b.embedding(ids_dev.ptr(), cuda_ptr(&table), cuda_ptr(&out), ids.len(), dim, vocab, table.dtype())?;
+            b.embedding(
+                ids_dev.ptr(),
+                cuda_ptr(&table),
+                cuda_ptr(&out),
+                ids.len(),
+                dim,
+                vocab,
+                table.dtype(),
+            )?;
             Ok(out)
         }
     }

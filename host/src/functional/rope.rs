@@ -21,7 +21,10 @@ impl RopeTable {
     /// The table for positions `0..max_pos` with base `theta`.
     pub fn new(max_pos: usize, head_dim: usize, theta: f32, device: &Device) -> Result<RopeTable> {
         if head_dim == 0 || head_dim % 2 != 0 {
-            return Err(Error::invalid("rope_table", format!("head_dim must be even and positive, got {head_dim}")));
+            return Err(Error::invalid(
+                "rope_table",
+                format!("head_dim must be even and positive, got {head_dim}"),
+            ));
         }
         let (cos, sin) = reference::rope_table(max_pos, head_dim, theta);
         let shape = [max_pos, head_dim / 2];
@@ -44,24 +47,53 @@ pub fn rope(x: &Tensor, table: &RopeTable, pos_offset: usize, interleaved: bool)
     const OP: &str = "rope";
     let dims = x.dims();
     if dims.len() < 3 {
-        return Err(Error::ShapeMismatch { op: OP, expected: "[.., seq, heads, head_dim]".into(), got: x.shape().to_string() });
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            expected: "[.., seq, heads, head_dim]".into(),
+            got: x.shape().to_string(),
+        });
     }
-    let (seq, heads, head_dim) = (dims[dims.len() - 3], dims[dims.len() - 2], dims[dims.len() - 1]);
+    let (seq, heads, head_dim) = (
+        dims[dims.len() - 3],
+        dims[dims.len() - 2],
+        dims[dims.len() - 1],
+    );
     if head_dim != table.head_dim {
-        return Err(Error::ShapeMismatch { op: OP, expected: format!("head_dim {}", table.head_dim), got: format!("{head_dim}") });
+        return Err(Error::ShapeMismatch {
+            op: OP,
+            expected: format!("head_dim {}", table.head_dim),
+            got: format!("{head_dim}"),
+        });
     }
     if pos_offset + seq > table.max_pos {
-        return Err(Error::ContextOverflow { needed: pos_offset + seq, capacity: table.max_pos });
+        return Err(Error::ContextOverflow {
+            needed: pos_offset + seq,
+            capacity: table.max_pos,
+        });
     }
     if !x.device().same(table.cos.device()) {
-        return Err(Error::DeviceMismatch { op: OP, lhs: x.device().to_string(), rhs: table.cos.device().to_string() });
+        return Err(Error::DeviceMismatch {
+            op: OP,
+            lhs: x.device().to_string(),
+            rhs: table.cos.device().to_string(),
+        });
     }
     let x = x.contiguous()?;
     match x.device() {
         Device::Cpu => {
             let mut out = vec![0.0; x.elem_count()];
             let (cos, sin) = (table.cos.to_vec_f32()?, table.sin.to_vec_f32()?);
-            simd::rope(&x.to_vec_f32()?, seq, heads, head_dim, &cos, &sin, pos_offset, interleaved, &mut out)?;
+            simd::rope(
+                &x.to_vec_f32()?,
+                seq,
+                heads,
+                head_dim,
+                &cos,
+                &sin,
+                pos_offset,
+                interleaved,
+                &mut out,
+            )?;
             cpu_result(out, x.shape().clone(), x.dtype())
         }
         Device::Cuda(b) => {
@@ -77,7 +109,14 @@ pub fn rope(x: &Tensor, table: &RopeTable, pos_offset: usize, interleaved: bool)
                 pos_offset: pos_offset as u32,
                 interleaved: interleaved as u32,
             };
-            b.rope(cuda_ptr(&x), cuda_ptr(&out), cuda_ptr(&table.cos), cuda_ptr(&table.sin), p, x.dtype())?;
+            b.rope(
+                cuda_ptr(&x),
+                cuda_ptr(&out),
+                cuda_ptr(&table.cos),
+                cuda_ptr(&table.sin),
+                p,
+                x.dtype(),
+            )?;
             Ok(out)
         }
     }

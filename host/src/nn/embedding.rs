@@ -14,7 +14,11 @@ pub struct Embedding {
 impl Embedding {
     pub fn new(table: Tensor) -> Result<Embedding> {
         if table.rank() != 2 {
-            return Err(Error::ShapeMismatch { op: "Embedding::new", expected: "[vocab, dim]".into(), got: table.shape().to_string() });
+            return Err(Error::ShapeMismatch {
+                op: "Embedding::new",
+                expected: "[vocab, dim]".into(),
+                got: table.shape().to_string(),
+            });
         }
         Ok(Embedding { table })
     }

@@ -16,13 +16,29 @@ impl Linear {
     /// Wraps a `[out, in]` weight.
     pub fn new(weight: Tensor) -> Result<Linear> {
         if weight.rank() != 2 {
-            return Err(Error::ShapeMismatch { op: "Linear::new", expected: "[out, in]".into(), got: weight.shape().to_string() });
+            return Err(Error::ShapeMismatch {
+                op: "Linear::new",
+                expected: "[out, in]".into(),
+                got: weight.shape().to_string(),
+            });
         }
         Ok(Linear { weight })
     }
     /// Weights drawn from N(0, INIT_STD²) with `seed`.
-    pub fn random(in_features: usize, out_features: usize, seed: u64, dtype: DType, device: &Device) -> Result<Linear> {
-        Linear::new(Tensor::randn([out_features, in_features], INIT_STD, seed, dtype, device)?)
+    pub fn random(
+        in_features: usize,
+        out_features: usize,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Linear> {
+        Linear::new(Tensor::randn(
+            [out_features, in_features],
+            INIT_STD,
+            seed,
+            dtype,
+            device,
+        )?)
     }
     pub fn weight(&self) -> &Tensor {
         &self.weight

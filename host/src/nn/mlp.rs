@@ -18,17 +18,39 @@ pub struct LlamaMlp {
 
 impl LlamaMlp {
     /// Random weights (seeded), as in the seed's example `LlamaMLP(4096, 11008)`.
-    pub fn new(hidden_size: usize, intermediate_size: usize, seed: u64, dtype: DType, device: &Device) -> Result<LlamaMlp> {
+    pub fn new(
+        hidden_size: usize,
+        intermediate_size: usize,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<LlamaMlp> {
         Ok(LlamaMlp {
             gate_proj: Linear::random(hidden_size, intermediate_size, seed, dtype, device)?,
-            up_proj: Linear::random(hidden_size, intermediate_size, seed.wrapping_add(1), dtype, device)?,
-            down_proj: Linear::random(intermediate_size, hidden_size, seed.wrapping_add(2), dtype, device)?,
+            up_proj: Linear::random(
+                hidden_size,
+                intermediate_size,
+                seed.wrapping_add(1),
+                dtype,
+                device,
+            )?,
+            down_proj: Linear::random(
+                intermediate_size,
+                hidden_size,
+                seed.wrapping_add(2),
+                dtype,
+                device,
+            )?,
         })
     }
     /// The same weights on another device.
     pub fn to_device(&self, device: &Device) -> Result<LlamaMlp> {
         let mv = |l: &Linear| Linear::new(l.weight().to_device(device)?);
-        Ok(LlamaMlp { gate_proj: mv(&self.gate_proj)?, up_proj: mv(&self.up_proj)?, down_proj: mv(&self.down_proj)? })
+        Ok(LlamaMlp {
+            gate_proj: mv(&self.gate_proj)?,
+            up_proj: mv(&self.up_proj)?,
+            down_proj: mv(&self.down_proj)?,
+        })
     }
 }
 

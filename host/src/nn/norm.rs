@@ -16,7 +16,13 @@ pub struct RmsNorm {
 impl RmsNorm {
     pub fn new(weight: Tensor, eps: f32) -> Result<RmsNorm> {
         if weight.rank() != 1 || !(eps >= 0.0) {
-            return Err(Error::invalid("RmsNorm::new", format!("weight must be [dim] and eps >= 0, got {} and {eps}", weight.shape())));
+            return Err(Error::invalid(
+                "RmsNorm::new",
+                format!(
+                    "weight must be [dim] and eps >= 0, got {} and {eps}",
+                    weight.shape()
+                ),
+            ));
         }
         Ok(RmsNorm { weight, eps })
     }

@@ -20,7 +20,13 @@ pub struct Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor(shape={}, dtype={:?}, device={})", self.shape(), self.dtype, self.device)
+        write!(
+            f,
+            "Tensor(shape={}, dtype={:?}, device={})",
+            self.shape(),
+            self.dtype,
+            self.device
+        )
     }
 }
 
@@ -48,7 +54,11 @@ impl Tensor {
     }
 
     /// A tensor holding `data` (row-major) with `shape`, on `device`.
-    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_vec<T: Element>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         check_len("from_vec", &shape, data.len())?;
         let cpu = CpuStorage::from_f32(data.iter().map(|v| v.to_f32()).collect(), T::DTYPE);
@@ -56,10 +66,20 @@ impl Tensor {
     }
 
     /// A tensor of `dtype` from f32 values (rounded to nearest even).
-    pub fn from_f32(values: Vec<f32>, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn from_f32(
+        values: Vec<f32>,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         check_len("from_f32", &shape, values.len())?;
-        Tensor::from_storage(Storage::Cpu(CpuStorage::from_f32(values, dtype)), shape, Device::Cpu).to_device(device)
+        Tensor::from_storage(
+            Storage::Cpu(CpuStorage::from_f32(values, dtype)),
+            shape,
+            Device::Cpu,
+        )
+        .to_device(device)
     }
 
     /// Zeros.
@@ -74,7 +94,13 @@ impl Tensor {
     }
 
     /// Values drawn from N(0, std²) by a seeded generator (identical on every device).
-    pub fn randn(shape: impl Into<Shape>, std: f32, seed: u64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn randn(
+        shape: impl Into<Shape>,
+        std: f32,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let values = super::random::normal(shape.elem_count(), std, seed);
         Tensor::from_f32(values, shape, dtype, device)
@@ -116,7 +142,9 @@ impl Tensor {
     /// interop and benchmarks. The address is valid while the tensor lives.
     pub fn device_ptr(&self) -> Option<u64> {
         match &*self.storage() {
-            Storage::Cuda(s) => Some(s.ptr() + (self.layout.offset() * self.dtype.size_in_bytes()) as u64),
+            Storage::Cuda(s) => {
+                Some(s.ptr() + (self.layout.offset() * self.dtype.size_in_bytes()) as u64)
+            }
             Storage::Cpu(_) => None,
         }
     }
@@ -180,7 +208,11 @@ impl Tensor {
             });
         }
         if src.dtype != self.dtype {
-            return Err(Error::DTypeMismatch { op: "copy_from", expected: self.dtype, got: src.dtype });
+            return Err(Error::DTypeMismatch {
+                op: "copy_from",
+                expected: self.dtype,
+                got: src.dtype,
+            });
         }
         check_same_device("copy_from", self, src)?;
         match &self.device {
@@ -188,7 +220,9 @@ impl Tensor {
                 // Gather first, so that a source sharing this storage is read before we write.
                 let values = src.gather_cpu();
                 let mut dst = self.storage_mut();
-                let Storage::Cpu(dst) = &mut *dst else { unreachable!("a CPU tensor has CPU storage") };
+                let Storage::Cpu(dst) = &mut *dst else {
+                    unreachable!("a CPU tensor has CPU storage")
+                };
                 for (i, d) in self.layout.storage_indices().enumerate() {
                     set_cpu(dst, d, values.get_f32(i));
                 }
@@ -196,11 +230,15 @@ impl Tensor {
             }
             Device::Cuda(b) => {
                 let src_guard = src.storage();
-                let Storage::Cuda(s) = &*src_guard else { unreachable!("a CUDA tensor has CUDA storage") };
+                let Storage::Cuda(s) = &*src_guard else {
+                    unreachable!("a CUDA tensor has CUDA storage")
+                };
                 let src_ptr = s.ptr();
                 drop(src_guard);
                 let dst_guard = self.storage();
-                let Storage::Cuda(d) = &*dst_guard else { unreachable!("a CUDA tensor has CUDA storage") };
+                let Storage::Cuda(d) = &*dst_guard else {
+                    unreachable!("a CUDA tensor has CUDA storage")
+                };
                 // SAFETY: both layouts were validated against their storage when the views were made.
                 unsafe { b.copy_strided(src_ptr, src.layout(), d.ptr(), self.layout(), self.dtype) }
             }
@@ -210,8 +248,14 @@ impl Tensor {
     /// The elements in logical order, as CPU storage of this dtype (CPU tensors only).
     fn gather_cpu(&self) -> CpuStorage {
         let guard = self.storage();
-        let Storage::Cpu(s) = &*guard else { unreachable!("gather_cpu on a CPU tensor") };
-        let values: Vec<f32> = self.layout.storage_indices().map(|i| s.get_f32(i)).collect();
+        let Storage::Cpu(s) = &*guard else {
+            unreachable!("gather_cpu on a CPU tensor")
+        };
+        let values: Vec<f32> = self
+            .layout
+            .storage_indices()
+            .map(|i| s.get_f32(i))
+            .collect();
         CpuStorage::from_f32(values, self.dtype)
     }
 
@@ -224,7 +268,9 @@ impl Tensor {
         let storage = match (&src.device, device) {
             (Device::Cpu, Device::Cuda(b)) => {
                 let guard = src.storage();
-                let Storage::Cpu(s) = &*guard else { unreachable!("a CPU tensor has CPU storage") };
+                let Storage::Cpu(s) = &*guard else {
+                    unreachable!("a CPU tensor has CPU storage")
+                };
                 let bytes = s.as_bytes();
                 let esize = self.dtype.size_in_bytes();
                 let off = src.layout.offset() * esize;
@@ -236,14 +282,19 @@ impl Tensor {
         let moved = Tensor::from_storage(storage, src.shape().clone(), Device::Cpu);
         match device {
             Device::Cpu => Ok(moved),
-            Device::Cuda(_) => Ok(Tensor { device: device.clone(), ..moved }),
+            Device::Cuda(_) => Ok(Tensor {
+                device: device.clone(),
+                ..moved
+            }),
         }
     }
 
     /// Downloads a contiguous CUDA tensor.
     fn download(&self) -> Result<CpuStorage> {
         let guard = self.storage();
-        let Storage::Cuda(s) = &*guard else { unreachable!("download of a CUDA tensor") };
+        let Storage::Cuda(s) = &*guard else {
+            unreachable!("download of a CUDA tensor")
+        };
         s.download(self.layout.offset(), self.elem_count())
     }
 
@@ -254,13 +305,21 @@ impl Tensor {
         }
         let src = self.contiguous()?;
         match &self.device {
-            Device::Cpu => Tensor::from_f32(src.to_vec_f32()?, src.shape().clone(), dtype, &Device::Cpu),
+            Device::Cpu => {
+                Tensor::from_f32(src.to_vec_f32()?, src.shape().clone(), dtype, &Device::Cpu)
+            }
             Device::Cuda(b) => {
                 let guard = src.storage();
-                let Storage::Cuda(s) = &*guard else { unreachable!("a CUDA tensor has CUDA storage") };
+                let Storage::Cuda(s) = &*guard else {
+                    unreachable!("a CUDA tensor has CUDA storage")
+                };
                 let ptr = s.ptr() + (src.layout.offset() * self.dtype.size_in_bytes()) as u64;
                 let out = b.cast(ptr, self.dtype, dtype, src.elem_count())?;
-                Ok(Tensor::from_storage(Storage::Cuda(out), src.shape().clone(), self.device.clone()))
+                Ok(Tensor::from_storage(
+                    Storage::Cuda(out),
+                    src.shape().clone(),
+                    self.device.clone(),
+                ))
             }
         }
     }
@@ -269,14 +328,20 @@ impl Tensor {
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         let cpu = self.to_device(&Device::Cpu)?;
         let guard = cpu.storage();
-        let Storage::Cpu(s) = &*guard else { unreachable!("to_device(Cpu) gives CPU storage") };
+        let Storage::Cpu(s) = &*guard else {
+            unreachable!("to_device(Cpu) gives CPU storage")
+        };
         Ok(cpu.layout.storage_indices().map(|i| s.get_f32(i)).collect())
     }
 
     /// The elements as `T`, which must be the tensor's dtype.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype {
-            return Err(Error::DTypeMismatch { op: "to_vec", expected: self.dtype, got: T::DTYPE });
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                expected: self.dtype,
+                got: T::DTYPE,
+            });
         }
         Ok(self.to_vec_f32()?.into_iter().map(T::from_f32).collect())
     }
@@ -287,7 +352,11 @@ pub(crate) fn check_same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Res
     if a.device.same(&b.device) {
         Ok(())
     } else {
-        Err(Error::DeviceMismatch { op, lhs: a.device.to_string(), rhs: b.device.to_string() })
+        Err(Error::DeviceMismatch {
+            op,
+            lhs: a.device.to_string(),
+            rhs: b.device.to_string(),
+        })
     }
 }
 

@@ -64,7 +64,10 @@ fn round_size(bytes: usize) -> usize {
 
 impl CachingAllocator {
     pub fn new(ctx: Arc<CudaContext>) -> Arc<Self> {
-        Arc::new(CachingAllocator { ctx, pools: Mutex::new(Pools::default()) })
+        Arc::new(CachingAllocator {
+            ctx,
+            pools: Mutex::new(Pools::default()),
+        })
     }
 
     fn pools(&self) -> std::sync::MutexGuard<'_, Pools> {
@@ -82,7 +85,10 @@ impl CachingAllocator {
                 p
             }
             None => {
-                self.ctx.bind_to_thread().map_err(|source| Error::Cuda { op: "alloc", source })?;
+                self.ctx.bind_to_thread().map_err(|source| Error::Cuda {
+                    op: "alloc",
+                    source,
+                })?;
                 // SAFETY: the context is current; the pointer is freed exactly once (empty_cache/Drop).
                 let p = match unsafe { result::malloc_sync(size) } {
                     Ok(p) => p,
@@ -90,7 +96,10 @@ impl CachingAllocator {
                         // Out of memory: give the cached blocks back and try once more.
                         Self::release(&mut pools);
                         // SAFETY: as above.
-                        unsafe { result::malloc_sync(size) }.map_err(|source| Error::Cuda { op: "alloc", source })?
+                        unsafe { result::malloc_sync(size) }.map_err(|source| Error::Cuda {
+                            op: "alloc",
+                            source,
+                        })?
                     }
                 };
                 pools.stats.driver_allocations += 1;
@@ -99,7 +108,11 @@ impl CachingAllocator {
         };
         pools.stats.in_use += size;
         pools.stats.peak = pools.stats.peak.max(pools.stats.in_use);
-        Ok(DeviceBuffer { ptr, bytes: size, allocator: self.clone() })
+        Ok(DeviceBuffer {
+            ptr,
+            bytes: size,
+            allocator: self.clone(),
+        })
     }
 
     /// Current statistics.
@@ -137,10 +150,6 @@ impl DeviceBuffer {
     /// The device address.
     pub fn ptr(&self) -> CUdeviceptr {
         self.ptr
-    }
-    /// The (rounded) size in bytes.
-    pub fn bytes(&self) -> usize {
-        self.bytes
     }
 }
 

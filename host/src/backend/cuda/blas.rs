@@ -35,7 +35,8 @@ fn cuda_type(dt: DType) -> cudaDataType {
 }
 
 fn as_int(op: &'static str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::invalid(op, format!("dimension {v} exceeds cuBLAS's int range")))
+    i32::try_from(v)
+        .map_err(|_| Error::invalid(op, format!("dimension {v} exceeds cuBLAS's int range")))
 }
 
 impl CudaBackend {
@@ -44,7 +45,11 @@ impl CudaBackend {
     /// # Safety
     /// The buffers must hold what `g` addresses (batch, strides, dims).
     pub(crate) unsafe fn gemm(&self, g: Gemm, a: u64, b: u64, c: u64, dt: DType) -> Result<()> {
-        let (m, n, k) = (as_int("gemm", g.m)?, as_int("gemm", g.n)?, as_int("gemm", g.k)?);
+        let (m, n, k) = (
+            as_int("gemm", g.m)?,
+            as_int("gemm", g.n)?,
+            as_int("gemm", g.k)?,
+        );
         let (transa, lda) = if g.b_transposed {
             (cublasOperation_t::CUBLAS_OP_T, k)
         } else {

@@ -31,7 +31,6 @@ struct Inner {
     module: Arc<CudaModule>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     stream: Arc<CudaStream>,
-    ctx: Arc<CudaContext>,
 }
 
 /// A CUDA device ready to run NanoInfer's kernels.
@@ -42,7 +41,11 @@ pub struct CudaBackend {
 
 impl std::fmt::Debug for CudaBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaBackend(cuda:{}, {})", self.inner.ordinal, self.inner.name)
+        write!(
+            f,
+            "CudaBackend(cuda:{}, {})",
+            self.inner.ordinal, self.inner.name
+        )
     }
 }
 
@@ -74,16 +77,25 @@ impl CudaBackend {
         probe_libraries()?;
         let count = CudaContext::device_count().map_err(cuda_err("device_count"))?;
         if ordinal >= count.max(0) as usize {
-            return Err(Error::CudaUnavailable { reason: format!("no CUDA device {ordinal} ({count} present)") });
+            return Err(Error::CudaUnavailable {
+                reason: format!("no CUDA device {ordinal} ({count} present)"),
+            });
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("context"))?;
         // A non-default stream, so that the decode step can be captured in a CUDA graph later.
         let stream = ctx.new_stream().map_err(cuda_err("new_stream"))?;
-        let module = ctx.load_module(Ptx::from_src(ptx)).map_err(cuda_err("load_module"))?;
-        let blas = CudaBlas::new(stream.clone()).map_err(|source| Error::Cublas { op: "cublas_create", source })?;
+        let module = ctx
+            .load_module(Ptx::from_src(ptx))
+            .map_err(cuda_err("load_module"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|source| Error::Cublas {
+            op: "cublas_create",
+            source,
+        })?;
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let sm_count = ctx
-            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
             .map_err(cuda_err("attribute"))? as usize;
         Ok(CudaBackend {
             inner: Arc::new(Inner {
@@ -95,7 +107,6 @@ impl CudaBackend {
                 module,
                 functions: Mutex::new(HashMap::new()),
                 stream,
-                ctx,
             }),
         })
     }
@@ -123,9 +134,20 @@ impl CudaBackend {
     pub(crate) fn blas(&self) -> &CudaBlas {
         &self.inner.blas
     }
+    /// Makes the context current on the calling thread (raw driver calls need it).
+    pub(crate) fn bind(&self) -> Result<()> {
+        self.inner
+            .stream
+            .context()
+            .bind_to_thread()
+            .map_err(cuda_err("bind_to_thread"))
+    }
     /// Waits for all queued work.
     pub fn synchronize(&self) -> Result<()> {
-        self.inner.stream.synchronize().map_err(cuda_err("synchronize"))
+        self.inner
+            .stream
+            .synchronize()
+            .map_err(cuda_err("synchronize"))
     }
     /// Allocator statistics.
     pub fn memory_stats(&self) -> MemoryStats {
@@ -140,7 +162,11 @@ impl CudaBackend {
 
     /// The kernel `name` from the module (looked up once, then cached).
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        let mut cache = self.inner.functions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .inner
+            .functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(f) = cache.get(name) {
             return Ok(f.clone());
         }
@@ -148,14 +174,18 @@ impl CudaBackend {
             .inner
             .module
             .load_function(name)
-            .map_err(|_| Error::MissingKernel { name: name.to_string() })?;
+            .map_err(|_| Error::MissingKernel {
+                name: name.to_string(),
+            })?;
         cache.insert(name.to_string(), f.clone());
         Ok(f)
     }
 
     /// Uninitialised storage of `n` elements.
     pub(crate) fn alloc(&self, n: usize, dtype: DType) -> Result<CudaStorage> {
-        let bytes = n.checked_mul(dtype.size_in_bytes()).ok_or_else(|| Error::invalid("alloc", "size overflows"))?;
+        let bytes = n
+            .checked_mul(dtype.size_in_bytes())
+            .ok_or_else(|| Error::invalid("alloc", "size overflows"))?;
         let buf: DeviceBuffer = self.inner.allocator.alloc(bytes)?;
         Ok(CudaStorage::new(buf, dtype, n, self.clone()))
     }
@@ -163,15 +193,24 @@ impl CudaBackend {
     /// Zero-filled storage of `n` elements.
     pub(crate) fn zeros(&self, n: usize, dtype: DType) -> Result<CudaStorage> {
         let s = self.alloc(n, dtype)?;
+        self.bind()?;
         // SAFETY: the buffer holds at least n * size bytes; the memset is ordered on our stream.
-        unsafe { result::memset_d8_async(s.ptr(), 0, n * dtype.size_in_bytes(), self.inner.stream.cu_stream()) }
-            .map_err(cuda_err("memset"))?;
+        unsafe {
+            result::memset_d8_async(
+                s.ptr(),
+                0,
+                n * dtype.size_in_bytes(),
+                self.inner.stream.cu_stream(),
+            )
+        }
+        .map_err(cuda_err("memset"))?;
         Ok(s)
     }
 
     /// Copies host bytes into a new device buffer (waits for the copy).
     pub(crate) fn upload_buffer(&self, bytes: &[u8]) -> Result<DeviceBuffer> {
         let buf = self.inner.allocator.alloc(bytes.len())?;
+        self.bind()?;
         // SAFETY: the buffer holds bytes.len() bytes; we wait for the copy before `bytes` can go.
         unsafe { result::memcpy_htod_async(buf.ptr(), bytes, self.inner.stream.cu_stream()) }
             .map_err(cuda_err("upload"))?;
@@ -182,11 +221,17 @@ impl CudaBackend {
     /// Copies host bytes (elements of `dtype`) into new storage.
     pub(crate) fn upload(&self, bytes: &[u8], dtype: DType) -> Result<CudaStorage> {
         let n = bytes.len() / dtype.size_in_bytes();
-        Ok(CudaStorage::new(self.upload_buffer(bytes)?, dtype, n, self.clone()))
+        Ok(CudaStorage::new(
+            self.upload_buffer(bytes)?,
+            dtype,
+            n,
+            self.clone(),
+        ))
     }
 
     /// Copies `dst.len()` elements from device address `src` into `dst` (waits for the stream).
     pub(crate) fn download_into<T: Copy>(&self, src: u64, mut dst: Vec<T>) -> Result<Vec<T>> {
+        self.bind()?;
         // SAFETY: the caller passes an address with dst.len() elements of T; we wait before returning.
         unsafe { result::memcpy_dtoh_async(&mut dst, src, self.inner.stream.cu_stream()) }
             .map_err(cuda_err("download"))?;

@@ -4,7 +4,8 @@
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use nano_infer_kernels::params::{
-    ELEMENTWISE_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams, SoftmaxParams, StridedCopy,
+    ELEMENTWISE_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams, SoftmaxParams,
+    StridedCopy,
 };
 
 use super::context::{CudaBackend, cuda_err};
@@ -38,21 +39,46 @@ fn row_block(cols: usize) -> u32 {
 }
 
 fn rows_config(rows: usize, cols: usize) -> Result<LaunchConfig> {
-    let grid = u32::try_from(rows).map_err(|_| Error::invalid("launch", format!("{rows} rows exceed the grid limit")))?;
-    Ok(LaunchConfig { grid_dim: (grid.max(1), 1, 1), block_dim: (row_block(cols), 1, 1), shared_mem_bytes: REDUCE_SMEM_BYTES })
+    let grid = u32::try_from(rows)
+        .map_err(|_| Error::invalid("launch", format!("{rows} rows exceed the grid limit")))?;
+    Ok(LaunchConfig {
+        grid_dim: (grid.max(1), 1, 1),
+        block_dim: (row_block(cols), 1, 1),
+        shared_mem_bytes: REDUCE_SMEM_BYTES,
+    })
 }
 
 impl CudaBackend {
     /// A grid-stride launch over `items` work items, capped at full occupancy.
     fn stride_config(&self, items: usize) -> LaunchConfig {
-        let blocks = items.div_ceil(ELEMENTWISE_BLOCK as usize).clamp(1, self.sm_count() * 8);
-        LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (ELEMENTWISE_BLOCK, 1, 1), shared_mem_bytes: 0 }
+        let blocks = items
+            .div_ceil(ELEMENTWISE_BLOCK as usize)
+            .clamp(1, self.sm_count() * 8);
+        LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (ELEMENTWISE_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        }
     }
 
     /// `out = rmsnorm(x) * w` over rows of `cols`.
-    pub(crate) fn rms_norm(&self, x: u64, w: u64, out: u64, rows: usize, cols: usize, eps: f32, dt: DType) -> Result<()> {
+    pub(crate) fn rms_norm(
+        &self,
+        x: u64,
+        w: u64,
+        out: u64,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+        dt: DType,
+    ) -> Result<()> {
         let cols_u = cols as u32;
-        launch!(self, format!("rmsnorm_{}", dt.name()), rows_config(rows, cols)?, (x, w, out, cols_u, eps));
+        launch!(
+            self,
+            format!("rmsnorm_{}", dt.name()),
+            rows_config(rows, cols)?,
+            (x, w, out, cols_u, eps)
+        );
         Ok(())
     }
 
@@ -71,46 +97,112 @@ impl CudaBackend {
         dt: DType,
     ) -> Result<()> {
         let cols_u = cols as u32;
-        launch!(self, format!("add_rmsnorm_{}", dt.name()), rows_config(rows, cols)?, (x, r, w, sum, out, cols_u, eps));
+        launch!(
+            self,
+            format!("add_rmsnorm_{}", dt.name()),
+            rows_config(rows, cols)?,
+            (x, r, w, sum, out, cols_u, eps)
+        );
         Ok(())
     }
 
     /// `out = op(x)` for a unary map (`silu`).
     pub(crate) fn unary(&self, op: &str, x: u64, out: u64, n: usize, dt: DType) -> Result<()> {
         let n_u = n as u64;
-        launch!(self, format!("{op}_{}", dt.name()), self.stride_config(n.div_ceil(8)), (x, out, n_u));
+        launch!(
+            self,
+            format!("{op}_{}", dt.name()),
+            self.stride_config(n.div_ceil(8)),
+            (x, out, n_u)
+        );
         Ok(())
     }
 
     /// `out = op(a, b)` for a binary map (`add`, `mul`, `swiglu`).
-    pub(crate) fn binary(&self, op: &str, a: u64, b: u64, out: u64, n: usize, dt: DType) -> Result<()> {
+    pub(crate) fn binary(
+        &self,
+        op: &str,
+        a: u64,
+        b: u64,
+        out: u64,
+        n: usize,
+        dt: DType,
+    ) -> Result<()> {
         let n_u = n as u64;
-        launch!(self, format!("{op}_{}", dt.name()), self.stride_config(n.div_ceil(8)), (a, b, out, n_u));
+        launch!(
+            self,
+            format!("{op}_{}", dt.name()),
+            self.stride_config(n.div_ceil(8)),
+            (a, b, out, n_u)
+        );
         Ok(())
     }
 
     /// Rotary embedding (see `RopeParams`).
-    pub(crate) fn rope(&self, x: u64, out: u64, cos: u64, sin: u64, p: RopeParams, dt: DType) -> Result<()> {
+    pub(crate) fn rope(
+        &self,
+        x: u64,
+        out: u64,
+        cos: u64,
+        sin: u64,
+        p: RopeParams,
+        dt: DType,
+    ) -> Result<()> {
         let items = p.rows as usize * (p.head_dim as usize / 2).max(1);
         let params = ByValue(p);
-        launch!(self, format!("rope_{}", dt.name()), self.stride_config(items.div_ceil(8)), (x, out, cos, sin, params));
+        launch!(
+            self,
+            format!("rope_{}", dt.name()),
+            self.stride_config(items.div_ceil(8)),
+            (x, out, cos, sin, params)
+        );
         Ok(())
     }
 
     /// Row softmax (see `SoftmaxParams`).
-    pub(crate) fn softmax(&self, x: u64, out: u64, rows: usize, p: SoftmaxParams, dt: DType) -> Result<()> {
+    pub(crate) fn softmax(
+        &self,
+        x: u64,
+        out: u64,
+        rows: usize,
+        p: SoftmaxParams,
+        dt: DType,
+    ) -> Result<()> {
         let cfg = rows_config(rows, p.cols as usize)?;
         let params = ByValue(p);
-        launch!(self, format!("softmax_{}", dt.name()), cfg, (x, out, params));
+        launch!(
+            self,
+            format!("softmax_{}", dt.name()),
+            cfg,
+            (x, out, params)
+        );
         Ok(())
     }
 
     /// Gathers `n_ids` rows of `table` (`[vocab, cols]`) into `out`; `ids` is a device array.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn embedding(&self, ids: u64, table: u64, out: u64, n_ids: usize, cols: usize, vocab: usize, dt: DType) -> Result<()> {
-        let cfg = LaunchConfig { grid_dim: (n_ids as u32, 1, 1), block_dim: (row_block(cols * 8).min(256), 1, 1), shared_mem_bytes: 0 };
+    pub(crate) fn embedding(
+        &self,
+        ids: u64,
+        table: u64,
+        out: u64,
+        n_ids: usize,
+        cols: usize,
+        vocab: usize,
+        dt: DType,
+    ) -> Result<()> {
+        let cfg = LaunchConfig {
+            grid_dim: (n_ids as u32, 1, 1),
+            block_dim: (row_block(cols * 8).min(256), 1, 1),
+            shared_mem_bytes: 0,
+        };
         let (cols_u, vocab_u) = (cols as u32, vocab as u32);
-        launch!(self, format!("embedding_{}", dt.name()), cfg, (ids, table, out, cols_u, vocab_u));
+        launch!(
+            self,
+            format!("embedding_{}", dt.name()),
+            cfg,
+            (ids, table, out, cols_u, vocab_u)
+        );
         Ok(())
     }
 
@@ -118,7 +210,12 @@ impl CudaBackend {
     pub(crate) fn cast(&self, src: u64, from: DType, to: DType, n: usize) -> Result<CudaStorage> {
         let out = self.alloc(n, to)?;
         let (dst, n_u) = (out.ptr(), n as u64);
-        launch!(self, format!("cast_{}_{}", from.name(), to.name()), self.stride_config(n.div_ceil(8)), (src, dst, n_u));
+        launch!(
+            self,
+            format!("cast_{}_{}", from.name(), to.name()),
+            self.stride_config(n.div_ceil(8)),
+            (src, dst, n_u)
+        );
         Ok(out)
     }
 
@@ -126,12 +223,25 @@ impl CudaBackend {
     ///
     /// # Safety
     /// Both layouts must address only elements inside their buffers and have the same shape.
-    pub(crate) unsafe fn copy_strided(&self, src: u64, src_layout: &Layout, dst: u64, dst_layout: &Layout, dt: DType) -> Result<()> {
+    pub(crate) unsafe fn copy_strided(
+        &self,
+        src: u64,
+        src_layout: &Layout,
+        dst: u64,
+        dst_layout: &Layout,
+        dt: DType,
+    ) -> Result<()> {
         let rank = src_layout.shape().rank();
         if rank > MAX_RANK {
-            return Err(Error::invalid("copy_strided", format!("rank {rank} exceeds {MAX_RANK}")));
+            return Err(Error::invalid(
+                "copy_strided",
+                format!("rank {rank} exceeds {MAX_RANK}"),
+            ));
         }
-        let mut p = StridedCopy { shape: [1; MAX_RANK], ..Default::default() };
+        let mut p = StridedCopy {
+            shape: [1; MAX_RANK],
+            ..Default::default()
+        };
         let pad = MAX_RANK - rank;
         for d in 0..rank {
             p.shape[pad + d] = src_layout.shape().dims()[d] as u64;
@@ -145,7 +255,12 @@ impl CudaBackend {
             return Ok(());
         }
         let params = ByValue(p);
-        launch!(self, format!("copy_strided_{}", dt.name()), self.stride_config(p.n as usize), (src, dst, params));
+        launch!(
+            self,
+            format!("copy_strided_{}", dt.name()),
+            self.stride_config(p.n as usize),
+            (src, dst, params)
+        );
         Ok(())
     }
 }

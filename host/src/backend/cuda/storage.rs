@@ -18,7 +18,12 @@ pub struct CudaStorage {
 
 impl CudaStorage {
     pub(crate) fn new(buf: DeviceBuffer, dtype: DType, len: usize, backend: CudaBackend) -> Self {
-        CudaStorage { buf, dtype, len, backend }
+        CudaStorage {
+            buf,
+            dtype,
+            len,
+            backend,
+        }
     }
     pub fn dtype(&self) -> DType {
         self.dtype
@@ -37,7 +42,10 @@ impl CudaStorage {
     /// Copies `n` elements from element `offset` to the host (waits for the stream).
     pub fn download(&self, offset: usize, n: usize) -> Result<CpuStorage> {
         if offset.checked_add(n).is_none_or(|end| end > self.len) {
-            return Err(Error::invalid("download", format!("range {offset}+{n} past {} elements", self.len)));
+            return Err(Error::invalid(
+                "download",
+                format!("range {offset}+{n} past {} elements", self.len),
+            ));
         }
         let src = self.ptr() + (offset * self.dtype.size_in_bytes()) as u64;
         Ok(match self.dtype {

@@ -8,7 +8,12 @@ use crate::error::Result;
 impl CudaBackend {
     /// Runs `f` `warmup` times, then times `reps` runs one by one with events on the stream and
     /// returns the median in milliseconds.
-    pub fn time_median_ms(&self, warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    pub fn time_median_ms(
+        &self,
+        warmup: usize,
+        reps: usize,
+        mut f: impl FnMut() -> Result<()>,
+    ) -> Result<f64> {
         for _ in 0..warmup {
             f()?;
         }
@@ -16,9 +21,15 @@ impl CudaBackend {
         let mut times = Vec::with_capacity(reps);
         for _ in 0..reps.max(1) {
             let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
-            let start = self.stream().record_event(flags).map_err(cuda_err("event"))?;
+            let start = self
+                .stream()
+                .record_event(flags)
+                .map_err(cuda_err("event"))?;
             f()?;
-            let end = self.stream().record_event(flags).map_err(cuda_err("event"))?;
+            let end = self
+                .stream()
+                .record_event(flags)
+                .map_err(cuda_err("event"))?;
             end.synchronize().map_err(cuda_err("event"))?;
             times.push(start.elapsed_ms(&end).map_err(cuda_err("event"))? as f64);
         }
@@ -31,7 +42,9 @@ impl CudaBackend {
     /// # Safety
     /// Both addresses must hold `bytes` bytes.
     pub unsafe fn copy_device(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
         // SAFETY: the caller guarantees both ranges; ordered on our stream.
-        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream().cu_stream()) }.map_err(cuda_err("copy"))
+        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream().cu_stream()) }
+            .map_err(cuda_err("copy"))
     }
 }

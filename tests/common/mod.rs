@@ -1,0 +1,45 @@
+//! Shared test helpers: devices, rounded random inputs, per-dtype tolerances.
+#![allow(dead_code)]
+
+use nano_infer::backend::cpu::testing::assert_close;
+use nano_infer::{DType, Device, Tensor};
+
+pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+/// The GPU for `#[ignore = "needs a CUDA GPU"]` tests; fails loudly when there is none.
+pub fn gpu() -> Device {
+    match nano_infer::cuda(0) {
+        Ok(d) => d,
+        Err(e) => panic!(
+            "this test needs a CUDA GPU (run GPU tests only with --include-ignored on a GPU host): {e}"
+        ),
+    }
+}
+
+/// `(atol, rtol)` for one rounding of an f32 result into `dt` plus f32 math differences.
+pub fn tol(dt: DType) -> (f32, f32) {
+    match dt {
+        DType::F32 => (1e-5, 1e-4),
+        DType::F16 => (2e-3, 2e-3),
+        DType::BF16 => (1.6e-2, 1.6e-2),
+    }
+}
+
+/// A random CPU tensor of `dt` and its values (already rounded to `dt`) as f32.
+pub fn input(shape: &[usize], dt: DType, seed: u64) -> (Tensor, Vec<f32>) {
+    let t = Tensor::randn(shape.to_vec(), 1.0, seed, dt, &Device::Cpu).expect("randn");
+    let v = t.to_vec_f32().expect("to_vec_f32");
+    (t, v)
+}
+
+/// Compares a tensor (any device) with reference values at `dt`'s tolerance.
+pub fn check(name: &str, got: &Tensor, want: &[f32], dt: DType) {
+    let (atol, rtol) = tol(dt);
+    check_tol(name, got, want, atol, rtol);
+}
+
+/// Compares with an explicit tolerance.
+pub fn check_tol(name: &str, got: &Tensor, want: &[f32], atol: f32, rtol: f32) {
+    let g = got.to_vec_f32().expect("to_vec_f32");
+    assert_close(name, &g, want, atol, rtol);
+}
