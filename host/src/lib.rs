@@ -2,6 +2,7 @@
 //! loaders, tokenizer, sampler and generation loop.
 
 pub mod error;
+pub mod loaders;
 pub mod tensor;
 
 pub use error::{Error, Result};
