@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod error;
 pub mod functional;
+pub mod loaders;
 pub mod models;
 pub mod nn;
 pub mod tensor;
