@@ -78,6 +78,11 @@ fn kernels(b: &mut Bench) -> Result<()> {
             3.0 * numel * 2.0,
             || F::add_rms_norm(&x, &r, &w, 1e-5).map(drop),
         )?;
+        b.tbps(
+            &format!("add_rmsnorm_nosum_{nm}_T{T}xH{H}"),
+            3.0 * numel * 2.0,
+            || F::rms_norm_of_sum(&x, &r, &w, 1e-5).map(drop),
+        )?;
         drop((x, r, w));
         let g = rand(&[T, I], dt, &dev, 4)?;
         let u = rand(&[T, I], dt, &dev, 5)?;

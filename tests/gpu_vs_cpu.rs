@@ -13,7 +13,8 @@ use nano_infer::functional as F;
 use nano_infer::{DType, Device, Tensor};
 
 const ROWS: [usize; 3] = [1, 3, 37];
-const COLS: [usize; 7] = [1, 7, 64, 576, 1000, 4096, 4099];
+// 40960 = 4 cached chunks x 1024 threads x 8 + more: exercises the re-read tail.
+const COLS: [usize; 9] = [1, 7, 64, 576, 1000, 4096, 4099, 11008, 40968];
 
 #[test]
 #[ignore = "needs a CUDA GPU"]

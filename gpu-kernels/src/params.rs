@@ -7,8 +7,17 @@ pub const MAX_RANK: usize = 6;
 /// Threads per block of the elementwise (grid-stride) kernels.
 pub const ELEMENTWISE_BLOCK: u32 = 256;
 
-/// Upper bound on threads per block of the row kernels (RMSNorm, softmax).
-pub const ROW_BLOCK_MAX: u32 = 256;
+/// Upper bound on threads per row of the row kernels (RMSNorm, softmax).
+pub const ROW_BLOCK_MAX: u32 = 512;
+
+/// Chunks of 8 elements each thread of a row kernel keeps in registers across its passes. The
+/// host gives each row `ceil(chunks / CACHED_CHUNKS)` threads (a multiple of 32), so rows up
+/// to `8 * CACHED_CHUNKS * ROW_BLOCK_MAX` elements are read from memory once.
+pub const CACHED_CHUNKS: usize = 4;
+
+/// Rows one block of a row kernel handles when a row gets a single warp (short rows): the
+/// warp reduces with shuffles alone, no barrier, and the block still has 4 warps.
+pub const WARP_ROWS_PER_BLOCK: u32 = 4;
 
 /// Shared-memory bytes of a block reduction (one f32 per warp, 32 warps).
 pub const REDUCE_SMEM_BYTES: u32 = 32 * 4;
@@ -46,6 +55,7 @@ pub struct RopeParams {
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct SoftmaxParams {
+    pub rows: u32,
     pub cols: u32,
     pub q_len: u32,
     pub scale: f32,

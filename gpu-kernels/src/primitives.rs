@@ -27,6 +27,20 @@ pub fn block_idx_x() -> u32 {
     unsafe { nvptx::_block_idx_x() as u32 }
 }
 
+/// `threadIdx.y`.
+#[inline(always)]
+pub fn thread_idx_y() -> u32 {
+    // SAFETY: reading a special register has no side effects.
+    unsafe { nvptx::_thread_idx_y() as u32 }
+}
+
+/// `blockDim.y`.
+#[inline(always)]
+pub fn block_dim_y() -> u32 {
+    // SAFETY: reading a special register has no side effects.
+    unsafe { nvptx::_block_dim_y() as u32 }
+}
+
 /// `blockIdx.y`.
 #[inline(always)]
 pub fn block_idx_y() -> u32 {

@@ -1,7 +1,8 @@
 //! Warp and block reductions (sum, max) built on warp shuffles and a little shared memory.
 
 use crate::primitives::{
-    block_dim_x, shfl_xor_f32, smem_load_f32, smem_store_f32, sync_threads, thread_idx_x,
+    block_dim_x, block_dim_y, block_idx_x, shfl_xor_f32, smem_load_f32, smem_store_f32,
+    sync_threads, thread_idx_x, thread_idx_y,
 };
 
 /// Sum over the 32 lanes of a warp; every lane gets the result.
@@ -73,4 +74,40 @@ pub unsafe fn block_sum(v: f32, scratch: u32) -> f32 {
 pub unsafe fn block_max(v: f32, scratch: u32) -> f32 {
     // SAFETY: forwarded contract.
     unsafe { block_reduce(v, scratch, f32::NEG_INFINITY, warp_max) }
+}
+
+/// The row a thread of a row kernel works on: `blockDim.y` rows per block, `blockDim.x`
+/// threads per row. The host launches several rows per block only with one warp per row.
+#[inline(always)]
+pub fn row_of_thread() -> usize {
+    block_idx_x() as usize * block_dim_y() as usize + thread_idx_y() as usize
+}
+
+/// Sum over the `blockDim.x` threads of one row: shuffles alone for a one-warp row, else a
+/// block reduction (then the block holds one row).
+///
+/// # Safety
+/// As [`block_sum`] when `blockDim.x > 32` (every thread calls it).
+#[inline(always)]
+pub unsafe fn row_sum(v: f32, scratch: u32) -> f32 {
+    // SAFETY: forwarded contract; the branch is uniform over the block.
+    if block_dim_x() == 32 {
+        warp_sum(v)
+    } else {
+        unsafe { block_sum(v, scratch) }
+    }
+}
+
+/// Maximum over the threads of one row; see [`row_sum`].
+///
+/// # Safety
+/// As [`row_sum`].
+#[inline(always)]
+pub unsafe fn row_max(v: f32, scratch: u32) -> f32 {
+    // SAFETY: forwarded contract; the branch is uniform over the block.
+    if block_dim_x() == 32 {
+        warp_max(v)
+    } else {
+        unsafe { block_max(v, scratch) }
+    }
 }

@@ -47,16 +47,19 @@ pub unsafe fn rope<E: Elem>(
     } else {
         half / CHUNK
     };
-    let items = p.rows as usize * items_per_row;
-    let mut it = first;
+    // Index math in u32 (the host checks that `rows * head_dim` fits): 64-bit division costs
+    // tens of instructions per item in a kernel that should only move bytes.
+    let items = p.rows * items_per_row as u32;
+    let (per_row, heads, seq) = (items_per_row as u32, p.heads, p.seq);
+    let mut it = first as u32;
     // SAFETY (loop): row < rows and every index stays inside the row; table index
     // pos * half + j with pos inside the table by the caller's contract; chunked accesses are
     // 16-byte aligned because d, half (and pos * half) are multiples of CHUNK or 4.
     while it < items {
-        let row = it / items_per_row;
-        let j = it % items_per_row;
-        let pos = p.pos_offset as usize + (row / p.heads as usize) % p.seq as usize;
-        let xr = row * d;
+        let row = it / per_row;
+        let j = (it - row * per_row) as usize;
+        let pos = (p.pos_offset + (row / heads) % seq) as usize;
+        let xr = row as usize * d;
         let tab = pos * half;
         unsafe {
             if !vector {
@@ -95,7 +98,7 @@ pub unsafe fn rope<E: Elem>(
                 E::store_chunk(out, ib, ob);
             }
         }
-        it += stride;
+        it += stride as u32;
     }
 }
 

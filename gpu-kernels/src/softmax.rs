@@ -2,28 +2,30 @@
 //!
 //! Variants: `softmax_{f32,f16,bf16}`; see [`SoftmaxParams`] for the mask rule. Numerically
 //! stable (the row maximum is subtracted) and computed in the log2 domain with `ex2`.
-//! Launch: one block per row (`grid.x = rows`), `block.x` a multiple of 32 (host: ~one chunk per
-//! thread, at most `ROW_BLOCK_MAX`), dynamic shared memory `REDUCE_SMEM_BYTES`. Rows of up to
-//! `CACHED_CHUNKS * 8 * block.x` elements stay in registers between the passes.
+//! Launch: as RMSNorm (`crate::norm`): `block.x` threads per row with about `CACHED_CHUNKS`
+//! chunks each, `block.y` rows per block only for one-warp rows, dynamic shared memory
+//! `REDUCE_SMEM_BYTES`. Rows of up to `CACHED_CHUNKS * 8 * block.x` elements stay in registers
+//! between the passes.
 //! Test: `cargo test --release --test gpu_vs_cpu -- --include-ignored softmax`;
 //! bench: `gpu_bench softmax`.
 
 use crate::elem::{BF16, CHUNK, Elem, F16, aligned16, max_of};
 use crate::params::SoftmaxParams;
-use crate::primitives::{
-    block_dim_x, block_idx_x, dyn_smem_base, exp2_approx, rcp_approx, thread_idx_x,
-};
-use crate::reduce::{block_max, block_sum};
+use crate::primitives::{block_dim_x, dyn_smem_base, exp2_approx, rcp_approx, thread_idx_x};
+use crate::reduce::{row_max, row_of_thread, row_sum};
 use crate::unroll::CACHED_CHUNKS;
 use crate::{kernel_entries, unroll_cached};
 
 /// Softmax of each row of `x` into `out` (which may alias `x`).
 ///
 /// # Safety
-/// `x` and `out` hold `gridDim.x * cols` elements; launched as the module doc says.
+/// `x` and `out` hold `p.rows * p.cols` elements; launched as the module doc says.
 #[inline(always)]
 pub unsafe fn softmax<E: Elem>(x: *const E, out: *mut E, p: SoftmaxParams) {
-    let row = block_idx_x() as usize;
+    let row = row_of_thread();
+    if row >= p.rows as usize {
+        return; // only in one-warp-per-row blocks, which have no barrier
+    }
     let cols = p.cols as usize;
     let (t, bd) = (thread_idx_x() as usize, block_dim_x() as usize);
     let base = row * cols;
@@ -77,7 +79,7 @@ pub unsafe fn softmax<E: Elem>(x: *const E, out: *mut E, p: SoftmaxParams) {
                 i += bd;
             }
         }
-        let m = block_max(m, scratch);
+        let m = row_max(m, scratch);
 
         // Pass 2: sum of exponentials (cached chunks keep theirs for pass 3).
         let mut s = 0.0f32;
@@ -105,7 +107,7 @@ pub unsafe fn softmax<E: Elem>(x: *const E, out: *mut E, p: SoftmaxParams) {
                 i += bd;
             }
         }
-        let inv = rcp_approx(block_sum(s, scratch));
+        let inv = rcp_approx(row_sum(s, scratch));
 
         // Pass 3: normalise and store.
         if vector {

@@ -2,8 +2,7 @@
 //! literal, so per-thread arrays are indexed by constants and stay in registers (LLVM's unroller
 //! gives up on these bodies and would otherwise put the arrays in local memory).
 
-/// Chunks of 8 elements each thread of a row kernel keeps in registers across passes.
-pub const CACHED_CHUNKS: usize = 4;
+pub use crate::params::CACHED_CHUNKS;
 
 /// `unroll_cached!(k => { ... })` runs the block for `k = 0, 1, 2, 3` (`CACHED_CHUNKS` times).
 #[macro_export]

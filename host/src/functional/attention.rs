@@ -5,7 +5,7 @@
 //! `[heads, q_len, k_len]` scores. The FlashAttention kernels replace it for speed.
 
 use super::matmul::product;
-use super::{check_same, cpu_result, softmax};
+use super::{check_same, cpu_result, softmax, with_f32};
 use crate::backend::cpu::simd;
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Tensor};
@@ -39,10 +39,16 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
     match q.device() {
         Device::Cpu => {
             let mut out = vec![0.0; q.elem_count()];
-            let (qv, kv, vv) = (q.to_vec_f32()?, k.to_vec_f32()?, v.to_vec_f32()?);
-            simd::attention(
-                &qv, &kv, &vv, q_len, k_len, heads, kv_heads, d, scale, causal, &mut out,
-            )?;
+            let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+            with_f32(&q, |qv| {
+                with_f32(&k, |kv| {
+                    with_f32(&v, |vv| {
+                        simd::attention(
+                            qv, kv, vv, q_len, k_len, heads, kv_heads, d, scale, causal, &mut out,
+                        )
+                    })
+                })
+            })?;
             cpu_result(out, q.shape().clone(), q.dtype())
         }
         Device::Cuda(_) => {

@@ -1,7 +1,7 @@
 //! Matrix products: `matmul` (batched, `B` broadcast) and `linear` (`x · Wᵀ`). CPU: the SIMD
 //! GEMV / `gemm` crate path; CUDA: cuBLAS.
 
-use super::{check_same, cpu_result, cuda_ptr};
+use super::{check_same, cpu_result, cuda_ptr, with_f32};
 use crate::backend::cpu::simd;
 use crate::backend::cuda::Gemm;
 use crate::error::{Error, Result};
@@ -71,20 +71,24 @@ pub(crate) fn product(
     let stride_b = if b_batch.is_empty() { 0 } else { k * n };
     match a.device() {
         Device::Cpu => {
-            let (av, bv) = (a.to_vec_f32()?, b.to_vec_f32()?);
             let mut out = vec![0.0; batch * m * n];
-            for i in 0..batch {
-                let bo = i * stride_b;
-                simd::matmul(
-                    &av[i * m * k..(i + 1) * m * k],
-                    &bv[bo..bo + k * n],
-                    m,
-                    k,
-                    n,
-                    b_transposed,
-                    &mut out[i * m * n..(i + 1) * m * n],
-                )?;
-            }
+            with_f32(&a, |av| {
+                with_f32(&b, |bv| {
+                    for i in 0..batch {
+                        let (ai, bi) = (&av[i * m * k..][..m * k], &bv[i * stride_b..][..k * n]);
+                        simd::matmul(
+                            ai,
+                            bi,
+                            m,
+                            k,
+                            n,
+                            b_transposed,
+                            &mut out[i * m * n..][..m * n],
+                        )?;
+                    }
+                    Ok(())
+                })
+            })?;
             cpu_result(out, out_dims, a.dtype())
         }
         Device::Cuda(be) => {

@@ -1,4 +1,4 @@
-//! The functional API: `rms_norm`, `silu`, `swiglu`, `rope`, `softmax`, `matmul`, `linear`,
+//! The functional API: `rms_norm`, `add_rms_norm`, `silu`, `swiglu`, `rope`, `softmax`, `matmul`, `linear`,
 //! `add`, ... Each op checks shapes, dtypes and devices once, then dispatches on the device of
 //! its inputs — the only place that does — to the CPU fast path (SIMD + rayon, computing in f32)
 //! or to the CUDA kernels. Inputs may be any view; ops make them contiguous first.
@@ -15,7 +15,7 @@ use nano_infer_kernels::params::SoftmaxParams;
 
 use crate::backend::cpu::simd;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Device, Shape, Storage, Tensor, check_same_device};
+use crate::tensor::{CpuStorage, DType, Device, Shape, Storage, Tensor, check_same_device};
 
 /// Contiguous device address of a CUDA tensor's first element (the caller keeps `t` alive).
 pub(crate) fn cuda_ptr(t: &Tensor) -> u64 {
@@ -25,6 +25,19 @@ pub(crate) fn cuda_ptr(t: &Tensor) -> u64 {
         unreachable!("cuda_ptr of a CUDA tensor")
     };
     s.ptr() + (t.layout().offset() * t.dtype().size_in_bytes()) as u64
+}
+
+/// Runs `f` on a CPU tensor's elements as one contiguous f32 slice: borrowed without a copy for
+/// contiguous f32 tensors (weights, activations of the f32 path), converted otherwise.
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    if t.dtype() == DType::F32 && t.is_contiguous() {
+        let guard = t.storage();
+        if let Storage::Cpu(CpuStorage::F32(v)) = &*guard {
+            let start = t.layout().offset();
+            return f(&v[start..start + t.elem_count()]);
+        }
+    }
+    f(&t.to_vec_f32()?)
 }
 
 /// The output of a CPU op as a tensor of `dtype`.
@@ -93,7 +106,9 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
     match x.device() {
         Device::Cpu => {
             let mut out = vec![0.0; x.elem_count()];
-            simd::rms_norm(&x.to_vec_f32()?, &w.to_vec_f32()?, eps, &mut out)?;
+            with_f32(&x, |xv| {
+                with_f32(&w, |wv| simd::rms_norm(xv, wv, eps, &mut out))
+            })?;
             cpu_result(out, x.shape().clone(), x.dtype())
         }
         Device::Cuda(b) => {
@@ -131,14 +146,13 @@ pub fn add_rms_norm(
     match x.device() {
         Device::Cpu => {
             let (mut sum, mut out) = (vec![0.0; x.elem_count()], vec![0.0; x.elem_count()]);
-            simd::add_rms_norm(
-                &x.to_vec_f32()?,
-                &r.to_vec_f32()?,
-                &w.to_vec_f32()?,
-                eps,
-                &mut sum,
-                &mut out,
-            )?;
+            with_f32(&x, |xv| {
+                with_f32(&r, |rv| {
+                    with_f32(&w, |wv| {
+                        simd::add_rms_norm(xv, rv, wv, eps, &mut sum, &mut out)
+                    })
+                })
+            })?;
             Ok((
                 cpu_result(sum, x.shape().clone(), x.dtype())?,
                 cpu_result(out, x.shape().clone(), x.dtype())?,
@@ -157,6 +171,30 @@ pub fn add_rms_norm(
             );
             b.add_rms_norm(xp, rp, wp, sp, op, rows, cols, eps, x.dtype())?;
             Ok((sum, out))
+        }
+    }
+}
+
+/// `rms_norm(x + residual) * weight` without keeping the sum (the last norm before the LM
+/// head needs only this; it saves writing the sum back).
+pub fn rms_norm_of_sum(x: &Tensor, residual: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
+    const OP: &str = "rms_norm_of_sum";
+    check_same(OP, &[x, residual, weight])?;
+    check_shape(OP, residual, x.shape())?;
+    let cols = check_row_weight(OP, x, weight)?;
+    match x.device() {
+        Device::Cpu => Ok(add_rms_norm(x, residual, weight, eps)?.1),
+        Device::Cuda(b) => {
+            let (x, r, w) = (
+                x.contiguous()?,
+                residual.contiguous()?,
+                weight.contiguous()?,
+            );
+            let out = Tensor::uninit(x.shape().clone(), x.dtype(), x.device())?;
+            let rows = x.elem_count() / cols;
+            let (xp, rp, wp, op) = (cuda_ptr(&x), cuda_ptr(&r), cuda_ptr(&w), cuda_ptr(&out));
+            b.add_rms_norm(xp, rp, wp, 0, op, rows, cols, eps, x.dtype())?;
+            Ok(out)
         }
     }
 }
@@ -192,18 +230,13 @@ fn map(op: Map, a: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     match a.device() {
         Device::Cpu => {
             let mut out = vec![0.0; a.elem_count()];
-            let av = a.to_vec_f32()?;
-            let bv = b
-                .as_ref()
-                .map(Tensor::to_vec_f32)
-                .transpose()?
-                .unwrap_or_default();
-            match op {
-                Map::Silu => simd::silu(&av, &mut out)?,
-                Map::SwiGlu => simd::swiglu(&av, &bv, &mut out)?,
-                Map::Add => simd::add(&av, &bv, &mut out)?,
-                Map::Mul => simd::mul(&av, &bv, &mut out)?,
-            }
+            with_f32(&a, |av| match (op, &b) {
+                (Map::Silu, _) => simd::silu(av, &mut out),
+                (Map::SwiGlu, Some(b)) => with_f32(b, |bv| simd::swiglu(av, bv, &mut out)),
+                (Map::Add, Some(b)) => with_f32(b, |bv| simd::add(av, bv, &mut out)),
+                (Map::Mul, Some(b)) => with_f32(b, |bv| simd::mul(av, bv, &mut out)),
+                (_, None) => Err(Error::invalid(name, "a binary map needs two operands")),
+            })?;
             cpu_result(out, a.shape().clone(), a.dtype())
         }
         Device::Cuda(be) => {
@@ -280,12 +313,15 @@ pub fn softmax(x: &Tensor, scale: f32, causal: bool) -> Result<Tensor> {
     match x.device() {
         Device::Cpu => {
             let mut out = vec![0.0; x.elem_count()];
-            simd::softmax(&x.to_vec_f32()?, q_len, k_len, scale, causal, &mut out)?;
+            with_f32(&x, |xv| {
+                simd::softmax(xv, q_len, k_len, scale, causal, &mut out)
+            })?;
             cpu_result(out, x.shape().clone(), x.dtype())
         }
         Device::Cuda(b) => {
             let out = Tensor::uninit(x.shape().clone(), x.dtype(), x.device())?;
             let p = SoftmaxParams {
+                rows: (x.elem_count() / k_len) as u32,
                 cols: k_len as u32,
                 q_len: q_len as u32,
                 scale,
@@ -322,15 +358,10 @@ pub fn embedding(ids: &[u32], table: &Tensor) -> Result<Tensor> {
     let table = table.contiguous()?;
     match table.device() {
         Device::Cpu => {
-            let t = table.to_vec_f32()?;
-            let out: Vec<f32> = ids
-                .iter()
-                .flat_map(|&id| {
-                    t[id as usize * dim..(id as usize + 1) * dim]
-                        .iter()
-                        .copied()
-                })
-                .collect();
+            let out = with_f32(&table, |t| {
+                let row = |id: u32| &t[id as usize * dim..(id as usize + 1) * dim];
+                Ok(ids.iter().flat_map(|&id| row(id).iter().copied()).collect())
+            })?;
             cpu_result(out, [ids.len(), dim], table.dtype())
         }
         Device::Cuda(b) => {

@@ -2,7 +2,7 @@
 
 use nano_infer_kernels::params::RopeParams;
 
-use super::{cpu_result, cuda_ptr};
+use super::{cpu_result, cuda_ptr, with_f32};
 use crate::backend::cpu::{reference, simd};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, Tensor};
@@ -78,22 +78,36 @@ pub fn rope(x: &Tensor, table: &RopeTable, pos_offset: usize, interleaved: bool)
             rhs: table.cos.device().to_string(),
         });
     }
+    if x.elem_count() >= u32::MAX as usize {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "{} elements exceed the kernel's 32-bit indexing",
+                x.elem_count()
+            ),
+        ));
+    }
     let x = x.contiguous()?;
     match x.device() {
         Device::Cpu => {
             let mut out = vec![0.0; x.elem_count()];
-            let (cos, sin) = (table.cos.to_vec_f32()?, table.sin.to_vec_f32()?);
-            simd::rope(
-                &x.to_vec_f32()?,
-                seq,
-                heads,
-                head_dim,
-                &cos,
-                &sin,
-                pos_offset,
-                interleaved,
-                &mut out,
-            )?;
+            with_f32(&x, |xv| {
+                with_f32(&table.cos, |cos| {
+                    with_f32(&table.sin, |sin| {
+                        simd::rope(
+                            xv,
+                            seq,
+                            heads,
+                            head_dim,
+                            cos,
+                            sin,
+                            pos_offset,
+                            interleaved,
+                            &mut out,
+                        )
+                    })
+                })
+            })?;
             cpu_result(out, x.shape().clone(), x.dtype())
         }
         Device::Cuda(b) => {

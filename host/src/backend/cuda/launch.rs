@@ -4,8 +4,8 @@
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use nano_infer_kernels::params::{
-    ELEMENTWISE_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams, SoftmaxParams,
-    StridedCopy,
+    CACHED_CHUNKS, ELEMENTWISE_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams,
+    SoftmaxParams, StridedCopy, WARP_ROWS_PER_BLOCK,
 };
 
 use super::context::{CudaBackend, cuda_err};
@@ -33,17 +33,26 @@ macro_rules! launch {
     }};
 }
 
-/// Threads for a one-block-per-row kernel: about one 8-element chunk per thread.
-fn row_block(cols: usize) -> u32 {
-    (cols.div_ceil(8).div_ceil(32) * 32).clamp(32, ROW_BLOCK_MAX as usize) as u32
+/// Threads per row for a row kernel (RMSNorm, softmax): about `CACHED_CHUNKS` 8-element chunks
+/// per thread, so each thread has several loads in flight and the row stays in registers.
+fn row_threads(cols: usize) -> u32 {
+    let per_thread = 8 * CACHED_CHUNKS;
+    (cols.div_ceil(per_thread).div_ceil(32) * 32).clamp(32, ROW_BLOCK_MAX as usize) as u32
 }
 
+/// Launch shape of a row kernel: one-warp rows go `WARP_ROWS_PER_BLOCK` to a block.
 fn rows_config(rows: usize, cols: usize) -> Result<LaunchConfig> {
-    let grid = u32::try_from(rows)
+    let threads = row_threads(cols);
+    let rows_per_block = if threads == 32 {
+        WARP_ROWS_PER_BLOCK
+    } else {
+        1
+    };
+    let grid = u32::try_from(rows.div_ceil(rows_per_block as usize))
         .map_err(|_| Error::invalid("launch", format!("{rows} rows exceed the grid limit")))?;
     Ok(LaunchConfig {
         grid_dim: (grid.max(1), 1, 1),
-        block_dim: (row_block(cols), 1, 1),
+        block_dim: (threads, rows_per_block, 1),
         shared_mem_bytes: REDUCE_SMEM_BYTES,
     })
 }
@@ -72,17 +81,18 @@ impl CudaBackend {
         eps: f32,
         dt: DType,
     ) -> Result<()> {
-        let cols_u = cols as u32;
+        let (rows_u, cols_u) = (rows as u32, cols as u32);
+        let name = format!("rmsnorm_{}", dt.name());
         launch!(
             self,
-            format!("rmsnorm_{}", dt.name()),
+            name,
             rows_config(rows, cols)?,
-            (x, w, out, cols_u, eps)
+            (x, w, out, rows_u, cols_u, eps)
         );
         Ok(())
     }
 
-    /// `sum = x + r; out = rmsnorm(sum) * w` (`sum` may be `x`).
+    /// `sum = x + r; out = rmsnorm(sum) * w` (`sum` may be `x`, or 0 to skip writing it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_rms_norm(
         &self,
@@ -96,12 +106,13 @@ impl CudaBackend {
         eps: f32,
         dt: DType,
     ) -> Result<()> {
-        let cols_u = cols as u32;
+        let (rows_u, cols_u) = (rows as u32, cols as u32);
+        let name = format!("add_rmsnorm_{}", dt.name());
         launch!(
             self,
-            format!("add_rmsnorm_{}", dt.name()),
+            name,
             rows_config(rows, cols)?,
-            (x, r, w, sum, out, cols_u, eps)
+            (x, r, w, sum, out, rows_u, cols_u, eps)
         );
         Ok(())
     }
@@ -193,7 +204,7 @@ impl CudaBackend {
     ) -> Result<()> {
         let cfg = LaunchConfig {
             grid_dim: (n_ids as u32, 1, 1),
-            block_dim: (row_block(cols * 8).min(256), 1, 1),
+            block_dim: ((cols.div_ceil(32) * 32).clamp(32, 256) as u32, 1, 1),
             shared_mem_bytes: 0,
         };
         let (cols_u, vocab_u) = (cols as u32, vocab as u32);

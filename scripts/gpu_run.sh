@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs on the GPU host (from gpu-run/): every test including the GPU ones, the GPU benchmark, the
+# torch anchors for the same shapes, and the comparison — one job, one card.
+#   bash gpu-run/gpu_run.sh OUT_DIR [anchor parts...]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/out}; shift || true
+mkdir -p "$out"
+# cuBLAS ships inside PyTorch's wheels here; cudarc looks for libcublas.so.13 on the library path.
+libs=$(python3 -c 'import glob,os,site; print(":".join(sorted({os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(d+"/nvidia/**/libcublas*.so*", recursive=True)})))')
+export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
+{
+  for t in "$here"/bin/*; do
+    case "$(basename "$t")" in gpu_kernels) continue ;; esac
+    echo "== $(basename "$t")"
+    "$t" --include-ignored --test-threads=4 2>&1 | grep -v " \.\.\. ok$"
+    echo "exit status: ${PIPESTATUS[0]}"
+  done
+} > "$out/tests.txt" 2>&1
+grep -E "test result" "$out/tests.txt" | awk '{p+=$4; f+=$6} END {print "GPU host tests: " p " passed, " f " failed"}' | tee -a "$out/tests.txt"
+if command -v compute-sanitizer >/dev/null; then
+  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
+    rms_norm elementwise softmax rope embedding > "$out/sanitizer.txt" 2>&1
+  timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
+    rms_norm softmax >> "$out/sanitizer.txt" 2>&1
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$out/sanitizer.txt"
+fi
+"$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"
+parts=${*:-kernels gemm}
+python3 "$here/anchors/torch_anchors.py" $(for p in $parts; do echo --only "$p"; done) --json "$out/anchors.json" > /dev/null 2>> "$out/logs.txt"
+python3 "$here/compare_anchors.py" "$out/nano.json" "$out/anchors.json" | tee "$out/compare.txt"
