@@ -47,6 +47,9 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
+        // `cargo clippy` wraps rustc for the outer build; the PTX must come from plain rustc.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo to build the GPU kernels: {e}"));
 

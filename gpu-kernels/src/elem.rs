@@ -135,7 +135,7 @@ half_elem!(BF16, bf16_to_f32, f32_to_bf16);
 /// True when `p` is 16-byte aligned (chunked access allowed).
 #[inline(always)]
 pub fn aligned16<T>(p: *const T) -> bool {
-    (p as usize) % 16 == 0
+    (p as usize).is_multiple_of(16)
 }
 
 /// Loads four f32 (`p[i..i + 4]`) with one 128-bit access.

@@ -44,7 +44,7 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
     let base = row * cols;
     let scratch = dyn_smem_base();
     let keep_sum = ADD && !sum_out.is_null();
-    let vector = cols % CHUNK == 0
+    let vector = cols.is_multiple_of(CHUNK)
         && aligned16(x)
         && aligned16(w)
         && aligned16(out)

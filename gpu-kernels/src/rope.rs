@@ -36,9 +36,9 @@ pub unsafe fn rope<E: Elem>(
     // Elements per work item: halves rotate 8 pairs (16 elements), pairs 4 pairs (8 elements).
     let vector = aligned
         && if interleaved {
-            d % CHUNK == 0
+            d.is_multiple_of(CHUNK)
         } else {
-            half % CHUNK == 0
+            half.is_multiple_of(CHUNK)
         };
     let items_per_row = if !vector {
         half

@@ -37,7 +37,7 @@ pub unsafe fn softmax<E: Elem>(x: *const E, out: *mut E, p: SoftmaxParams) {
         cols
     };
     let scale = p.scale * core::f32::consts::LOG2_E;
-    let vector = cols % CHUNK == 0 && aligned16(x) && aligned16(out);
+    let vector = cols.is_multiple_of(CHUNK) && aligned16(x) && aligned16(out);
     let chunks = cols / CHUNK;
     let masked = |i: usize, v: f32| {
         if i < limit {

@@ -20,7 +20,7 @@ pub struct RopeTable {
 impl RopeTable {
     /// The table for positions `0..max_pos` with base `theta`.
     pub fn new(max_pos: usize, head_dim: usize, theta: f32, device: &Device) -> Result<RopeTable> {
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(Error::invalid(
                 "rope_table",
                 format!("head_dim must be even and positive, got {head_dim}"),

@@ -15,7 +15,8 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn new(weight: Tensor, eps: f32) -> Result<RmsNorm> {
-        if weight.rank() != 1 || !(eps >= 0.0) {
+        // `eps.is_nan()` fails too: a NaN epsilon would poison every output.
+        if weight.rank() != 1 || eps.is_nan() || eps < 0.0 {
             return Err(Error::invalid(
                 "RmsNorm::new",
                 format!(

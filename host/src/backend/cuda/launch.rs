@@ -71,6 +71,7 @@ impl CudaBackend {
     }
 
     /// `out = rmsnorm(x) * w` over rows of `cols`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn rms_norm(
         &self,
         x: u64,
