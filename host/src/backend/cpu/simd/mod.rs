@@ -38,7 +38,7 @@ mod tests;
 use std::sync::OnceLock;
 
 use kernels::Kernels;
-pub use linalg::GEMV_MAX_M;
+pub use linalg::{GEMV_MAX_M, GEMV_N_MAX_M};
 
 use crate::{Error, Result};
 

@@ -194,7 +194,8 @@ fn matmul_matches_reference() {
         (4099, 17),
         (300, 1001),
     ];
-    for m in [1, 2, 3, 4, 5, 64] {
+    // Both sides of both GEMV bounds (4 and 8) and a gemm-sized m.
+    for m in [1, 2, 3, 4, 5, 8, 9, 64] {
         for (k, n) in kn {
             if m == 64 && k * n > 200_000 {
                 continue; // the gemm path is covered by the smaller shapes; keeps debug fast
