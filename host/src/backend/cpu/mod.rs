@@ -1,8 +1,9 @@
 //! The CPU backend: two modules with identical function signatures over contiguous row-major
 //! `f32` slices.
 //!
-//! - [`reference`]: plain scalar Rust written for clarity, accumulating in `f64`. It is the
-//!   oracle for every optimised path (SIMD here, CUDA, the emulator) and is never made fast.
+//! - [`reference`](mod@reference): plain scalar Rust written for clarity, accumulating in
+//!   `f64`. It is the oracle for every optimised path (SIMD here, CUDA, the emulator) and is
+//!   never made fast.
 //! - [`simd`]: the fast path. AVX-512F, AVX2+FMA or a portable scalar fallback, chosen once at
 //!   run time, plus rayon across rows when a call is big enough to pay for it.
 //!

@@ -251,7 +251,8 @@ pub fn matmul(
 ///
 /// `q`/`out` are `[q_len, num_heads, head_dim]`, `k`/`v` `[k_len, num_kv_heads, head_dim]`;
 /// query head `h` reads KV head `h / (num_heads / num_kv_heads)`. For query `i`:
-/// `out = softmax(q·kᵀ * scale) · v`, where under `causal` it sees keys `j <= i + k_len - q_len`.
+/// `out = softmax(q·kᵀ * scale) · v`, where under `causal` it sees keys
+/// `j <= i + k_len - q_len`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],

@@ -318,24 +318,29 @@ fn rope_interleaved(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn dot_m<const M: usize>(a: &[&[f32]; M], b: &[f32]) -> [f32; M] {
-    let (bc, bt) = b.as_chunks::<{ 2 * W }>();
+    let bc = b.as_chunks::<{ 2 * W }>().0;
+    // Every row cut to the same whole chunks, so the hot loop indexes without bounds checks.
+    let mut n = bc.len();
     let mut a_chunks: [&[[f32; 2 * W]]; M] = [&[]; M];
     for (ac, row) in a_chunks.iter_mut().zip(a) {
         *ac = row.as_chunks::<{ 2 * W }>().0;
+        n = n.min(ac.len());
+    }
+    for ac in a_chunks.iter_mut() {
+        *ac = &ac[..n];
     }
     let mut acc = [[_mm256_setzero_ps(); 2]; M];
-    for (c, bv) in bc.iter().enumerate() {
+    for (c, bv) in bc[..n].iter().enumerate() {
         let bh = bv.as_chunks::<W>().0;
         let (b0, b1) = (ld(&bh[0]), ld(&bh[1]));
         for (acc, ac) in acc.iter_mut().zip(&a_chunks) {
-            if let Some(av) = ac.get(c) {
-                let ah = av.as_chunks::<W>().0;
-                acc[0] = _mm256_fmadd_ps(ld(&ah[0]), b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(ld(&ah[1]), b1, acc[1]);
-            }
+            let ah = ac[c].as_chunks::<W>().0;
+            acc[0] = _mm256_fmadd_ps(ld(&ah[0]), b0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(ld(&ah[1]), b1, acc[1]);
         }
     }
-    let done = bc.len() * 2 * W;
+    let done = n * 2 * W;
+    let bt = b.get(done..).unwrap_or(&[]);
     let mut res = [0.0f32; M];
     for ((r, acc), row) in res.iter_mut().zip(&acc).zip(a) {
         let tail: f32 = row

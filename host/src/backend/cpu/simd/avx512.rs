@@ -291,24 +291,29 @@ fn rope_interleaved(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn dot_m<const M: usize>(a: &[&[f32]; M], b: &[f32]) -> [f32; M] {
-    let (bc, bt) = b.as_chunks::<W>();
+    let bc = b.as_chunks::<W>().0;
+    // Every row cut to the same whole chunks, so the hot loop indexes without bounds checks.
+    let mut n = bc.len();
     let mut a_chunks: [&[[f32; W]]; M] = [&[]; M];
     for (ac, row) in a_chunks.iter_mut().zip(a) {
         *ac = row.as_chunks::<W>().0;
+        n = n.min(ac.len());
+    }
+    for ac in a_chunks.iter_mut() {
+        *ac = &ac[..n];
     }
     let mut acc = [_mm512_setzero_ps(); M];
-    for (c, bv) in bc.iter().enumerate() {
+    for (c, bv) in bc[..n].iter().enumerate() {
         let bv = ld(bv);
         for (acc, ac) in acc.iter_mut().zip(&a_chunks) {
-            if let Some(av) = ac.get(c) {
-                *acc = _mm512_fmadd_ps(ld(av), bv, *acc);
-            }
+            *acc = _mm512_fmadd_ps(ld(&ac[c]), bv, *acc);
         }
     }
-    let done = bc.len() * W;
-    let bt = ld_tail(bt);
+    let done = n * W;
+    let bt = ld_tail(b.get(done..).unwrap_or(&[]));
     let mut res = [0.0f32; M];
     for ((r, acc), row) in res.iter_mut().zip(&acc).zip(a) {
+        // Rows of equal length (the contract) leave fewer than 16 values: one masked FMA.
         let tail = ld_tail(row.get(done..).unwrap_or(&[]));
         *r = _mm512_reduce_add_ps(_mm512_fmadd_ps(tail, bt, *acc));
     }

@@ -126,7 +126,8 @@ pub(super) mod exp_poly {
     /// `0.693359375`, exact in 9 bits, so `n * LN2_HI` is exact.
     pub const LN2_HI: f32 = 0.693_359_4;
     pub const LN2_LO: f32 = -2.121_944_4e-4;
-    /// Polynomial coefficients, highest degree first; `p(r) = (..(P[0]·r + P[1])·r ..)·r² + r + 1`.
+    /// Polynomial coefficients, highest degree first:
+    /// `p(r) = (..(P[0]·r + P[1])·r ..)·r² + r + 1`.
     pub const P: [f32; 6] = [
         1.987_569_1e-4,
         1.398_199_9e-3,

@@ -1,12 +1,26 @@
 //! Matrix products: a hand-written GEMV for decode-sized `m`, the `gemm` crate above it, and
 //! attention built from the dot/axpy kernels.
 //!
-//! Why two matmul paths: with `m <= GEMV_MAX_M` the product is bound by reading `b` once from
-//! memory, and the GEMV below does exactly that (each row of `b` is loaded once for all `m` rows
-//! of `a`), in parallel blocks of output columns, without packing. For larger `m` it becomes
-//! compute-bound and needs register tiling and cache blocking, which the `gemm` crate does well;
-//! re-applying the GEMV to 4-row slices of `a` rereads all of `b` `m / 4` times and loses. (The
-//! `matmul` bench group carries both rows, `simd` and `gemv-tiles`, to keep that claim honest.)
+//! Why two matmul paths: for small `m` the product is bound by reading `b` once from memory.
+//! The GEMV here does exactly that, without packing: a task owns a block of output columns,
+//! each row of `b` in it is loaded once for up to 4 rows of `a` (the kernel's register block),
+//! and further groups of 4 rows find the block still in L2. For large `m` the work becomes
+//! compute-bound and wants register tiling and cache blocking, which `gemm` 0.19 does well,
+//! but it packs `b` on every call, which small `m` cannot amortise.
+//!
+//! Measured on the 2-core Zen3 dev VM (AVX2), which other builds were loading, hence ranges.
+//! Milliseconds, GEMV / gemm, min-max over 2-3 runs of best-of-5:
+//!
+//! | `b`, `k x n`     | m = 4             | m = 8             | m = 16            | m = 64       |
+//! |------------------|-------------------|-------------------|-------------------|--------------|
+//! | `[n,k]` 4096x11008 | 49-70 / 76-128  | 53-97 / 114-142   | 110-137 / 89-168  | -            |
+//! | `[n,k]` 1024x1024  | 0.2-0.5 / 1-1.8 | 0.3-0.4 / 0.7-2.9 | 0.7-1.3 / 1.1-2.4 | 4-10 / 2-4   |
+//! | `[k,n]` 4096x11008 | 72-127 / 89-162 | 109-180 / 75-304  | 174-276 / 150-316 | -            |
+//! | `[k,n]` 1024x1024  | 0.4-1.4 / 0.4-0.9 | 1.4-2.2 / 0.8-4 | 2.8-7.9 / 0.9-3.7 | 11-20 / 4-11 |
+//!
+//! Hence the GEMV up to [`GEMV_MAX_M`] = 8 rows for Linear weights (`b_transposed`), where it
+//! wins everywhere, and up to [`GEMV_N_MAX_M`] = 4 for `b` `[k, n]`, where its axpy form only
+//! wins on large weights; `gemm` beyond. The `gemv`/`matmul` bench groups show both paths.
 
 use rayon::prelude::*;
 
@@ -15,22 +29,28 @@ use super::{PAR_MIN_ELEMS, Simd};
 use crate::Result;
 use crate::backend::cpu::check;
 
-/// The largest `m` for which [`Simd::matmul`] uses its own GEMV; larger `m` go to `gemm`.
-pub const GEMV_MAX_M: usize = 4;
+/// The largest `m` for which [`Simd::matmul`] with `b_transposed` (a Linear weight `[n, k]`)
+/// uses its own GEMV; larger `m` go to `gemm`. See the module docs for the measurements.
+pub const GEMV_MAX_M: usize = 8;
+
+/// The same bound for `b` stored `[k, n]`.
+pub const GEMV_N_MAX_M: usize = 4;
 
 /// Elements of `b` per GEMV task (256 KiB of `f32`): large enough to amortise a rayon task,
 /// small enough to give every core several tasks on a 4096-wide weight.
 const GEMV_TASK_ELEMS: usize = 64 * 1024;
 
-/// Output columns per task of the non-transposed GEMV: one 1 KiB segment of each `b` row.
-const GEMV_N_COLS: usize = 256;
+/// Bounds on the output columns per task of the non-transposed GEMV: runs of 1 to 16 KiB of
+/// each `b` row, and `m` partial output rows of that width that stay in L1/L2.
+const GEMV_N_MIN_COLS: usize = 256;
+const GEMV_N_MAX_COLS: usize = 4096;
 
 impl Simd {
     /// `out [m, n] = a [m, k] · B` with `B = b [k, n]`, or `B = bᵀ` for `b [n, k]` when
     /// `b_transposed`; see [`crate::backend::cpu::reference::matmul`].
     ///
-    /// `m <= GEMV_MAX_M` (decode) runs the SIMD + rayon GEMV of this module; larger `m` the
-    /// `gemm` crate (module docs say why).
+    /// Small `m` (decode: up to [`GEMV_MAX_M`] transposed, [`GEMV_N_MAX_M`] not) runs the
+    /// SIMD + rayon GEMV of this module; larger `m` the `gemm` crate (module docs say why).
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
@@ -50,10 +70,12 @@ impl Simd {
             out.fill(0.0);
             return Ok(());
         }
-        match (m <= GEMV_MAX_M, b_transposed) {
-            (true, true) => self.gemv_t(a, b, m, k, n, out),
-            (true, false) => self.gemv_n(a, b, m, k, n, out),
-            (false, _) => gemm_crate(a, b, m, k, n, b_transposed, out),
+        if b_transposed && m <= GEMV_MAX_M {
+            self.gemv_t(a, b, m, k, n, out);
+        } else if !b_transposed && m <= GEMV_N_MAX_M {
+            self.gemv_n(a, b, m, k, n, out);
+        } else {
+            gemm_crate(a, b, m, k, n, b_transposed, out);
         }
         Ok(())
     }
@@ -84,10 +106,20 @@ impl Simd {
     }
 
     /// `b` is `[k, n]`: each output row is a sum of `b` rows weighted by one row of `a`
-    /// (axpy), over blocks of [`GEMV_N_COLS`] columns so the `m` partial rows stay in L1.
+    /// (axpy), over blocks of columns so the `m` partial rows stay in cache.
     fn gemv_n(&self, a: &[f32], b: &[f32], m: usize, k: usize, n: usize, out: &mut [f32]) {
         let parallel = m * k * n >= PAR_MIN_ELEMS;
-        let cols = if parallel { GEMV_N_COLS.min(n) } else { n };
+        // Wide column blocks: each task streams `k` runs of `cols` contiguous floats, which
+        // the hardware prefetcher follows; narrow blocks (1 KiB runs 4·n bytes apart) thrash
+        // it and the TLB. At least four blocks per worker keep the pool balanced.
+        let per_worker = n
+            .div_ceil(4 * rayon::current_num_threads())
+            .next_multiple_of(16);
+        let cols = if parallel {
+            per_worker.clamp(GEMV_N_MIN_COLS, GEMV_N_MAX_COLS).min(n)
+        } else {
+            n
+        };
         let mut blocks = column_blocks(out, m, n, cols);
         let kern = self.k;
         let run = |(t, outs): (usize, &mut [&mut [f32]])| {

@@ -38,7 +38,7 @@ mod tests;
 use std::sync::OnceLock;
 
 use kernels::Kernels;
-pub use linalg::GEMV_MAX_M;
+pub use linalg::{GEMV_MAX_M, GEMV_N_MAX_M};
 
 use crate::{Error, Result};
 
@@ -140,7 +140,7 @@ pub fn active_isa() -> &'static str {
 /// Runs `f(first_row, rows)` over `out` cut into blocks of whole rows of `row_len`: one block on
 /// this thread when `work` (elements touched) is under [`PAR_MIN_ELEMS`], else blocks of about
 /// 16K elements spread over rayon's pool.
-pub(super) fn for_row_blocks<F>(out: &mut [f32], row_len: usize, work: usize, f: F)
+fn for_row_blocks<F>(out: &mut [f32], row_len: usize, work: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {

@@ -134,13 +134,14 @@ fn softmax_matches_reference() {
 #[test]
 fn rope_matches_reference() {
     let mut g = Lcg::new(4);
-    // (batch, seq, heads, head_dim): tails of both layouts (18, 34, 130) and big calls.
+    // (batch, seq, heads, head_dim): tails of both layouts (18, 34, 130) and a big call.
     let shapes = [
         (1, 1, 1, 2),
         (1, 3, 2, 6),
         (2, 5, 3, 18),
         (1, 7, 4, 34),
         (1, 37, 8, 64),
+        (2, 33, 8, 128), // 67K elements: the rayon path
         (3, 9, 5, 130),
     ];
     for (batch, seq, heads, head_dim) in shapes {
@@ -194,7 +195,8 @@ fn matmul_matches_reference() {
         (4099, 17),
         (300, 1001),
     ];
-    for m in [1, 2, 3, 4, 5, 64] {
+    // Both sides of both GEMV bounds (4 and 8) and a gemm-sized m.
+    for m in [1, 2, 3, 4, 5, 8, 9, 64] {
         for (k, n) in kn {
             if m == 64 && k * n > 200_000 {
                 continue; // the gemm path is covered by the smaller shapes; keeps debug fast
