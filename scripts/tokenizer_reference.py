@@ -10,6 +10,8 @@ Outputs, all under tests/reference/ (read `prompts.json` from there too):
 - smollm2_tokenizer.json: the GGUF's tokenizer metadata, with the field names of `TokenizerSpec`.
 - tokenizer_reference.json: every prompt (chat ones rendered through the GGUF chat template with
   add_generation_prompt=True by HF `apply_chat_template`) plus tricky strings, with HF's ids.
+- smollm2_random_reference.json: HF's ids for 500 random strings mixing scripts, digits,
+  whitespace, emoji and special tokens.
 - pretokenize_reference.json: HF pre-tokenizer splits (GPT-2, llama-bpe, smollm rules).
 - hf_tiny_*/: small tokenizers trained here and saved as HF `tokenizer.json` +
   `tokenizer_config.json` (byte-level with SmolLM2's and Llama 3's rules; Llama-2-style
@@ -25,6 +27,7 @@ when torch is importable this script also runs that route and lists where it dif
 import argparse
 import json
 import os
+import random
 import sys
 
 import gguf
@@ -71,6 +74,32 @@ PRETOKENIZE_EXTRA = {
     "space_letters": " hello  world   !",
     "hindi": "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e",
 }
+
+# Random strings are drawn from these pools: each char or chunk comes from a random pool.
+RANDOM_POOLS = [
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    list("0123456789"),
+    [" ", " ", "  ", "\n", "\t", "\r\n", "\r", " \n", "\u00a0", "\u3000"],
+    list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+    ["'s", "'t", "'re", "'ll", "'S", "'D", "'LL", "'Ve"],
+    list("éèàçüößñÅØœ"),
+    ["\u0301", "\u0308", "\u093f", "\u064e"],
+    list("日本語中文한국어テキスト"),
+    ["🍕", "👩\u200d💻", "✨", "😀"],
+    list("０１２²³½Ⅳ①"),
+    ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<s>", "</s>", "<unk>", "<0x41>", "\u2581"],
+    list("नमस्तेмирاللغة"),
+    ["the", " the", "ing", " hello", "world", "1,234", "3.14", "quick", " brown"],
+]
+
+
+def random_texts(seed, count, max_len=40):
+    rng = random.Random(seed)
+    return [
+        "".join(rng.choice(rng.choice(RANDOM_POOLS)) for _ in range(rng.randint(1, max_len)))
+        for _ in range(count)
+    ]
+
 
 TINY_TRAIN = [
     "The quick brown fox jumps over the lazy dog. 1234 apples and 56 pears.",
@@ -279,7 +308,9 @@ def tiny_reference(out_dir):
     bl, llama3 = tiny_bytelevel(out_dir)
     legacy, first, split = tiny_metaspace(out_dir)
     texts = dict(TRICKY)
-    texts.update({"train0": TINY_TRAIN[0], "train2": TINY_TRAIN[2], "unknown_chars": "Zebra ЖЖ 🍕 q"})
+    texts.update({"train0": TINY_TRAIN[0], "train2": TINY_TRAIN[2], "unknown_chars": "Zebra ЖЖ 🍕 q",
+                  "literal_metaspace": "\u2581lead <s>\u2581x</s> \u2581y\u2581"})
+    texts.update({f"random_{i}": t for i, t in enumerate(random_texts(seed=7, count=150, max_len=25))})
     out = {}
     for name, tok in [("hf_tiny_bytelevel", bl), ("hf_tiny_llama3", llama3),
                       ("hf_tiny_metaspace", legacy), ("hf_tiny_metaspace_first", first),
@@ -334,8 +365,10 @@ def main():
         "cases": cases,
     }
     dump(os.path.join(out, "tokenizer_reference.json"), reference, indent=1)
+    randoms = [{"text": t, "ids": hf.encode(t, add_special_tokens=False)} for t in random_texts(1234, 500)]
+    dump(os.path.join(out, "smollm2_random_reference.json"), randoms)
     dump(os.path.join(out, "pretokenize_reference.json"), pretokenize_reference(), indent=1)
-    dump(os.path.join(out, "hf_tiny_reference.json"), tiny_reference(out), indent=1)
+    dump(os.path.join(out, "hf_tiny_reference.json"), tiny_reference(out))
     return 0
 
 

@@ -139,6 +139,31 @@ fn encode_matches_hf_on_every_reference_string() {
     );
 }
 
+/// 500 random strings mixing scripts, digits, whitespace, emoji and special tokens.
+#[test]
+fn encode_matches_hf_on_random_strings() {
+    let tok = smollm2();
+    let rows = read_json("smollm2_random_reference.json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 500);
+    let mut failures = Vec::new();
+    for row in rows {
+        let text = row["text"].as_str().expect("text");
+        let want = ids_of(&row["ids"]);
+        let got = tok.encode(text, false).expect("encode");
+        if got != want {
+            failures.push(format!("{text:?}: {}", first_difference(tok, &got, &want)));
+        }
+        assert_eq!(tok.decode(&got).expect("decode"), text);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn decode_inverts_encode() {
     let tok = smollm2();

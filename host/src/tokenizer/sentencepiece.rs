@@ -89,7 +89,8 @@ impl SentencePiece {
         unk: Option<u32>,
         out: &mut Vec<u32>,
     ) -> Result<()> {
-        let starts_with_space = text.starts_with(' ');
+        // HF looks at the text after spaces became `▁`, so a literal `▁` counts as a space.
+        let starts_with_space = text.starts_with([' ', SPACE]);
         let prefix = match self.prefix {
             SpacePrefix::Never => false,
             SpacePrefix::Always => true,
