@@ -13,6 +13,8 @@ Outputs, all under tests/reference/ (read `prompts.json` from there too):
 - smollm2_random_reference.json: HF's ids for 500 random strings mixing scripts, digits,
   whitespace, emoji and special tokens.
 - pretokenize_reference.json: HF pre-tokenizer splits (GPT-2, llama-bpe, smollm rules).
+- spm_tiny_reference.json: a tiny SentencePiece BPE model (scores, byte fallback) trained with
+  the `sentencepiece` library, as GGUF would store it, with that library's ids and decodings.
 - hf_tiny_*/: small tokenizers trained here and saved as HF `tokenizer.json` +
   `tokenizer_config.json` (byte-level with SmolLM2's and Llama 3's rules; Llama-2-style
   `▁` + byte fallback with a legacy normalizer, `Metaspace(first)` and `Metaspace(split)`), with
@@ -323,6 +325,50 @@ def tiny_reference(out_dir):
     return out
 
 
+def spm_reference(prompts):
+    """A tiny Llama-style SentencePiece BPE model (scores, byte fallback, dummy prefix) trained
+    here with the `sentencepiece` library, in GGUF terms, with that library's ids: the reference
+    for merging by score, since no Llama `.model` file is at hand."""
+    import io
+
+    import sentencepiece as spm
+
+    corpus = TINY_TRAIN + [p["text"] for p in prompts if "text" in p]
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=proto, model_type="bpe", vocab_size=800,
+        byte_fallback=True, add_dummy_prefix=True, remove_extra_whitespaces=False,
+        normalization_rule_name="identity", split_digits=True, minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+
+    def gguf_type(i):
+        for ty, test in [(2, sp.is_unknown), (3, sp.is_control), (5, sp.is_unused), (6, sp.is_byte)]:
+            if test(i):
+                return ty
+        return 1
+
+    n = sp.get_piece_size()
+    # Control tokens written in the text are matched by NanoInfer (like llama.cpp), not by
+    # sentencepiece, so texts with them are left out.
+    texts = dict(TRICKY)
+    texts.update({f"random_{i}": t for i, t in enumerate(random_texts(seed=11, count=300))})
+    cases = [
+        {"name": k, "text": t, "ids": sp.encode(t), "decoded": sp.decode(sp.encode(t))}
+        for k, t in texts.items()
+        if "<s>" not in t and "</s>" not in t
+    ]
+    return {
+        "tokens": [sp.id_to_piece(i) for i in range(n)],
+        "scores": [sp.get_score(i) for i in range(n)],
+        "token_types": [gguf_type(i) for i in range(n)],
+        "bos_id": sp.bos_id(),
+        "eos_id": sp.eos_id(),
+        "unk_id": sp.unk_id(),
+        "cases": cases,
+    }
+
+
 def dump(path, obj, indent=None):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, indent=indent, separators=(",", ":") if indent is None else None)
@@ -369,6 +415,7 @@ def main():
     dump(os.path.join(out, "smollm2_random_reference.json"), randoms)
     dump(os.path.join(out, "pretokenize_reference.json"), pretokenize_reference(), indent=1)
     dump(os.path.join(out, "hf_tiny_reference.json"), tiny_reference(out))
+    dump(os.path.join(out, "spm_tiny_reference.json"), spm_reference(prompts))
     return 0
 
 

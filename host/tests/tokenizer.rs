@@ -383,6 +383,65 @@ fn sentencepiece_scores_and_byte_fallback() {
     assert_eq!(tok.token_str(id("<0x")), Some("<0x"));
 }
 
+/// A SentencePiece BPE model trained with the `sentencepiece` library, loaded as GGUF would
+/// store it (pieces, scores, types): ids and decodings equal that library's.
+#[test]
+fn sentencepiece_matches_the_sentencepiece_library() {
+    let j = read_json("spm_tiny_reference.json");
+    let spec = TokenizerSpec {
+        kind: Some(TokenizerKind::SentencePiece),
+        tokens: j["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .map(|t| t.as_str().expect("token").to_string())
+            .collect(),
+        scores: j["scores"]
+            .as_array()
+            .expect("scores")
+            .iter()
+            .map(|x| x.as_f64().expect("score") as f32)
+            .collect(),
+        token_types: j["token_types"]
+            .as_array()
+            .expect("types")
+            .iter()
+            .map(|x| x.as_i64().expect("type") as i32)
+            .collect(),
+        pre: "default".into(),
+        bos_id: j["bos_id"].as_u64().map(|x| x as u32),
+        eos_id: j["eos_id"].as_u64().map(|x| x as u32),
+        unk_id: j["unk_id"].as_u64().map(|x| x as u32),
+        ..TokenizerSpec::default()
+    };
+    let tok = Tokenizer::from_spec(&spec).expect("spm builds");
+    let cases = j["cases"].as_array().expect("cases");
+    assert!(cases.len() > 200, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let text = case["text"].as_str().expect("text");
+        let want = ids_of(&case["ids"]);
+        let got = tok.encode(text, false).expect("encode");
+        if got != want {
+            failures.push(format!(
+                "{name} {text:?}: {}",
+                first_difference(&tok, &got, &want)
+            ));
+        }
+        let decoded = tok.decode(&want).expect("decode");
+        if decoded != case["decoded"].as_str().expect("decoded") {
+            failures.push(format!("{name}: decode gives {decoded:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// Encoding speed on a ~2,000-token text (run in release; see the module docs).
 #[test]
 #[ignore]
