@@ -22,9 +22,11 @@ def main():
             continue
         base = key[len("nano_"):]
         stem, unit = base.rsplit("_", 1)
-        if stem.startswith("gemm") and unit == "TBps":
+        if stem.startswith("gemm") and unit == "TBps" and not stem.startswith("gemm_f16_M1_"):
             continue
         candidates = [f"{stem}_compiled_{unit}", f"{stem}_eager_{unit}", f"{stem}_{unit}"]
+        if stem.startswith("gemv_f16_M1_"):  # our GEMV against cuBLAS at M = 1
+            candidates = [stem.replace("gemv_f16", "gemm_f16") + "_" + unit]
         if stem.startswith("rope_interleaved"):
             candidates = [c.replace("rope_interleaved", "rope") for c in candidates]
         anchor_key = next((c for c in candidates if c in anchors), None)

@@ -223,7 +223,16 @@ fn embedding_cast_and_views() {
 fn gemm_matches_reference() {
     let dev = gpu();
     for dt in DTYPES {
-        for (m, k, n) in [(1, 7, 5), (3, 64, 1000), (128, 576, 64), (17, 1000, 33)] {
+        // m <= 8 with a transposed weight runs the GEMV kernel (vector path when k % 8 == 0).
+        for (m, k, n) in [
+            (1, 7, 5),
+            (3, 64, 1000),
+            (8, 4096, 300),
+            (5, 1003, 77),
+            (9, 64, 10),
+            (128, 576, 64),
+            (17, 1000, 33),
+        ] {
             let (a, av) = input(&[m, k], dt, 10);
             let (w, wv) = input(&[n, k], dt, 11);
             let mut want = vec![0.0; m * n];

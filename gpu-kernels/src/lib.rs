@@ -31,6 +31,8 @@ pub mod elementwise;
 #[cfg(target_arch = "nvptx64")]
 mod export;
 #[cfg(target_arch = "nvptx64")]
+pub mod gemv;
+#[cfg(target_arch = "nvptx64")]
 pub mod norm;
 #[cfg(target_arch = "nvptx64")]
 pub mod primitives;

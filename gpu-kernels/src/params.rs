@@ -61,3 +61,13 @@ pub struct SoftmaxParams {
     pub scale: f32,
     pub causal: u32,
 }
+
+/// Largest number of activation rows the GEMV kernels take; more rows go to cuBLAS.
+pub const GEMV_MAX_M: usize = 8;
+
+/// 16-byte chunks each GEMV lane loads before doing math (bytes in flight per warp:
+/// `32 * 16 * GEMV_UNROLL`).
+pub const GEMV_UNROLL: usize = 4;
+
+/// Threads per block of the GEMV kernels (independent warps).
+pub const GEMV_BLOCK: u32 = 256;

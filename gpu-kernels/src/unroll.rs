@@ -1,14 +1,13 @@
-//! `unroll_cached!`: repeats a block once per register-cached chunk with the index bound to a
-//! literal, so per-thread arrays are indexed by constants and stay in registers (LLVM's unroller
-//! gives up on these bodies and would otherwise put the arrays in local memory).
+//! `unroll4!` / `unroll_cached!`: repeat a block with its index bound to a literal, so per-thread
+//! arrays are indexed by constants and stay in registers (LLVM's unroller gives up on these
+//! bodies and would otherwise put the arrays in local memory).
 
 pub use crate::params::CACHED_CHUNKS;
 
-/// `unroll_cached!(k => { ... })` runs the block for `k = 0, 1, 2, 3` (`CACHED_CHUNKS` times).
+/// `unroll4!(k => { ... })` runs the block for `k = 0, 1, 2, 3`, each copy with `k` a literal.
 #[macro_export]
-macro_rules! unroll_cached {
+macro_rules! unroll4 {
     ($k:ident => $body:block) => {{
-        const _: () = assert!($crate::unroll::CACHED_CHUNKS == 4);
         {
             let $k: usize = 0;
             $body
@@ -25,5 +24,15 @@ macro_rules! unroll_cached {
             let $k: usize = 3;
             $body
         }
+    }};
+}
+
+/// `unroll_cached!(k => { ... })` runs the block once per register-cached chunk
+/// (`CACHED_CHUNKS` times).
+#[macro_export]
+macro_rules! unroll_cached {
+    ($k:ident => $body:block) => {{
+        const _: () = assert!($crate::unroll::CACHED_CHUNKS == 4);
+        $crate::unroll4!($k => $body)
     }};
 }

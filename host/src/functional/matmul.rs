@@ -3,6 +3,8 @@
 
 use super::{check_same, cpu_result, cuda_ptr, with_f32};
 use crate::backend::cpu::simd;
+use nano_infer_kernels::params::GEMV_MAX_M;
+
 use crate::backend::cuda::Gemm;
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Tensor};
@@ -94,6 +96,19 @@ pub(crate) fn product(
         Device::Cuda(be) => {
             let out = Tensor::uninit(out_dims, a.dtype(), a.device())?;
             if out.elem_count() == 0 {
+                return Ok(out);
+            }
+            if b_transposed && batch == 1 && m <= GEMV_MAX_M && n.max(k) <= u32::MAX as usize {
+                // Decode: a few activation rows against a weight — our GEMV beats cuBLAS here.
+                be.gemv(
+                    cuda_ptr(&b),
+                    cuda_ptr(&a),
+                    cuda_ptr(&out),
+                    m,
+                    n,
+                    k,
+                    a.dtype(),
+                )?;
                 return Ok(out);
             }
             let g = Gemm {

@@ -4,8 +4,8 @@
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use nano_infer_kernels::params::{
-    CACHED_CHUNKS, ELEMENTWISE_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams,
-    SoftmaxParams, StridedCopy, WARP_ROWS_PER_BLOCK,
+    CACHED_CHUNKS, ELEMENTWISE_BLOCK, GEMV_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
+    RopeParams, SoftmaxParams, StridedCopy, WARP_ROWS_PER_BLOCK,
 };
 
 use super::context::{CudaBackend, cuda_err};
@@ -214,6 +214,35 @@ impl CudaBackend {
             format!("embedding_{}", dt.name()),
             cfg,
             (ids, table, out, cols_u, vocab_u)
+        );
+        Ok(())
+    }
+
+    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemv(
+        &self,
+        w: u64,
+        x: u64,
+        y: u64,
+        m: usize,
+        n: usize,
+        k: usize,
+        dt: DType,
+    ) -> Result<()> {
+        let warps_per_block = (GEMV_BLOCK / 32) as usize;
+        let blocks = n.div_ceil(warps_per_block).clamp(1, self.sm_count() * 16);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (GEMV_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
+        launch!(
+            self,
+            format!("gemv_{}", dt.name()),
+            cfg,
+            (w, x, y, m_u, n_u, k_u)
         );
         Ok(())
     }
