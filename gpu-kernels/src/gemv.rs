@@ -1,4 +1,4 @@
-//! GEMV for decode: `y[m, n] = Σ_k x[m, k] · w[n, k]` for a few rows `m` (1..=8) of `x`
+//! GEMV for decode: `y[m, n] = Σ_k x[m, k] · w[n, k]` for a few rows `m` (1..=4) of `x`
 //! against a `[n, k]` weight (a Linear layer, PyTorch layout).
 //!
 //! Variants: `gemv_{f32,f16,bf16}`. Batch-1 decode reads every weight once per token, so this
@@ -108,14 +108,10 @@ pub unsafe fn gemv<E: Elem>(w: *const E, x: *const E, y: *mut E, m: u32, n: u32,
             2 => gemv_rows::<E, 2>(w, x, y, n, k),
             3 => gemv_rows::<E, 3>(w, x, y, n, k),
             4 => gemv_rows::<E, 4>(w, x, y, n, k),
-            5 => gemv_rows::<E, 5>(w, x, y, n, k),
-            6 => gemv_rows::<E, 6>(w, x, y, n, k),
-            7 => gemv_rows::<E, 7>(w, x, y, n, k),
-            8 => gemv_rows::<E, 8>(w, x, y, n, k),
             _ => {}
         }
     }
-    const _: () = assert!(GEMV_MAX_M == 8);
+    const _: () = assert!(GEMV_MAX_M == 4);
 }
 
 kernel_entries! {
