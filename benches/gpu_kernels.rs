@@ -159,6 +159,32 @@ fn gemv(b: &mut Bench) -> Result<()> {
     Ok(())
 }
 
+/// Decode attention: one token against a KV cache of S tokens (B1, 32 query heads, D128), bytes
+/// = K + V read once (the anchor's formula); GQA with 8 KV heads reads a quarter as much.
+fn decode_attention(b: &mut Bench) -> Result<()> {
+    let dev = b.dev.clone();
+    for dt in [DType::F16, DType::BF16] {
+        let nm = if dt == DType::F16 {
+            "float16"
+        } else {
+            "bfloat16"
+        };
+        for kv_heads in [32usize, 8] {
+            for s in [1024usize, 4096, 16384] {
+                let q = Tensor::randn([1, 32, 128], 1.0, 1, dt, &dev)?;
+                let k = Tensor::randn([s, kv_heads, 128], 1.0, 2, dt, &dev)?;
+                let v = Tensor::randn([s, kv_heads, 128], 1.0, 3, dt, &dev)?;
+                let bytes = 2.0 * (s * kv_heads * 128) as f64 * 2.0;
+                let key = format!("decode_attn_{nm}_B1_H32_KV{kv_heads}_D128_S{s}");
+                b.tbps(&key, bytes, || {
+                    F::attention(&q, &k, &v, 0.088, true).map(drop)
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |flag: &str| {
@@ -185,6 +211,7 @@ fn main() -> Result<()> {
     kernels(&mut b)?;
     gemm(&mut b)?;
     gemv(&mut b)?;
+    decode_attention(&mut b)?;
     let mut json = String::from("{\n");
     json += &format!(" \"device\": \"{}\",\n", gpu.name());
     let body: Vec<String> = b

@@ -321,6 +321,53 @@ fn attention_matches_reference() {
     }
 }
 
+/// One query token against long caches: the split-KV decode kernel, read through a cache-prefix
+/// view as the model does.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn decode_attention_matches_reference() {
+    let dev = gpu();
+    let cases = [
+        (32, 32, 128),
+        (9, 3, 64),
+        (32, 8, 128),
+        (8, 1, 64),
+        (12, 4, 32),
+    ];
+    for dt in [DType::F16, DType::BF16, DType::F32] {
+        for (heads, kv_heads, hd) in cases {
+            for k_len in [1, 17, 1000, 4096, 16384] {
+                if k_len == 16384 && (heads, kv_heads) != (32, 32) {
+                    continue;
+                }
+                let cap = k_len + 5;
+                let (q, qv) = input(&[1, heads, hd], dt, 17);
+                let (kc, kcv) = input(&[cap, kv_heads, hd], dt, 18);
+                let (vc, vcv) = input(&[cap, kv_heads, hd], dt, 19);
+                let (kv, vv) = (&kcv[..k_len * kv_heads * hd], &vcv[..k_len * kv_heads * hd]);
+                let scale = 1.0 / (hd as f32).sqrt();
+                let mut want = vec![0.0; qv.len()];
+                R::attention(
+                    &qv, kv, vv, 1, k_len, heads, kv_heads, hd, scale, true, &mut want,
+                )
+                .unwrap();
+                let (kg, vg) = (kc.to_device(&dev).unwrap(), vc.to_device(&dev).unwrap());
+                let got = F::attention(
+                    &q.to_device(&dev).unwrap(),
+                    &kg.narrow(0, 0, k_len).unwrap(),
+                    &vg.narrow(0, 0, k_len).unwrap(),
+                    scale,
+                    true,
+                )
+                .unwrap();
+                let (atol, rtol) = common::tol(dt);
+                let name = format!("decode attention {dt:?} h{heads}/{kv_heads} d{hd} k{k_len}");
+                check_tol(&name, &got, &want, atol * 2.0, rtol * 2.0);
+            }
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn allocator_reuses_blocks() {

@@ -25,6 +25,8 @@ pub mod params;
 #[cfg(target_arch = "nvptx64")]
 pub mod activation;
 #[cfg(target_arch = "nvptx64")]
+pub mod attention_decode;
+#[cfg(target_arch = "nvptx64")]
 pub mod elem;
 #[cfg(target_arch = "nvptx64")]
 pub mod elementwise;

@@ -73,3 +73,27 @@ pub const GEMV_UNROLL: usize = 4;
 
 /// Threads per block of the GEMV kernels (independent warps).
 pub const GEMV_BLOCK: u32 = 256;
+
+/// Query heads one decode-attention block serves at most (its accumulators live in registers).
+pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;
+
+/// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
+/// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
+/// `t * kv_stride + h * head_dim`. Block `(kv_head, split, subgroup)` handles `heads_per_block`
+/// query heads of that KV head over keys `split * split_len ..` and writes unnormalised partial
+/// results; `decode_attn_combine_*` merges the splits.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct DecodeAttnParams {
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub kv_len: u32,
+    pub kv_stride: u32,
+    pub split_len: u32,
+    pub splits: u32,
+    /// Query heads per block (1..=DECODE_MAX_HEADS_PER_BLOCK, dividing heads / kv_heads).
+    pub heads_per_block: u32,
+    /// softmax scale times log2(e): scores are kept in the log2 domain.
+    pub scale_log2: f32,
+}

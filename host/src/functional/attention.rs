@@ -1,12 +1,14 @@
 //! Scaled dot-product attention with GQA and an optional causal mask.
 //!
-//! CPU: the SIMD attention (rayon over heads, one row of scores at a time). CUDA: the simple
-//! correct path — two cuBLAS batched GEMMs around the softmax kernel, materialising the
-//! `[heads, q_len, k_len]` scores. The FlashAttention kernels replace it for speed.
+//! CPU: the SIMD attention (rayon over heads, one row of scores at a time). CUDA: one query
+//! token (decode) runs the split-KV kernel; prefill the simple correct path — two cuBLAS
+//! batched GEMMs around the softmax kernel, materialising the `[heads, q_len, k_len]` scores
+//! (the FlashAttention-2 kernel is to replace it).
 
 use super::matmul::product;
-use super::{check_same, cpu_result, softmax, with_f32};
+use super::{check_same, cpu_result, cuda_ptr, softmax, with_f32};
 use crate::backend::cpu::simd;
+use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Tensor};
 
@@ -51,20 +53,65 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
             })?;
             cpu_result(out, q.shape().clone(), q.dtype())
         }
+        Device::Cuda(be) if q_len == 1 && CudaBackend::decode_attention_supports(d) => {
+            // Decode: the split-KV kernel reads the cache in place (k, v may be cache prefixes).
+            let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+            let out = Tensor::uninit(q.shape().clone(), q.dtype(), q.device())?;
+            let ptrs = [cuda_ptr(&q), cuda_ptr(&k), cuda_ptr(&v), cuda_ptr(&out)];
+            if ptrs.iter().all(|p| p % 16 == 0) {
+                // SAFETY: contiguous tensors of the checked shapes; alignment checked above.
+                unsafe {
+                    be.decode_attention(
+                        ptrs[0],
+                        ptrs[1],
+                        ptrs[2],
+                        ptrs[3],
+                        heads,
+                        kv_heads,
+                        d,
+                        k_len,
+                        scale,
+                        q.dtype(),
+                    )?
+                };
+                return Ok(out);
+            }
+            gemm_attention(
+                &q,
+                &k,
+                &v,
+                [q_len, k_len, heads, kv_heads, d],
+                scale,
+                causal,
+            )
+        }
         Device::Cuda(_) => {
-            let group = heads / kv_heads;
-            // Heads of one KV group are adjacent, so [kv_heads, group * q_len, d] batches per KV head.
-            let qg = q
-                .permute(&[1, 0, 2])?
-                .contiguous()?
-                .reshape([kv_heads, group * q_len, d])?;
-            let kt = k.permute(&[1, 0, 2])?.contiguous()?;
-            let vt = v.permute(&[1, 0, 2])?.contiguous()?;
-            let scores = product(OP, &qg, &kt, true)?.reshape([heads, q_len, k_len])?;
-            let probs =
-                softmax(&scores, scale, causal)?.reshape([kv_heads, group * q_len, k_len])?;
-            let out = product(OP, &probs, &vt, false)?.reshape([heads, q_len, d])?;
-            out.permute(&[1, 0, 2])?.contiguous()
+            gemm_attention(q, k, v, [q_len, k_len, heads, kv_heads, d], scale, causal)
         }
     }
+}
+
+/// The simple CUDA path: two batched cuBLAS GEMMs around the softmax kernel.
+fn gemm_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    dims: [usize; 5],
+    scale: f32,
+    causal: bool,
+) -> Result<Tensor> {
+    const OP: &str = "attention";
+    let [q_len, k_len, heads, kv_heads, d] = dims;
+    let group = heads / kv_heads;
+    // Heads of one KV group are adjacent, so [kv_heads, group * q_len, d] batches per KV head.
+    let qg = q
+        .permute(&[1, 0, 2])?
+        .contiguous()?
+        .reshape([kv_heads, group * q_len, d])?;
+    let kt = k.permute(&[1, 0, 2])?.contiguous()?;
+    let vt = v.permute(&[1, 0, 2])?.contiguous()?;
+    let scores = product(OP, &qg, &kt, true)?.reshape([heads, q_len, k_len])?;
+    let probs = softmax(&scores, scale, causal)?.reshape([kv_heads, group * q_len, k_len])?;
+    let out = product(OP, &probs, &vt, false)?.reshape([heads, q_len, d])?;
+    out.permute(&[1, 0, 2])?.contiguous()
 }

@@ -4,8 +4,9 @@
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use nano_infer_kernels::params::{
-    CACHED_CHUNKS, ELEMENTWISE_BLOCK, GEMV_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
-    RopeParams, SoftmaxParams, StridedCopy, WARP_ROWS_PER_BLOCK,
+    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK,
+    MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams, SoftmaxParams, StridedCopy,
+    WARP_ROWS_PER_BLOCK,
 };
 
 use super::context::{CudaBackend, cuda_err};
@@ -243,6 +244,80 @@ impl CudaBackend {
             format!("gemv_{}", dt.name()),
             cfg,
             (w, x, y, m_u, n_u, k_u)
+        );
+        Ok(())
+    }
+
+    /// True when the split-KV decode kernel handles this head size (one 16-byte chunk per lane,
+    /// `head_dim / 8` lanes per row, a power of two up to 32).
+    pub(crate) fn decode_attention_supports(head_dim: usize) -> bool {
+        head_dim.is_multiple_of(8) && (head_dim / 8).is_power_of_two() && head_dim / 8 <= 32
+    }
+
+    /// One token's attention: `q` `[heads, d]` against `kv_len` rows of K and V (row stride
+    /// `kv_heads * d`), into `out` `[heads, d]`. See `gpu-kernels/src/attention_decode.rs`.
+    ///
+    /// # Safety
+    /// The buffers hold those extents, 16-byte aligned; `decode_attention_supports(d)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn decode_attention(
+        &self,
+        q: u64,
+        k: u64,
+        v: u64,
+        out: u64,
+        heads: usize,
+        kv_heads: usize,
+        d: usize,
+        kv_len: usize,
+        scale: f32,
+        dt: DType,
+    ) -> Result<()> {
+        let group = heads / kv_heads;
+        let per_block = (1..=DECODE_MAX_HEADS_PER_BLOCK.min(group))
+            .rev()
+            .find(|g| group.is_multiple_of(*g))
+            .unwrap_or(1);
+        let subgroups = group / per_block;
+        // About one wave of one-warp blocks (32 per SM), at least 16 keys per split.
+        let wanted = (self.sm_count() * 32).div_ceil(kv_heads * subgroups);
+        let split_len = kv_len.div_ceil(wanted.clamp(1, kv_len.div_ceil(16).max(1)));
+        let splits = kv_len.div_ceil(split_len);
+        let p = DecodeAttnParams {
+            heads: heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim: d as u32,
+            kv_len: kv_len as u32,
+            kv_stride: (kv_heads * d) as u32,
+            split_len: split_len as u32,
+            splits: splits as u32,
+            heads_per_block: per_block as u32,
+            scale_log2: scale * std::f32::consts::LOG2_E,
+        };
+        let acc = self.alloc(splits * heads * d, DType::F32)?;
+        let ml = self.alloc(splits * heads * 2, DType::F32)?;
+        let (acc_p, ml_p, params) = (acc.ptr(), ml.ptr(), ByValue(p));
+        let cfg = LaunchConfig {
+            grid_dim: (kv_heads as u32, splits as u32, subgroups as u32),
+            block_dim: (32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        launch!(
+            self,
+            format!("decode_attn_h{per_block}_{}", dt.name()),
+            cfg,
+            (q, k, v, acc_p, ml_p, params)
+        );
+        let cfg = LaunchConfig {
+            grid_dim: (heads as u32, 1, 1),
+            block_dim: (d as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        launch!(
+            self,
+            format!("decode_attn_combine_{}", dt.name()),
+            cfg,
+            (acc_p, ml_p, out, params)
         );
         Ok(())
     }
