@@ -4,10 +4,10 @@
 //! Variants: `decode_attn_h{1,2,3,4}_{f32,f16,bf16}` (partials for 1-4 query heads per block)
 //! and `decode_attn_combine_{f32,f16,bf16}`.
 //! Decode reads the whole cache once per token, so the kernel is about bandwidth: the keys are
-//! split over many one-warp blocks (grid `(kv_heads, splits, subgroups)`, `block.x = 32`), no
+//! split over many one-warp blocks (grid `(subgroups, kv_heads, splits)`, `block.x = 32`), no
 //! shared memory, no barrier. A KV row of `head_dim` elements is read by `head_dim / 8` lanes
 //! with 16-byte loads, so a warp walks `32 / (head_dim / 8)` tokens at once (4 for d = 64, 2
-//! for d = 128) and loads two tokens per lane ahead of the math. Each block serves up to
+//! for d = 128) and loads [`DECODE_TOKENS_AHEAD`] tokens per lane ahead of the math. Each block serves up to
 //! [`DECODE_MAX_HEADS_PER_BLOCK`] query heads of its KV group, so K/V are read once for them.
 //! Online softmax in registers (log2 domain); partial `(acc, max, sum)` per split go to f32
 //! scratch; the combine kernel (`grid.x = heads`, `block.x = head_dim`) rescales and sums them.
@@ -20,7 +20,7 @@ const _: () = assert!(
     DECODE_MAX_HEADS_PER_BLOCK <= 4,
     "per-head loops use unroll4!"
 );
-use crate::params::{DECODE_MAX_HEADS_PER_BLOCK, DecodeAttnParams};
+use crate::params::{DECODE_MAX_HEADS_PER_BLOCK, DECODE_TOKENS_AHEAD, DecodeAttnParams};
 use crate::primitives::{
     block_idx_x, block_idx_y, block_idx_z, exp2_approx, shfl_xor_f32, thread_idx_x,
 };
@@ -100,7 +100,8 @@ unsafe fn decode_partial<E: Elem, const G: usize>(
     part_ml: *mut f32,
     p: DecodeAttnParams,
 ) {
-    let (kvh, split, sub) = (block_idx_x(), block_idx_y(), block_idx_z());
+    // Sub-groups of one KV head run side by side (x), so their K/V re-reads hit L2.
+    let (sub, kvh, split) = (block_idx_x(), block_idx_y(), block_idx_z());
     let lane = thread_idx_x();
     let d = p.head_dim as usize;
     let lanes_per_row = p.head_dim / CHUNK as u32;
@@ -125,33 +126,41 @@ unsafe fn decode_partial<E: Elem, const G: usize>(
                 }
             }
         });
-        let fold = |st: &mut [Running; G], kc: &[f32; CHUNK], vc: &[f32; CHUNK]| {
+        // Every lane runs the same number of steps (shuffles need the whole warp); a lane whose
+        // token is past the split folds nothing but still joins the row sums.
+        let fold = |st: &mut [Running; G], kc: &[f32; CHUNK], vc: &[f32; CHUNK], valid: bool| {
             unroll4!(g => {
                 if g < G {
                     let mut s = 0.0;
                     for e in 0..CHUNK {
                         s += qr[g][e] * kc[e];
                     }
-                    st[g].push(row_sum(s, lanes_per_row), vc);
+                    let s = row_sum(s, lanes_per_row);
+                    if valid {
+                        st[g].push(s, vc);
+                    }
                 }
             });
         };
-        let mut t = split * p.split_len + row_in_warp;
-        // Two tokens per lane in flight: load both, then fold.
-        while t + rows_per_warp < t_end {
-            let (a, b) = (
-                t as usize * p.kv_stride as usize + kv_off,
-                (t + rows_per_warp) as usize * p.kv_stride as usize + kv_off,
-            );
-            let (ka, va) = (E::load_chunk(k, a), E::load_chunk(v, a));
-            let (kb, vb) = (E::load_chunk(k, b), E::load_chunk(v, b));
-            fold(&mut st, &ka, &va);
-            fold(&mut st, &kb, &vb);
-            t += 2 * rows_per_warp;
-        }
-        if t < t_end {
-            let a = t as usize * p.kv_stride as usize + kv_off;
-            fold(&mut st, &E::load_chunk(k, a), &E::load_chunk(v, a));
+        let row_at = |t: u32| t as usize * p.kv_stride as usize + kv_off;
+        let zero = [0.0f32; CHUNK];
+        // DECODE_TOKENS_AHEAD tokens per lane in flight: load all, then fold.
+        let mut tw = split * p.split_len;
+        while tw < t_end {
+            let mut kc = [zero; DECODE_TOKENS_AHEAD];
+            let mut vc = [zero; DECODE_TOKENS_AHEAD];
+            unroll4!(u => {
+                let t = tw + row_in_warp + u as u32 * rows_per_warp;
+                if t < t_end {
+                    kc[u] = E::load_chunk(k, row_at(t));
+                    vc[u] = E::load_chunk(v, row_at(t));
+                }
+            });
+            unroll4!(u => {
+                let t = tw + row_in_warp + u as u32 * rows_per_warp;
+                fold(&mut st, &kc[u], &vc[u], t < t_end);
+            });
+            tw += DECODE_TOKENS_AHEAD as u32 * rows_per_warp;
         }
         // Merge the rows a warp walked side by side (lanes with the same chunk index).
         let mut mask = lanes_per_row;

@@ -77,9 +77,18 @@ pub const GEMV_BLOCK: u32 = 256;
 /// Query heads one decode-attention block serves at most (its accumulators live in registers).
 pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;
 
+/// Tokens each decode-attention lane loads before folding them in (bytes in flight).
+pub const DECODE_TOKENS_AHEAD: usize = 4;
+
+/// Most splits of the keys per decode step: the combine pass walks them serially.
+pub const DECODE_MAX_SPLITS: usize = 64;
+
+/// Fewest keys per split: below this the partial results outweigh the keys.
+pub const DECODE_MIN_SPLIT_LEN: usize = 64;
+
 /// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
-/// `t * kv_stride + h * head_dim`. Block `(kv_head, split, subgroup)` handles `heads_per_block`
+/// `t * kv_stride + h * head_dim`. Block `(subgroup, kv_head, split)` handles `heads_per_block`
 /// query heads of that KV head over keys `split * split_len ..` and writes unnormalised partial
 /// results; `decode_attn_combine_*` merges the splits.
 #[derive(Clone, Copy, Debug, Default)]

@@ -4,9 +4,9 @@
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use nano_infer_kernels::params::{
-    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK,
-    MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, RopeParams, SoftmaxParams, StridedCopy,
-    WARP_ROWS_PER_BLOCK,
+    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
+    DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
+    RopeParams, SoftmaxParams, StridedCopy, WARP_ROWS_PER_BLOCK,
 };
 
 use super::context::{CudaBackend, cuda_err};
@@ -279,9 +279,12 @@ impl CudaBackend {
             .find(|g| group.is_multiple_of(*g))
             .unwrap_or(1);
         let subgroups = group / per_block;
-        // About one wave of one-warp blocks (32 per SM), at least 16 keys per split.
+        // About one wave of one-warp blocks (32 per SM), within the split limits.
         let wanted = (self.sm_count() * 32).div_ceil(kv_heads * subgroups);
-        let split_len = kv_len.div_ceil(wanted.clamp(1, kv_len.div_ceil(16).max(1)));
+        let most = DECODE_MAX_SPLITS
+            .min(kv_len.div_ceil(DECODE_MIN_SPLIT_LEN))
+            .max(1);
+        let split_len = kv_len.div_ceil(wanted.clamp(1, most));
         let splits = kv_len.div_ceil(split_len);
         let p = DecodeAttnParams {
             heads: heads as u32,
@@ -298,7 +301,7 @@ impl CudaBackend {
         let ml = self.alloc(splits * heads * 2, DType::F32)?;
         let (acc_p, ml_p, params) = (acc.ptr(), ml.ptr(), ByValue(p));
         let cfg = LaunchConfig {
-            grid_dim: (kv_heads as u32, splits as u32, subgroups as u32),
+            grid_dim: (subgroups as u32, kv_heads as u32, splits as u32),
             block_dim: (32, 1, 1),
             shared_mem_bytes: 0,
         };
