@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod error;
 pub mod functional;
+pub mod generate;
 pub mod kv_cache;
 pub mod loaders;
 pub mod models;
