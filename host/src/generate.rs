@@ -137,18 +137,24 @@ pub struct Generator<'a> {
 impl<'a> Generator<'a> {
     /// A generator with a fresh cache of [`Llama::max_seq`] positions.
     pub fn new(model: &'a Llama, tokenizer: &'a Tokenizer) -> Result<Self> {
+        Ok(Self::with_cache(model, tokenizer, model.new_cache()?))
+    }
+
+    /// A generator over `cache` (which it resets), e.g. one smaller than the model's context.
+    pub fn with_cache(model: &'a Llama, tokenizer: &'a Tokenizer, mut cache: KvCache) -> Self {
         let mut end_ids: Vec<u32> = END_TOKENS
             .iter()
             .filter_map(|t| tokenizer.token_id(t))
             .collect();
         end_ids.extend(tokenizer.eos_id());
-        Ok(Generator {
+        cache.reset();
+        Generator {
             model,
             tokenizer,
-            cache: model.new_cache()?,
+            cache,
             cached: Vec::new(),
             end_ids,
-        })
+        }
     }
 
     /// The cache (its length is the number of positions in use).
@@ -177,10 +183,10 @@ impl<'a> Generator<'a> {
         if prompt.is_empty() {
             return Err(Error::invalid("generate", "the prompt has no tokens"));
         }
-        if prompt.len() > self.cache.capacity() {
+        if prompt.len() > self.max_positions() {
             return Err(Error::ContextOverflow {
                 needed: prompt.len(),
-                capacity: self.cache.capacity(),
+                capacity: self.max_positions(),
             });
         }
         // Reuse the cached prefix, but run at least one token to get logits.
@@ -225,7 +231,7 @@ impl<'a> Generator<'a> {
             if ids.len() >= config.max_tokens {
                 break StopReason::MaxTokens;
             }
-            if self.cache.remaining() == 0 {
+            if self.cache.len() >= self.max_positions() {
                 break StopReason::ContextFull;
             }
             logits = self.step(&[next])?;
@@ -245,6 +251,11 @@ impl<'a> Generator<'a> {
             stop,
             stats,
         })
+    }
+
+    /// The most positions usable: the cache's capacity, within the model's RoPE table.
+    fn max_positions(&self) -> usize {
+        self.cache.capacity().min(self.model.max_seq())
     }
 
     /// Runs `ids` through the model and returns the last position's logits on the host.
