@@ -1,5 +1,7 @@
 //! Model definitions.
 
 pub mod config;
+pub mod llama;
 
 pub use config::LlamaConfig;
+pub use llama::{Llama, LlamaLayer};

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
+pub use nano_infer_host::loaders::gguf::GgufWriter;
+use nano_infer_host::loaders::gguf::{MetaArray, MetaValue};
 
 /// `ggml_type` ids.
 pub mod ggml_type {
@@ -20,7 +22,8 @@ pub mod ggml_type {
     pub const BF16: u32 = 30;
 }
 
-/// A metadata value to write.
+/// A metadata value to write, in a loose form that is quick to type in tests; converted to the
+/// library's [`MetaValue`] for [`GgufWriter`].
 #[derive(Clone, Debug)]
 pub enum Meta {
     U8(u8),
@@ -42,128 +45,55 @@ impl Meta {
     pub fn strs(items: &[&str]) -> Meta {
         Meta::Array(items.iter().map(|s| Meta::str(s)).collect())
     }
+}
 
-    fn type_id(&self) -> u32 {
-        match self {
-            Meta::U8(_) => 0,
-            Meta::U32(_) => 4,
-            Meta::I32(_) => 5,
-            Meta::F32(_) => 6,
-            Meta::Bool(_) => 7,
-            Meta::Str(_) => 8,
-            Meta::Array(_) => 9,
-            Meta::U64(_) => 10,
-        }
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Meta::U8(v) => out.push(*v),
-            Meta::U32(v) => out.extend(v.to_le_bytes()),
-            Meta::I32(v) => out.extend(v.to_le_bytes()),
-            Meta::U64(v) => out.extend(v.to_le_bytes()),
-            Meta::F32(v) => out.extend(v.to_le_bytes()),
-            Meta::Bool(v) => out.push(*v as u8),
-            Meta::Str(s) => write_str(out, s),
-            Meta::Array(items) => {
-                out.extend(items.first().map_or(0, Meta::type_id).to_le_bytes());
-                out.extend((items.len() as u64).to_le_bytes());
-                for item in items {
-                    item.write(out);
-                }
-            }
+impl From<Meta> for MetaValue {
+    fn from(m: Meta) -> MetaValue {
+        match m {
+            Meta::U8(v) => MetaValue::U8(v),
+            Meta::U32(v) => MetaValue::U32(v),
+            Meta::I32(v) => MetaValue::I32(v),
+            Meta::U64(v) => MetaValue::U64(v),
+            Meta::F32(v) => MetaValue::F32(v),
+            Meta::Bool(v) => MetaValue::Bool(v),
+            Meta::Str(v) => MetaValue::String(v),
+            Meta::Array(items) => MetaValue::Array(array(items)),
         }
     }
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.extend((s.len() as u64).to_le_bytes());
-    out.extend(s.as_bytes());
-}
-
-/// One tensor to write: `ne` innermost-first as GGUF stores it.
-#[derive(Clone, Debug)]
-pub struct GgufTensor {
-    pub name: String,
-    pub ne: Vec<u64>,
-    pub type_id: u32,
-    pub data: Vec<u8>,
-    /// Written instead of the computed offset (to build broken files).
-    pub offset_override: Option<u64>,
-}
-
-/// Builds a GGUF file: header, metadata, tensor infos, aligned data.
-#[derive(Clone, Debug)]
-pub struct GgufWriter {
-    pub version: u32,
-    pub alignment: u64,
-    pub metadata: Vec<(String, Meta)>,
-    pub tensors: Vec<GgufTensor>,
-}
-
-impl GgufWriter {
-    pub fn new(version: u32) -> Self {
-        GgufWriter {
-            version,
-            alignment: 32,
-            metadata: Vec::new(),
-            tensors: Vec::new(),
-        }
+/// The typed array of `items`, which must all be of the first item's kind.
+fn array(items: Vec<Meta>) -> MetaArray {
+    macro_rules! collect {
+        ($variant:ident, $meta:ident) => {
+            MetaArray::$variant(
+                items
+                    .into_iter()
+                    .map(|m| match m {
+                        Meta::$meta(v) => v,
+                        other => panic!("mixed array: {other:?} among {}", stringify!($meta)),
+                    })
+                    .collect(),
+            )
+        };
     }
-
-    pub fn meta(mut self, key: &str, value: Meta) -> Self {
-        if key == "general.alignment"
-            && let Meta::U32(a) = value
-        {
-            self.alignment = a.max(1).into();
-        }
-        self.metadata.push((key.to_string(), value));
-        self
-    }
-
-    /// Adds a tensor given its shape outermost-first (reversed into GGUF's `ne`).
-    pub fn tensor(mut self, name: &str, shape: &[usize], type_id: u32, data: Vec<u8>) -> Self {
-        self.tensors.push(GgufTensor {
-            name: name.to_string(),
-            ne: shape.iter().rev().map(|&d| d as u64).collect(),
-            type_id,
-            data,
-            offset_override: None,
-        });
-        self
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(self.version.to_le_bytes());
-        out.extend((self.tensors.len() as u64).to_le_bytes());
-        out.extend((self.metadata.len() as u64).to_le_bytes());
-        for (key, value) in &self.metadata {
-            write_str(&mut out, key);
-            out.extend(value.type_id().to_le_bytes());
-            value.write(&mut out);
-        }
-        let align = |n: u64| n.div_ceil(self.alignment) * self.alignment;
-        let mut offset = 0u64;
-        let mut offsets = Vec::new();
-        for t in &self.tensors {
-            write_str(&mut out, &t.name);
-            out.extend((t.ne.len() as u32).to_le_bytes());
-            for d in &t.ne {
-                out.extend(d.to_le_bytes());
-            }
-            out.extend(t.type_id.to_le_bytes());
-            out.extend(t.offset_override.unwrap_or(offset).to_le_bytes());
-            offsets.push(offset);
-            offset = align(offset + t.data.len() as u64);
-        }
-        let data_start = align(out.len() as u64);
-        out.resize(data_start as usize, 0);
-        for (t, off) in self.tensors.iter().zip(offsets) {
-            out.resize((data_start + off) as usize, 0);
-            out.extend(&t.data);
-        }
-        out
+    match items.first() {
+        None | Some(Meta::U8(_)) => collect!(U8, U8),
+        Some(Meta::U32(_)) => collect!(U32, U32),
+        Some(Meta::I32(_)) => collect!(I32, I32),
+        Some(Meta::U64(_)) => collect!(U64, U64),
+        Some(Meta::F32(_)) => collect!(F32, F32),
+        Some(Meta::Bool(_)) => collect!(Bool, Bool),
+        Some(Meta::Str(_)) => collect!(String, Str),
+        Some(Meta::Array(_)) => MetaArray::Array(
+            items
+                .into_iter()
+                .map(|m| match m {
+                    Meta::Array(inner) => array(inner),
+                    other => panic!("mixed array: {other:?} among arrays"),
+                })
+                .collect(),
+        ),
     }
 }
 

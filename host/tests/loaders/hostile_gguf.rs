@@ -69,7 +69,7 @@ fn absurd_counts_and_lengths() {
     assert!(GgufFile::from_bytes(patch(good, KV_COUNT, &2u64.to_le_bytes())).is_err());
     // A huge string value and a huge array.
     let mut w = base();
-    w.metadata[0].1 = Meta::Array(vec![Meta::U32(1)]);
+    w.metadata[0].1 = Meta::Array(vec![Meta::U32(1)]).into();
     // key length, key, value type, element type, then the count.
     let count_at = FIRST_KEY_LEN + 8 + "general.architecture".len() + 4 + 4;
     assert_format(err(patch(w.to_bytes(), count_at, &huge)), "cannot fit");
@@ -232,7 +232,7 @@ fn bad_config_metadata() {
     assert_eq!((c.head_dim, c.num_kv_heads, c.vocab_size), (4, 2, 10));
 
     let mut w = base();
-    w.metadata[0].1 = Meta::str("gpt2");
+    w.metadata[0].1 = Meta::str("gpt2").into();
     let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
     assert_unsupported(f.llama_config().unwrap_err(), "architecture `gpt2`");
 

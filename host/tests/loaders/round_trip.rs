@@ -307,7 +307,7 @@ fn gguf_untied_head_vocab_size_key_and_gpt2_defaults() {
     let mut w = tiny_llama(3);
     for (k, v) in &mut w.metadata {
         if k == "tokenizer.ggml.model" {
-            *v = Meta::str("gpt2");
+            *v = Meta::str("gpt2").into();
         }
     }
     w = w.meta("tokenizer.ggml.merges", Meta::strs(&["a b", "ab c"]));

@@ -13,12 +13,14 @@
 
 mod metadata;
 mod reader;
+mod writer;
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 pub use reader::{MetaArray, MetaValue};
+pub use writer::{GgufTensor, GgufWriter, ggml_type_id, truncate_layers};
 
 use super::{Bytes, StorageType, TensorInfo, WeightSource, io_error};
 use crate::models::LlamaConfig;

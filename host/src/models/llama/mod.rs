@@ -1,0 +1,283 @@
+//! [`Llama`]: the Llama-family decoder (Llama 2/3, SmolLM2, ...) — token embedding, a stack of
+//! [`LlamaLayer`]s, a final RMSNorm and the LM head — and its forward pass over a [`KvCache`].
+//!
+//! The model is built from `nn` modules and `functional` ops only, so the same code runs on
+//! every device: the ops dispatch on the tensors' device. Weights come from any
+//! [`WeightSource`] by their HF names (GGUF files are mapped to these by the loader) and are
+//! converted to the model's dtype at load; quantized tensors are dequantized there.
+//!
+//! ```no_run
+//! use nano_infer_host::{loaders, models::Llama, DType, Device};
+//! # fn main() -> nano_infer_host::Result<()> {
+//! let source = loaders::open("SmolLM2-135M-Instruct.Q4_1.gguf".as_ref())?;
+//! let model = Llama::load(source.as_ref(), DType::F32, &Device::Cpu, 2048)?;
+//! let mut cache = model.new_cache()?;
+//! let logits = model.forward(&[504, 3575, 282, 4649, 314], &mut cache)?; // prefill: [vocab]
+//! let next = nano_infer_host::sampler::argmax(&logits.to_vec_f32()?);
+//! let logits = model.forward(&[next], &mut cache)?; // decode one token
+//! # Ok(()) }
+//! ```
+//!
+//! # Positions
+//! The cache's length is the position of the next token. A forward pass of `n` ids runs them at
+//! positions `len..len + n` and, when every layer has succeeded, advances the cache by `n`. A
+//! pass that would run past the cache or the RoPE table fails with [`Error::ContextOverflow`]
+//! before anything is written.
+
+mod layer;
+
+pub use layer::LlamaLayer;
+
+use super::LlamaConfig;
+use crate::error::{Error, Result};
+use crate::functional::RopeTable;
+use crate::kv_cache::KvCache;
+use crate::loaders::WeightSource;
+use crate::nn::{Embedding, INIT_STD, Linear, Module, RmsNorm};
+use crate::tensor::{DType, Device, Tensor};
+
+/// A Llama-family causal language model on one device.
+#[derive(Clone, Debug)]
+pub struct Llama {
+    pub config: LlamaConfig,
+    /// `[vocab, hidden]`.
+    pub embed_tokens: Embedding,
+    pub layers: Vec<LlamaLayer>,
+    /// `[hidden]`.
+    pub norm: RmsNorm,
+    /// `[vocab, hidden]`; shares the embedding table's storage when the embeddings are tied.
+    pub lm_head: Linear,
+    /// cos/sin `[max_seq, head_dim / 2]`.
+    pub rope: RopeTable,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl Llama {
+    /// Loads every weight of `source` onto `device` as `dtype`, with room for `max_seq`
+    /// positions (the RoPE table and [`Llama::new_cache`]).
+    pub fn load(
+        source: &dyn WeightSource,
+        dtype: DType,
+        device: &Device,
+        max_seq: usize,
+    ) -> Result<Llama> {
+        Self::load_with_progress(source, dtype, device, max_seq, |_, _| {})
+    }
+
+    /// [`Llama::load`], calling `progress(done, total)` after the embedding (`done` = 0) and after
+    /// each layer, so a front end can draw a progress bar.
+    pub fn load_with_progress(
+        source: &dyn WeightSource,
+        dtype: DType,
+        device: &Device,
+        max_seq: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Llama> {
+        let config = source.llama_config()?;
+        check_max_seq(&config, max_seq)?;
+        let weights = Weights {
+            source,
+            dtype,
+            device,
+        };
+        let (vocab, hidden) = (config.vocab_size, config.hidden_size);
+        let embed = weights.get("model.embed_tokens.weight", &[vocab, hidden])?;
+        let n = config.num_layers;
+        progress(0, n);
+        let mut layers = Vec::with_capacity(n);
+        for i in 0..n {
+            layers.push(LlamaLayer::load(&weights, &config, i)?);
+            progress(i + 1, n);
+        }
+        let norm = RmsNorm::new(
+            weights.get("model.norm.weight", &[hidden])?,
+            config.rms_norm_eps,
+        )?;
+        // HF ignores a stored `lm_head.weight` when the embeddings are tied; so do we.
+        let lm_head = if config.tie_word_embeddings {
+            Linear::new(embed.clone())?
+        } else {
+            Linear::new(weights.get("lm_head.weight", &[vocab, hidden])?)?
+        };
+        Ok(Llama {
+            rope: RopeTable::new(max_seq, config.head_dim, config.rope_theta, device)?,
+            embed_tokens: Embedding::new(embed)?,
+            layers,
+            norm,
+            lm_head,
+            config,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    /// A model of `config`'s shapes with weights drawn from N(0, 0.02²) and unit norms (for
+    /// benchmarks and device tests). The same seed gives the same weights on every device.
+    pub fn random(config: &LlamaConfig, dtype: DType, device: &Device, seed: u64) -> Result<Llama> {
+        let max_seq = config.max_position_embeddings.min(4096);
+        check_max_seq(config, max_seq)?;
+        let (vocab, hidden) = (config.vocab_size, config.hidden_size);
+        let randn = |slot: u64, shape: [usize; 2]| {
+            Tensor::randn(
+                shape,
+                INIT_STD,
+                tensor_seed(seed, usize::MAX, slot),
+                dtype,
+                device,
+            )
+        };
+        let embed = randn(0, [vocab, hidden])?;
+        let lm_head = if config.tie_word_embeddings {
+            embed.clone()
+        } else {
+            randn(1, [vocab, hidden])?
+        };
+        let layers = (0..config.num_layers)
+            .map(|i| LlamaLayer::random(config, i, seed, dtype, device))
+            .collect::<Result<_>>()?;
+        Ok(Llama {
+            config: config.clone(),
+            embed_tokens: Embedding::new(embed)?,
+            layers,
+            norm: RmsNorm::ones(hidden, config.rms_norm_eps, dtype, device)?,
+            lm_head: Linear::new(lm_head)?,
+            rope: RopeTable::new(max_seq, config.head_dim, config.rope_theta, device)?,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    /// The longest sequence this model was built for (the RoPE table's length).
+    pub fn max_seq(&self) -> usize {
+        self.rope.max_pos()
+    }
+
+    /// An empty KV cache for [`Llama::max_seq`] positions, on the model's device and dtype.
+    pub fn new_cache(&self) -> Result<KvCache> {
+        self.new_cache_with_capacity(self.max_seq())
+    }
+
+    /// An empty KV cache for `capacity` positions (at most [`Llama::max_seq`] are usable).
+    pub fn new_cache_with_capacity(&self, capacity: usize) -> Result<KvCache> {
+        let c = &self.config;
+        KvCache::new(
+            c.num_layers,
+            capacity,
+            c.num_kv_heads,
+            c.head_dim,
+            self.dtype,
+            &self.device,
+        )
+    }
+
+    /// Runs `ids` at positions `cache.len()..` and returns the logits of the last one, `[vocab]`
+    /// f32. Many ids at once is a prefill; one id is a decode step.
+    pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let logits = self.run(ids, cache, true)?;
+        logits.reshape([self.config.vocab_size])
+    }
+
+    /// Like [`Llama::forward`] but returns the logits of every position, `[ids.len(), vocab]` f32
+    /// (for teacher-forced comparisons with a reference).
+    pub fn forward_all(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        self.run(ids, cache, false)
+    }
+
+    fn run(&self, ids: &[u32], cache: &mut KvCache, last_only: bool) -> Result<Tensor> {
+        if ids.is_empty() {
+            return Err(Error::invalid("Llama::forward", "no token ids"));
+        }
+        if cache.num_layers() != self.layers.len() {
+            return Err(Error::invalid(
+                "Llama::forward",
+                format!(
+                    "the cache has {} layers, the model {}",
+                    cache.num_layers(),
+                    self.layers.len()
+                ),
+            ));
+        }
+        let seq = ids.len();
+        cache.check_room(seq)?;
+        let needed = cache.len() + seq;
+        if needed > self.rope.max_pos() {
+            return Err(Error::ContextOverflow {
+                needed,
+                capacity: self.rope.max_pos(),
+            });
+        }
+        // [seq, hidden]
+        let mut x = self.embed_tokens.forward(ids)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &self.rope, cache)?;
+        }
+        if last_only {
+            x = x.narrow(0, seq - 1, 1)?;
+        }
+        // [rows, vocab]
+        let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        cache.advance(seq)?;
+        logits.to_dtype(DType::F32)
+    }
+
+    /// Bytes of weights a decode step reads (each tensor once; a tied LM head counts again, since
+    /// the embedding lookup reads only one row of it).
+    pub fn weight_bytes(&self) -> usize {
+        let c = &self.config;
+        let per_layer = 2 * c.hidden_size
+            + 2 * c.hidden_size * (c.num_heads + c.num_kv_heads) * c.head_dim
+            + 3 * c.hidden_size * c.intermediate_size;
+        let elems = c.num_layers * per_layer + c.hidden_size + c.vocab_size * c.hidden_size;
+        elems * self.dtype.size_in_bytes()
+    }
+}
+
+/// Errors unless `max_seq` is positive and within the model's trained context.
+fn check_max_seq(config: &LlamaConfig, max_seq: usize) -> Result<()> {
+    if max_seq == 0 || max_seq > config.max_position_embeddings {
+        return Err(Error::invalid(
+            "Llama",
+            format!(
+                "max_seq must lie in 1..={} (the model's context length), got {max_seq}",
+                config.max_position_embeddings
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A distinct, well-mixed seed for each random tensor (`layer` = `usize::MAX` for the
+/// embedding and head).
+pub(crate) fn tensor_seed(seed: u64, layer: usize, slot: u64) -> u64 {
+    let mut rng = crate::sampler::SplitMix64::new(seed ^ ((layer as u64) << 8 | slot));
+    rng.next_u64()
+}
+
+/// Reads weights from a [`WeightSource`], checking shapes, into `dtype` on `device`.
+pub(crate) struct Weights<'a> {
+    source: &'a dyn WeightSource,
+    dtype: DType,
+    device: &'a Device,
+}
+
+impl Weights<'_> {
+    /// The tensor `name`, which must have `shape`.
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let info = self
+            .source
+            .tensor_info(name)
+            .ok_or_else(|| Error::MissingTensor {
+                name: name.to_string(),
+            })?;
+        if info.shape != shape {
+            return Err(Error::ShapeMismatch {
+                op: "Llama::load",
+                expected: format!("{name} {shape:?} (from the model config)"),
+                got: format!("{:?}", info.shape),
+            });
+        }
+        let values = self.source.to_f32(name)?;
+        Tensor::from_f32(values, shape.to_vec(), self.dtype, self.device)
+    }
+}
