@@ -43,3 +43,19 @@ pub fn check_tol(name: &str, got: &Tensor, want: &[f32], atol: f32, rtol: f32) {
     let g = got.to_vec_f32().expect("to_vec_f32");
     assert_close(name, &g, want, atol, rtol);
 }
+
+/// The SmolLM2 GGUF: `$NANO_INFER_GGUF`, else the CLI's cache; panics with instructions when it
+/// is absent (model tests must not pass silently).
+pub fn model_path() -> std::path::PathBuf {
+    let path = match std::env::var_os("NANO_INFER_GGUF") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    };
+    assert!(
+        path.is_file(),
+        "SmolLM2 GGUF not found at {}: run `cargo run --release -- fetch` or set NANO_INFER_GGUF",
+        path.display()
+    );
+    path
+}
