@@ -101,7 +101,7 @@ fn f32_cpu_path_matches_hf_and_llama_cpp() {
         };
         identical_runs += split.is_none() as usize;
         eprintln!(
-            "{name:17} {:6}  {d_hf:11.4}  {tf_hf:2}/32  {split_note:35}  {d_lc:17.3}  {tf_lc:2}/32",
+            "{name:17} {:6}  {d_hf:11.2e}  {tf_hf:2}/32  {split_note:35}  {d_lc:17.3}  {tf_lc:2}/32",
             prompt.len()
         );
         if d_hf > 2e-2 {
