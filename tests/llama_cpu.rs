@@ -39,7 +39,10 @@ fn smollm2() -> &'static (Llama, Tokenizer) {
     static MODEL: OnceLock<(Llama, Tokenizer)> = OnceLock::new();
     MODEL.get_or_init(|| {
         let source = loaders::open(&model_path()).expect("open the GGUF");
-        let spec = source.tokenizer_spec().unwrap().expect("the GGUF has a tokenizer");
+        let spec = source
+            .tokenizer_spec()
+            .unwrap()
+            .expect("the GGUF has a tokenizer");
         let tokenizer = Tokenizer::from_spec(&spec).expect("tokenizer");
         let model = Llama::load(source.as_ref(), DType::F32, &Device::Cpu, MAX_SEQ).expect("load");
         (model, tokenizer)
@@ -71,7 +74,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
 fn greedy_continuation_is_fluent_and_streams() {
     let (model, tok) = smollm2();
     let prompt = tok.encode("The capital of France is", true).unwrap();
-    assert_eq!(prompt, [504, 3575, 282, 4649, 314], "HF's ids for the prompt");
+    assert_eq!(
+        prompt,
+        [504, 3575, 282, 4649, 314],
+        "HF's ids for the prompt"
+    );
     let mut generator = Generator::new(model, tok).unwrap();
     let mut streamed = String::new();
     let out = generator
@@ -122,7 +129,11 @@ fn prefill_logits_equal_token_by_token_decode() {
     let tail = tail.to_vec_f32().unwrap();
     let mut worst = (0.0f32, 0, 0);
     for (pos, &id) in ids.iter().enumerate() {
-        let step = model.forward(&[id], &mut cache).unwrap().to_vec_f32().unwrap();
+        let step = model
+            .forward(&[id], &mut cache)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let want = &all[pos * vocab..(pos + 1) * vocab];
         let (d, at) = max_diff(&step, want);
         if d > worst.0 {
@@ -131,7 +142,10 @@ fn prefill_logits_equal_token_by_token_decode() {
         assert_eq!(argmax(&step), argmax(want), "position {pos}");
         if pos >= 3 {
             let (d, at) = max_diff(&tail[(pos - 3) * vocab..(pos - 2) * vocab], want);
-            assert!(d < 1e-3, "split prefill, position {pos}, token {at}: |diff| {d}");
+            assert!(
+                d < 1e-3,
+                "split prefill, position {pos}, token {at}: |diff| {d}"
+            );
         }
     }
     eprintln!(
