@@ -263,3 +263,48 @@ fn random_weights_with_the_smollm2_config_run() {
     assert!(next.to_vec_f32().unwrap().iter().all(|v| v.is_finite()));
     assert_eq!(cache.len(), 5);
 }
+
+#[test]
+fn fixture_is_the_first_layers_of_the_model() {
+    use nano_infer::loaders::WeightSource;
+    use nano_infer::loaders::gguf::{GgufFile, truncate_layers};
+    let (model, _) = smollm2();
+    let full = GgufFile::open(&model_path()).unwrap();
+    let path = std::env::temp_dir().join(format!("nano-infer-fixture-{}.gguf", std::process::id()));
+    truncate_layers(&full, 2).unwrap().write(&path).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let cut = GgufFile::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(size <= 40_000_000, "{size} bytes");
+    assert_eq!(cut.llama_config().unwrap().num_layers, 2);
+    assert!(truncate_layers(&full, 0).is_err());
+    assert_eq!(
+        cut.tokenizer_spec().unwrap().unwrap().tokens,
+        full.tokenizer_spec().unwrap().unwrap().tokens
+    );
+    for name in [
+        "model.embed_tokens.weight",
+        "model.layers.1.mlp.down_proj.weight",
+    ] {
+        assert_eq!(
+            cut.raw_bytes(name).unwrap(),
+            full.raw_bytes(name).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(
+        cut.tensor_info("model.layers.2.mlp.down_proj.weight")
+            .is_none()
+    );
+
+    // The 2-layer file computes exactly what the full model's first two layers do.
+    let small = Llama::load(&cut, DType::F32, &Device::Cpu, 8).unwrap();
+    let mut first_two = model.clone();
+    first_two.layers.truncate(2);
+    let ids = [504, 3575, 282];
+    let run = |m: &Llama| {
+        let mut cache = m.new_cache_with_capacity(8).unwrap();
+        m.forward(&ids, &mut cache).unwrap().to_vec_f32().unwrap()
+    };
+    assert_eq!(run(&small), run(&first_two));
+}

@@ -160,7 +160,7 @@ impl Llama {
     pub fn new_cache_with_capacity(&self, capacity: usize) -> Result<KvCache> {
         let c = &self.config;
         KvCache::new(
-            c.num_layers,
+            self.layers.len(),
             capacity,
             c.num_kv_heads,
             c.head_dim,
