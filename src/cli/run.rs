@@ -54,6 +54,8 @@ fn print_text(text: &str) -> ControlFlow<()> {
 }
 
 pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let config = args.sampling.generate_config();
+    config.sampler.validate()?; // before spending seconds on loading
     let (model, tokenizer) = args.model.load()?;
     let ids = if args.chat {
         let mut messages = Vec::new();
@@ -67,7 +69,6 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     } else {
         tokenizer.encode(&args.prompt, true)?
     };
-    let config = args.sampling.generate_config();
     let mut generator = Generator::new(&model, &tokenizer)?;
     if !args.chat {
         let _ = print_text(&args.prompt);
@@ -79,8 +80,9 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = args.model.load()?;
     let config = args.sampling.generate_config();
+    config.sampler.validate()?;
+    let (model, tokenizer) = args.model.load()?;
     let mut generator = Generator::new(&model, &tokenizer)?;
     let system: Vec<ChatMessage> = args
         .system

@@ -113,6 +113,22 @@ impl LlamaLayer {
         })
     }
 
+    /// The same weights on `device` (`eps` is the norms' epsilon).
+    pub fn to_device(&self, device: &Device, eps: f32) -> Result<Self> {
+        let linear = |l: &Linear| Linear::new(l.weight().to_device(device)?);
+        let norm = |n: &RmsNorm| RmsNorm::new(n.weight().to_device(device)?, eps);
+        Ok(LlamaLayer {
+            input_layernorm: norm(&self.input_layernorm)?,
+            q_proj: linear(&self.q_proj)?,
+            k_proj: linear(&self.k_proj)?,
+            v_proj: linear(&self.v_proj)?,
+            o_proj: linear(&self.o_proj)?,
+            post_attention_layernorm: norm(&self.post_attention_layernorm)?,
+            mlp: self.mlp.to_device(device)?,
+            ..*self
+        })
+    }
+
     /// The block on `x` (`[seq, hidden]`, tokens at positions `cache.len()..`); writes this
     /// layer's keys and values into `cache` (the caller advances it once every layer is done).
     pub fn forward(&self, x: &Tensor, rope: &RopeTable, cache: &KvCache) -> Result<Tensor> {

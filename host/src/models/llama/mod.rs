@@ -133,9 +133,7 @@ impl Llama {
         } else {
             randn(1, [vocab, hidden])?
         };
-        let layers = (0..config.num_layers)
-            .map(|i| LlamaLayer::random(config, i, seed, dtype, device))
-            .collect::<Result<_>>()?;
+        let layers = random_layers(config, seed, dtype, device)?;
         Ok(Llama {
             config: config.clone(),
             embed_tokens: Embedding::new(embed)?,
@@ -162,7 +160,7 @@ impl Llama {
     pub fn new_cache_with_capacity(&self, capacity: usize) -> Result<KvCache> {
         let c = &self.config;
         KvCache::new(
-            c.num_layers,
+            self.layers.len(),
             capacity,
             c.num_kv_heads,
             c.head_dim,
@@ -231,6 +229,30 @@ impl Llama {
         let elems = c.num_layers * per_layer + c.hidden_size + c.vocab_size * c.hidden_size;
         elems * self.dtype.size_in_bytes()
     }
+}
+
+/// The random layers, drawn on the CPU in parallel (drawing 7B normal samples on one thread takes
+/// minutes) a batch at a time, then moved to `device`.
+fn random_layers(
+    config: &LlamaConfig,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> Result<Vec<LlamaLayer>> {
+    use rayon::prelude::*;
+    let n = config.num_layers;
+    let batch = rayon::current_num_threads().max(1);
+    let mut layers = Vec::with_capacity(n);
+    for start in (0..n).step_by(batch) {
+        let drawn: Vec<LlamaLayer> = (start..(start + batch).min(n))
+            .into_par_iter()
+            .map(|i| LlamaLayer::random(config, i, seed, dtype, &Device::Cpu))
+            .collect::<Result<_>>()?;
+        for layer in drawn {
+            layers.push(layer.to_device(device, config.rms_norm_eps)?);
+        }
+    }
+    Ok(layers)
 }
 
 /// Errors unless `max_seq` is positive and within the model's trained context.
