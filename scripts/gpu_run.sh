@@ -9,10 +9,11 @@ mkdir -p "$out"
 # cuBLAS ships inside PyTorch's wheels here; cudarc looks for libcublas.so.13 on the library path.
 libs=$(python3 -c 'import glob,os,site; print(":".join(sorted({os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(d+"/nvidia/**/libcublas*.so*", recursive=True)})))')
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
+export NANO_INFER_FIXTURE="$here/smollm2-2l.gguf"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
 {
   for t in "$here"/bin/*; do
-    case "$(basename "$t")" in gpu_kernels) continue ;; esac
+    case "$(basename "$t")" in gpu_kernels|nano-infer) continue ;; esac
     echo "== $(basename "$t")"
     "$t" --include-ignored --test-threads=4 2>&1 | grep -v " \.\.\. ok$"
     echo "exit status: ${PIPESTATUS[0]}"
@@ -28,5 +29,18 @@ if command -v compute-sanitizer >/dev/null; then
 fi
 "$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"
 parts=${*:-kernels gemm}
+# End to end: our CLI bench (GPU, random SmolLM2/Llama weights and the fixture) beside the
+# CUDA-graph PyTorch decode and HF eager, when "decode" is among the parts.
+if [[ " $parts " == *" decode "* ]]; then
+  {
+    for cfg in smollm2-135m llama2-7b llama3-8b; do
+      "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prompt-tokens 128 --gen-tokens 128 2>&1
+    done
+    "$here/bin/nano-infer" bench --device cuda --model "$NANO_INFER_FIXTURE" --prompt-tokens 128 --gen-tokens 128 2>&1
+    python3 "$here/anchors/torch_graph_decode.py" --config smollm2_135m --context 128 2>&1 | tail -n 1
+    python3 "$here/anchors/torch_graph_decode.py" --config llama2_7b --context 128 2>&1 | tail -n 1
+  } > "$out/e2e.txt"
+  cat "$out/e2e.txt"
+fi
 python3 "$here/anchors/torch_anchors.py" $(for p in $parts; do echo --only "$p"; done) --json "$out/anchors.json" > /dev/null 2>> "$out/logs.txt"
 python3 "$here/compare_anchors.py" "$out/nano.json" "$out/anchors.json" | tee "$out/compare.txt"
