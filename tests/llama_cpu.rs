@@ -5,8 +5,9 @@
 //! Needs the model: `$NANO_INFER_GGUF`, else `~/.cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf`
 //! (`cargo run --release -- fetch`). Run in release: `cargo test --release --test llama_cpu`.
 
+mod common;
+
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use nano_infer::generate::{GenerateConfig, Generator, StopReason};
@@ -18,27 +19,11 @@ use nano_infer::{DType, Device, Error, Llama, LlamaConfig, SamplerConfig};
 /// Positions of the shared model's RoPE table (the tests' caches are at most this long).
 const MAX_SEQ: usize = 64;
 
-/// The SmolLM2 GGUF; panics with instructions when it is absent (these tests must not pass
-/// silently).
-fn model_path() -> PathBuf {
-    let path = match std::env::var_os("NANO_INFER_GGUF") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    };
-    assert!(
-        path.is_file(),
-        "SmolLM2 GGUF not found at {}: run `cargo run --release -- fetch` or set NANO_INFER_GGUF",
-        path.display()
-    );
-    path
-}
-
 /// The model and tokenizer, loaded once for all tests of this binary.
 fn smollm2() -> &'static (Llama, Tokenizer) {
     static MODEL: OnceLock<(Llama, Tokenizer)> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let source = loaders::open(&model_path()).expect("open the GGUF");
+        let source = loaders::open(&common::model_path()).expect("open the GGUF");
         let spec = source
             .tokenizer_spec()
             .unwrap()
@@ -269,7 +254,7 @@ fn fixture_is_the_first_layers_of_the_model() {
     use nano_infer::loaders::WeightSource;
     use nano_infer::loaders::gguf::{GgufFile, truncate_layers};
     let (model, _) = smollm2();
-    let full = GgufFile::open(&model_path()).unwrap();
+    let full = GgufFile::open(&common::model_path()).unwrap();
     let path = std::env::temp_dir().join(format!("nano-infer-fixture-{}.gguf", std::process::id()));
     truncate_layers(&full, 2).unwrap().write(&path).unwrap();
     let size = std::fs::metadata(&path).unwrap().len();

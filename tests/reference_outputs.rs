@@ -30,22 +30,38 @@ fn load_json(name: &str) -> Value {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+    v.as_array()
+        .expect("id array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
 }
 
 fn logits_file(case: &Value) -> Vec<f32> {
     let rel = case["last_logits"]["file"].as_str().expect("logits file");
     let bytes = std::fs::read(reference_dir().join(rel)).expect("logits file");
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn argmax(v: &[f32]) -> u32 {
-    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |m, (i, &x)| if x > m.1 { (i, x) } else { m }).0 as u32
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
+        )
+        .0 as u32
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -54,50 +70,93 @@ fn f32_cpu_path_matches_hf_and_llama_cpp() {
     let lc = load_json("llamacpp.json");
     let source = loaders::open(&common::model_path()).expect("open the GGUF");
     let model = Llama::load(source.as_ref(), DType::F32, &Device::Cpu, 512).expect("load");
-    let (hf_cases, lc_cases) = (hf["cases"].as_array().unwrap(), lc["cases"].as_array().unwrap());
+    let (hf_cases, lc_cases) = (
+        hf["cases"].as_array().unwrap(),
+        lc["cases"].as_array().unwrap(),
+    );
     assert_eq!(hf_cases.len(), 8, "eight reference prompts");
 
     let mut identical_runs = 0;
     let mut failures = Vec::new();
-    eprintln!("prompt            tokens  |dlogit| HF  TF HF  greedy==HF (first split, HF margin)  |dlogit| llama.cpp  TF llama.cpp");
+    eprintln!(
+        "prompt            tokens  |dlogit| HF  TF HF  greedy==HF (first split, HF margin)  |dlogit| llama.cpp  TF llama.cpp"
+    );
     for (h, l) in hf_cases.iter().zip(lc_cases) {
         let name = h["name"].as_str().unwrap_or("?").to_string();
         let prompt = ids(&h["prompt_ids"]);
-        assert_eq!(prompt, ids(&l["prompt_ids"]), "{name}: both engines saw the same ids");
+        assert_eq!(
+            prompt,
+            ids(&l["prompt_ids"]),
+            "{name}: both engines saw the same ids"
+        );
         let hf_greedy = ids(&h["greedy_ids"]);
 
         // Last-position logits of the prompt.
         let mut cache = model.new_cache().unwrap();
-        let last = model.forward(&prompt, &mut cache).unwrap().to_vec_f32().unwrap();
-        let (d_hf, d_lc) = (max_abs_diff(&last, &logits_file(h)), max_abs_diff(&last, &logits_file(l)));
+        let last = model
+            .forward(&prompt, &mut cache)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let (d_hf, d_lc) = (
+            max_abs_diff(&last, &logits_file(h)),
+            max_abs_diff(&last, &logits_file(l)),
+        );
 
         // Teacher forcing on HF's greedy tokens, one pass.
         let mut all = prompt.clone();
         all.extend(&hf_greedy);
         let mut cache = model.new_cache().unwrap();
-        let logits = model.forward_all(&all, &mut cache).unwrap().to_vec_f32().unwrap();
+        let logits = model
+            .forward_all(&all, &mut cache)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let vocab = logits.len() / all.len();
-        let ours_tf: Vec<u32> =
-            (0..GREEDY).map(|t| argmax(&logits[(prompt.len() - 1 + t) * vocab..][..vocab])).collect();
-        let lc_tf: Vec<u32> = l["teacher_forced"]["top1"].as_array().map(|a| ids(&Value::Array(a.clone()))).unwrap_or_default();
-        let tf_hf = ours_tf.iter().zip(&hf_greedy).filter(|(a, b)| a == b).count();
+        let ours_tf: Vec<u32> = (0..GREEDY)
+            .map(|t| argmax(&logits[(prompt.len() - 1 + t) * vocab..][..vocab]))
+            .collect();
+        let lc_tf: Vec<u32> = l["teacher_forced"]["top1"]
+            .as_array()
+            .map(|a| ids(&Value::Array(a.clone())))
+            .unwrap_or_default();
+        let tf_hf = ours_tf
+            .iter()
+            .zip(&hf_greedy)
+            .filter(|(a, b)| a == b)
+            .count();
         let tf_lc = ours_tf.iter().zip(&lc_tf).filter(|(a, b)| a == b).count();
 
         // Free-running greedy.
         let mut cache = model.new_cache().unwrap();
-        let mut next = argmax(&model.forward(&prompt, &mut cache).unwrap().to_vec_f32().unwrap());
+        let mut next = argmax(
+            &model
+                .forward(&prompt, &mut cache)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap(),
+        );
         let mut ours = Vec::with_capacity(GREEDY);
         for _ in 0..GREEDY {
             ours.push(next);
             if ours.len() < GREEDY {
-                next = argmax(&model.forward(&[next], &mut cache).unwrap().to_vec_f32().unwrap());
+                next = argmax(
+                    &model
+                        .forward(&[next], &mut cache)
+                        .unwrap()
+                        .to_vec_f32()
+                        .unwrap(),
+                );
             }
         }
         let split = ours.iter().zip(&hf_greedy).position(|(a, b)| a != b);
         let margins = h["greedy_margin"].as_array().cloned().unwrap_or_default();
         let split_note = match split {
             None => "identical".to_string(),
-            Some(t) => format!("parts at {t} (margin {:.3})", margins.get(t).and_then(Value::as_f64).unwrap_or(f64::NAN)),
+            Some(t) => format!(
+                "parts at {t} (margin {:.3})",
+                margins.get(t).and_then(Value::as_f64).unwrap_or(f64::NAN)
+            ),
         };
         identical_runs += split.is_none() as usize;
         eprintln!(
@@ -108,18 +167,26 @@ fn f32_cpu_path_matches_hf_and_llama_cpp() {
             failures.push(format!("{name}: last logits differ from HF by {d_hf}"));
         }
         if tf_hf < 31 {
-            failures.push(format!("{name}: teacher-forced agreement with HF {tf_hf}/32"));
+            failures.push(format!(
+                "{name}: teacher-forced agreement with HF {tf_hf}/32"
+            ));
         }
         if tf_lc < 29 {
-            failures.push(format!("{name}: teacher-forced agreement with llama.cpp {tf_lc}/32"));
+            failures.push(format!(
+                "{name}: teacher-forced agreement with llama.cpp {tf_lc}/32"
+            ));
         }
         if d_lc > 1.5 {
-            failures.push(format!("{name}: last logits differ from llama.cpp by {d_lc}"));
+            failures.push(format!(
+                "{name}: last logits differ from llama.cpp by {d_lc}"
+            ));
         }
     }
     eprintln!("free-running greedy identical to HF on {identical_runs}/8 prompts");
     if identical_runs < 6 {
-        failures.push(format!("greedy identical to HF on only {identical_runs}/8 prompts"));
+        failures.push(format!(
+            "greedy identical to HF on only {identical_runs}/8 prompts"
+        ));
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }

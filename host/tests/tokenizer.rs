@@ -139,6 +139,38 @@ fn encode_matches_hf_on_every_reference_string() {
     );
 }
 
+/// llama.cpp's own tokenization (`scripts/llamacpp_tokens.py`) of every reference string,
+/// prompts rendered through the chat template included: NanoInfer == llama.cpp (== HF above).
+#[test]
+fn encode_matches_llama_cpp_on_every_reference_string() {
+    let tok = smollm2();
+    let theirs = read_json("llamacpp_tokens.json")["cases"]
+        .as_array()
+        .expect("cases")
+        .clone();
+    let all = cases();
+    assert_eq!(
+        theirs.len(),
+        all.len(),
+        "llama.cpp tokenized every reference string"
+    );
+    let mut failures = Vec::new();
+    for ((name, text, _), c) in all.iter().zip(&theirs) {
+        assert_eq!(c["name"].as_str(), Some(name.as_str()));
+        let want = ids_of(&c["ids"]);
+        let got = tok.encode(text, false).expect("encode");
+        if got != want {
+            failures.push(format!("{name}: {}", first_difference(tok, &got, &want)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches with llama.cpp:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// 500 random strings mixing scripts, digits, whitespace, emoji and special tokens.
 #[test]
 fn encode_matches_hf_on_random_strings() {
