@@ -18,6 +18,7 @@
     feature(abi_ptx, stdarch_nvptx, asm_experimental_arch)
 )]
 
+pub mod launch_shape;
 pub mod params;
 
 // The kernels need the nvptx primitives; the CPU twin of `primitives` (the kernel emulator) will

@@ -3,11 +3,8 @@
 //! happen one layer up (`functional`); these take raw device addresses.
 
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
-use nano_infer_kernels::params::{
-    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
-    DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK, MAX_RANK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
-    RopeParams, SoftmaxParams, StridedCopy, WARP_ROWS_PER_BLOCK,
-};
+use nano_infer_kernels::launch_shape::{self, LaunchShape};
+use nano_infer_kernels::params::{MAX_RANK, RopeParams, SoftmaxParams, StridedCopy};
 
 use super::context::{CudaBackend, cuda_err};
 use super::storage::CudaStorage;
@@ -34,41 +31,27 @@ macro_rules! launch {
     }};
 }
 
-/// Threads per row for a row kernel (RMSNorm, softmax): about `CACHED_CHUNKS` 8-element chunks
-/// per thread, so each thread has several loads in flight and the row stays in registers.
-fn row_threads(cols: usize) -> u32 {
-    let per_thread = 8 * CACHED_CHUNKS;
-    (cols.div_ceil(per_thread).div_ceil(32) * 32).clamp(32, ROW_BLOCK_MAX as usize) as u32
+/// The driver's launch configuration for a shape from `nano_infer_kernels::launch_shape` (the
+/// grid/block math is shared with the kernel emulator, which runs the same shapes on the CPU).
+fn config(s: LaunchShape) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: s.grid,
+        block_dim: s.block,
+        shared_mem_bytes: s.shared_mem_bytes,
+    }
 }
 
 /// Launch shape of a row kernel: one-warp rows go `WARP_ROWS_PER_BLOCK` to a block.
 fn rows_config(rows: usize, cols: usize) -> Result<LaunchConfig> {
-    let threads = row_threads(cols);
-    let rows_per_block = if threads == 32 {
-        WARP_ROWS_PER_BLOCK
-    } else {
-        1
-    };
-    let grid = u32::try_from(rows.div_ceil(rows_per_block as usize))
-        .map_err(|_| Error::invalid("launch", format!("{rows} rows exceed the grid limit")))?;
-    Ok(LaunchConfig {
-        grid_dim: (grid.max(1), 1, 1),
-        block_dim: (threads, rows_per_block, 1),
-        shared_mem_bytes: REDUCE_SMEM_BYTES,
-    })
+    launch_shape::rows(rows, cols)
+        .map(config)
+        .ok_or_else(|| Error::invalid("launch", format!("{rows} rows exceed the grid limit")))
 }
 
 impl CudaBackend {
     /// A grid-stride launch over `items` work items, capped at full occupancy.
     fn stride_config(&self, items: usize) -> LaunchConfig {
-        let blocks = items
-            .div_ceil(ELEMENTWISE_BLOCK as usize)
-            .clamp(1, self.sm_count() * 8);
-        LaunchConfig {
-            grid_dim: (blocks as u32, 1, 1),
-            block_dim: (ELEMENTWISE_BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        }
+        config(launch_shape::grid_stride(items, self.sm_count()))
     }
 
     /// `out = rmsnorm(x) * w` over rows of `cols`.
@@ -125,7 +108,7 @@ impl CudaBackend {
         launch!(
             self,
             format!("{op}_{}", dt.name()),
-            self.stride_config(n.div_ceil(8)),
+            self.stride_config(launch_shape::map_items(n)),
             (x, out, n_u)
         );
         Ok(())
@@ -145,7 +128,7 @@ impl CudaBackend {
         launch!(
             self,
             format!("{op}_{}", dt.name()),
-            self.stride_config(n.div_ceil(8)),
+            self.stride_config(launch_shape::map_items(n)),
             (a, b, out, n_u)
         );
         Ok(())
@@ -161,12 +144,12 @@ impl CudaBackend {
         p: RopeParams,
         dt: DType,
     ) -> Result<()> {
-        let items = p.rows as usize * (p.head_dim as usize / 2).max(1);
+        let items = launch_shape::rope_items(p.rows as usize, p.head_dim as usize);
         let params = ByValue(p);
         launch!(
             self,
             format!("rope_{}", dt.name()),
-            self.stride_config(items.div_ceil(8)),
+            self.stride_config(items),
             (x, out, cos, sin, params)
         );
         Ok(())
@@ -204,11 +187,7 @@ impl CudaBackend {
         vocab: usize,
         dt: DType,
     ) -> Result<()> {
-        let cfg = LaunchConfig {
-            grid_dim: (n_ids as u32, 1, 1),
-            block_dim: ((cols.div_ceil(32) * 32).clamp(32, 256) as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = config(launch_shape::embedding(n_ids, cols));
         let (cols_u, vocab_u) = (cols as u32, vocab as u32);
         launch!(
             self,
@@ -231,13 +210,7 @@ impl CudaBackend {
         k: usize,
         dt: DType,
     ) -> Result<()> {
-        let warps_per_block = (GEMV_BLOCK / 32) as usize;
-        let blocks = n.div_ceil(warps_per_block).clamp(1, self.sm_count() * 16);
-        let cfg = LaunchConfig {
-            grid_dim: (blocks as u32, 1, 1),
-            block_dim: (GEMV_BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = config(launch_shape::gemv(n, self.sm_count()));
         let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
         launch!(
             self,
@@ -273,49 +246,20 @@ impl CudaBackend {
         scale: f32,
         dt: DType,
     ) -> Result<()> {
-        let group = heads / kv_heads;
-        let per_block = (1..=DECODE_MAX_HEADS_PER_BLOCK.min(group))
-            .rev()
-            .find(|g| group.is_multiple_of(*g))
-            .unwrap_or(1);
-        let subgroups = group / per_block;
-        // About one wave of one-warp blocks (32 per SM), within the split limits.
-        let wanted = (self.sm_count() * 32).div_ceil(kv_heads * subgroups);
-        let most = DECODE_MAX_SPLITS
-            .min(kv_len.div_ceil(DECODE_MIN_SPLIT_LEN))
-            .max(1);
-        let split_len = kv_len.div_ceil(wanted.clamp(1, most));
-        let splits = kv_len.div_ceil(split_len);
-        let p = DecodeAttnParams {
-            heads: heads as u32,
-            kv_heads: kv_heads as u32,
-            head_dim: d as u32,
-            kv_len: kv_len as u32,
-            kv_stride: (kv_heads * d) as u32,
-            split_len: split_len as u32,
-            splits: splits as u32,
-            heads_per_block: per_block as u32,
-            scale_log2: scale * std::f32::consts::LOG2_E,
-        };
-        let acc = self.alloc(splits * heads * d, DType::F32)?;
-        let ml = self.alloc(splits * heads * 2, DType::F32)?;
+        let plan =
+            launch_shape::decode_attention(heads, kv_heads, d, kv_len, scale, self.sm_count());
+        let p = plan.params;
+        let acc = self.alloc(plan.acc_len(), DType::F32)?;
+        let ml = self.alloc(plan.ml_len(), DType::F32)?;
         let (acc_p, ml_p, params) = (acc.ptr(), ml.ptr(), ByValue(p));
-        let cfg = LaunchConfig {
-            grid_dim: (subgroups as u32, kv_heads as u32, splits as u32),
-            block_dim: (32, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let (cfg, per_block) = (config(plan.partial), p.heads_per_block);
         launch!(
             self,
             format!("decode_attn_h{per_block}_{}", dt.name()),
             cfg,
             (q, k, v, acc_p, ml_p, params)
         );
-        let cfg = LaunchConfig {
-            grid_dim: (heads as u32, 1, 1),
-            block_dim: (d as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = config(plan.combine);
         launch!(
             self,
             format!("decode_attn_combine_{}", dt.name()),
@@ -332,7 +276,7 @@ impl CudaBackend {
         launch!(
             self,
             format!("cast_{}_{}", from.name(), to.name()),
-            self.stride_config(n.div_ceil(8)),
+            self.stride_config(launch_shape::map_items(n)),
             (src, dst, n_u)
         );
         Ok(out)

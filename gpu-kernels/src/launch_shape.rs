@@ -1,0 +1,162 @@
+//! Grid and block shapes of every kernel launch, computed once for both launchers.
+//!
+//! The CUDA launchers (`host/src/backend/cuda/launch.rs`) and the kernel emulator's tests
+//! ([`crate::emu`], host only) both take their launch shapes from here, so the emulator runs the
+//! kernels in exactly the shapes the GPU sees: one warp per row with several rows per block for
+//! short rows, a multi-warp block per row for long ones, capped grid-stride grids for the maps,
+//! the GEMV grid and the split-KV decode-attention plan.
+//! Plain integer math: nothing here reaches the PTX.
+
+use crate::params::{
+    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
+    DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
+    WARP_ROWS_PER_BLOCK,
+};
+
+/// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchShape {
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub shared_mem_bytes: u32,
+}
+
+/// Threads per row for a row kernel (RMSNorm, softmax): about `CACHED_CHUNKS` 8-element chunks
+/// per thread, so each thread has several loads in flight and the row stays in registers.
+pub fn row_threads(cols: usize) -> u32 {
+    let per_thread = 8 * CACHED_CHUNKS;
+    (cols.div_ceil(per_thread).div_ceil(32) * 32).clamp(32, ROW_BLOCK_MAX as usize) as u32
+}
+
+/// Launch shape of a row kernel (`rmsnorm_*`, `add_rmsnorm_*`, `softmax_*`): one-warp rows go
+/// `WARP_ROWS_PER_BLOCK` to a block. `None` when the rows exceed the grid limit.
+pub fn rows(rows: usize, cols: usize) -> Option<LaunchShape> {
+    let threads = row_threads(cols);
+    let rows_per_block = if threads == 32 {
+        WARP_ROWS_PER_BLOCK
+    } else {
+        1
+    };
+    let grid = u32::try_from(rows.div_ceil(rows_per_block as usize)).ok()?;
+    Some(LaunchShape {
+        grid: (grid.max(1), 1, 1),
+        block: (threads, rows_per_block, 1),
+        shared_mem_bytes: REDUCE_SMEM_BYTES,
+    })
+}
+
+/// A grid-stride launch (maps, casts, RoPE, strided copy) over `items` work items, capped at
+/// `8 * sm_count` blocks (full occupancy on the GPU; the emulator passes a small count so its
+/// grid-stride loops take several turns).
+pub fn grid_stride(items: usize, sm_count: usize) -> LaunchShape {
+    let blocks = items
+        .div_ceil(ELEMENTWISE_BLOCK as usize)
+        .clamp(1, sm_count.max(1) * 8);
+    LaunchShape {
+        grid: (blocks as u32, 1, 1),
+        block: (ELEMENTWISE_BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Work items of the maps (`silu`, `swiglu`, `add`, `mul`, casts): one 8-element chunk each.
+pub fn map_items(n: usize) -> usize {
+    n.div_ceil(8)
+}
+
+/// Work items of `rope_*` (before chunking): one rotated pair each, `/ 8` as the maps.
+pub fn rope_items(rows: usize, head_dim: usize) -> usize {
+    (rows * (head_dim / 2).max(1)).div_ceil(8)
+}
+
+/// `embedding_*`: one block per id, a multiple of 32 threads up to 256 along the row.
+pub fn embedding(n_ids: usize, cols: usize) -> LaunchShape {
+    LaunchShape {
+        grid: (n_ids as u32, 1, 1),
+        block: ((cols.div_ceil(32) * 32).clamp(32, 256) as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `gemv_*`: blocks of `GEMV_BLOCK` threads (independent warps, one output row at a time),
+/// enough warps for the `n` rows, capped at `16 * sm_count` blocks (warps stride over rows).
+pub fn gemv(n: usize, sm_count: usize) -> LaunchShape {
+    let warps_per_block = (GEMV_BLOCK / 32) as usize;
+    let blocks = n.div_ceil(warps_per_block).clamp(1, sm_count.max(1) * 16);
+    LaunchShape {
+        grid: (blocks as u32, 1, 1),
+        block: (GEMV_BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Split-KV decode attention: the parameters both kernels share and their two launches.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeAttnPlan {
+    pub params: DecodeAttnParams,
+    /// `decode_attn_h{heads_per_block}_*`: grid `(subgroups, kv_heads, splits)`, one warp.
+    pub partial: LaunchShape,
+    /// `decode_attn_combine_*`: one block of `head_dim` threads per query head.
+    pub combine: LaunchShape,
+}
+
+impl DecodeAttnPlan {
+    /// f32 elements of the partial-accumulator scratch (`[splits, heads, head_dim]`).
+    pub fn acc_len(&self) -> usize {
+        let p = &self.params;
+        p.splits as usize * p.heads as usize * p.head_dim as usize
+    }
+
+    /// f32 elements of the partial (max, sum) scratch (`[splits, heads, 2]`).
+    pub fn ml_len(&self) -> usize {
+        self.params.splits as usize * self.params.heads as usize * 2
+    }
+}
+
+/// Plans one token's attention over `kv_len` cached keys: as many query heads of a KV group
+/// per block as divide the group (up to `DECODE_MAX_HEADS_PER_BLOCK`), and about one wave of
+/// one-warp blocks (32 per SM) within the split limits.
+pub fn decode_attention(
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    kv_len: usize,
+    scale: f32,
+    sm_count: usize,
+) -> DecodeAttnPlan {
+    let group = heads / kv_heads;
+    let per_block = (1..=DECODE_MAX_HEADS_PER_BLOCK.min(group))
+        .rev()
+        .find(|g| group.is_multiple_of(*g))
+        .unwrap_or(1);
+    let subgroups = group / per_block;
+    let wanted = (sm_count.max(1) * 32).div_ceil(kv_heads * subgroups);
+    let most = DECODE_MAX_SPLITS
+        .min(kv_len.div_ceil(DECODE_MIN_SPLIT_LEN))
+        .max(1);
+    let split_len = kv_len.div_ceil(wanted.clamp(1, most));
+    let splits = kv_len.div_ceil(split_len);
+    DecodeAttnPlan {
+        params: DecodeAttnParams {
+            heads: heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim: head_dim as u32,
+            kv_len: kv_len as u32,
+            kv_stride: (kv_heads * head_dim) as u32,
+            split_len: split_len as u32,
+            splits: splits as u32,
+            heads_per_block: per_block as u32,
+            scale_log2: scale * core::f32::consts::LOG2_E,
+        },
+        partial: LaunchShape {
+            grid: (subgroups as u32, kv_heads as u32, splits as u32),
+            block: (32, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        combine: LaunchShape {
+            grid: (heads as u32, 1, 1),
+            block: (head_dim as u32, 1, 1),
+            shared_mem_bytes: 0,
+        },
+    }
+}
