@@ -94,24 +94,24 @@ pub unsafe fn mul<E: Elem>(a: *const E, b: *const E, out: *mut E, n: u64) {
 kernel_entries! { add(a: *const E, b: *const E, out: *mut E, n: u64); add_f32 = f32, add_f16 = F16, add_bf16 = BF16 }
 kernel_entries! { mul(a: *const E, b: *const E, out: *mut E, n: u64); mul_f32 = f32, mul_f16 = F16, mul_bf16 = BF16 }
 
-/// Generates `cast_{src}_{dst}` entries (round to nearest even).
-macro_rules! cast_entries {
-    ($($sym:ident: $src:ty => $dst:ty),+ $(,)?) => {$(
-        /// Converts `n` elements.
-        ///
-        /// # Safety
-        /// `x` and `out` hold `n` elements and do not overlap.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "ptx-kernel" fn $sym(x: *const $src, out: *mut $dst, n: u64) {
-            // SAFETY: the host launcher sizes both buffers.
-            unsafe { map1(x, out, n as usize, |v| v) }
-        }
-    )+};
+/// `out = x` converted from `A` to `B`, rounding to nearest even: the body of the
+/// `cast_{src}_{dst}` kernels (f32, f16 and bf16 in every direction). Each symbol comes from
+/// `kernel_entries!`: a PTX entry on nvptx64, a plain function of the same name on the host
+/// (for the emulator). Casts never alias, so the maps' in-place rule does not apply.
+///
+/// # Safety
+/// `x` and `out` hold `n` elements and do not overlap.
+#[inline(always)]
+pub unsafe fn cast<A: Elem, B: Elem>(x: *const A, out: *mut B, n: u64) {
+    // SAFETY: forwarded contract.
+    unsafe { map1(x, out, n as usize, |v| v) }
 }
-cast_entries! {
-    cast_f32_f16: f32 => F16, cast_f32_bf16: f32 => BF16,
-    cast_f16_f32: F16 => f32, cast_f16_bf16: F16 => BF16,
-    cast_bf16_f32: BF16 => f32, cast_bf16_f16: BF16 => F16,
+
+kernel_entries! {
+    cast(x: *const A, out: *mut B, n: u64);
+    cast_f32_f16 = f32 => F16, cast_f32_bf16 = f32 => BF16,
+    cast_f16_f32 = F16 => f32, cast_f16_bf16 = F16 => BF16,
+    cast_bf16_f32 = BF16 => f32, cast_bf16_f16 = BF16 => F16,
 }
 
 /// Gathers rows of `table` (`[vocab, cols]`): `out[i] = table[ids[i]]`. Block `i` copies row

@@ -6,23 +6,29 @@
 //!     rmsnorm_f32 = f32, rmsnorm_f16 = F16, rmsnorm_bf16 = BF16;
 //! }
 //! ```
-//! expands (on nvptx64 only) to `extern "ptx-kernel" fn rmsnorm_f16(x: *const F16, ...)` etc.,
-//! each calling `rmsnorm_body::<F16>(...)`. `E` in the signature names the element type.
+//! expands on nvptx64 to `extern "ptx-kernel" fn rmsnorm_f16(x: *const F16, ...)` etc., each
+//! calling `rmsnorm_body::<F16>(...)`. `E` in the signature names the element type. On the host
+//! it makes the same symbols as plain `pub unsafe fn`s (`norm::rmsnorm_f16`), which tests run
+//! under the emulator (`emu::launch`) by the names the CUDA launchers use.
 
-/// Generates the exported `extern "ptx-kernel"` entry points of a generic kernel body.
+/// Generates the exported `extern "ptx-kernel"` entry points of a generic kernel body (and
+/// their host twins). `sym = T` instantiates `body::<T>` with `E = T` in the signature;
+/// `sym = S => D` instantiates `body::<S, D>` with `A = S`, `B = D` (the casts).
 #[macro_export]
 macro_rules! kernel_entries {
-    ($body:ident $args:tt; $($sym:ident = $ty:ty),+ $(,)?) => {
-        $( $crate::kernel_entries!(@one $body $args $sym $ty); )+
+    ($body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
+        $( $crate::kernel_entries!(@one $body $args $sym [$src, $dst] { type A = $src; type B = $dst; }); )+
     };
-    (@one $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident $ty:ty) => {
+    ($body:ident $args:tt; $($sym:ident = $ty:ty),+ $(,)?) => {
+        $( $crate::kernel_entries!(@one $body $args $sym [$ty] { type E = $ty; }); )+
+    };
+    (@one $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($ty:ty),+] { $($alias:item)* }) => {
         #[cfg(target_arch = "nvptx64")]
-        #[allow(non_snake_case)]
+        #[allow(non_snake_case, dead_code)]
         mod $sym {
             #[allow(unused_imports)]
             use super::*;
-            #[allow(dead_code)]
-            type E = $ty;
+            $($alias)*
             /// Exported entry; see the generic body for the contract.
             ///
             /// # Safety
@@ -30,8 +36,29 @@ macro_rules! kernel_entries {
             #[unsafe(no_mangle)]
             pub unsafe extern "ptx-kernel" fn $sym($($arg: $t),*) {
                 // SAFETY: the host launcher upholds the body's contract.
-                unsafe { super::$body::<$ty>($($arg),*) }
+                unsafe { super::$body::<$($ty),+>($($arg),*) }
             }
         }
+
+        #[cfg(not(target_arch = "nvptx64"))]
+        #[allow(non_snake_case, dead_code)]
+        mod $sym {
+            #[allow(unused_imports)]
+            use super::*;
+            $($alias)*
+            /// Host twin of the PTX entry of the same name, for `emu::launch`; see the generic
+            /// body for the contract.
+            ///
+            /// # Safety
+            /// As the generic body: pointers valid for the sizes given, launched under the
+            /// emulator with the documented launch shape.
+            #[allow(clippy::too_many_arguments)] // a kernel's signature, as in the PTX
+            pub unsafe fn $sym($($arg: $t),*) {
+                // SAFETY: the caller upholds the body's contract.
+                unsafe { super::$body::<$($ty),+>($($arg),*) }
+            }
+        }
+        #[cfg(not(target_arch = "nvptx64"))]
+        pub use self::$sym::$sym;
     };
 }

@@ -3,8 +3,11 @@
 //! Each op family lives in its own file with one generic body per op and one exported symbol per
 //! storage type (`{op}_{dtype}`, made by [`kernel_entries!`]). Kernel files reach the hardware
 //! only through [`primitives`]. On the host this crate builds as a plain rlib that shares the
-//! launch constants and parameter structs with the host crate; the `ptx-kernel` entries exist
-//! only on nvptx64.
+//! launch constants, parameter structs and launch shapes ([`launch_shape`]) with the host crate,
+//! and runs the same kernels on the CPU: [`primitives`] has a host twin of every instruction,
+//! built on the SIMT emulator [`emu`]. The `ptx-kernel` entries exist only on nvptx64; on the
+//! host [`kernel_entries!`] makes plain `unsafe fn`s with the same symbol names
+//! (`norm::rmsnorm_f16`) for [`emu::launch`].
 //!
 //! Build: the workspace's `build.rs` runs
 //! `cargo rustc --release --target nvptx64-nvidia-cuda -Zbuild-std=core --crate-type cdylib
@@ -18,32 +21,27 @@
     feature(abi_ptx, stdarch_nvptx, asm_experimental_arch)
 )]
 
-pub mod launch_shape;
+// The emulator (host builds only) uses threads, locks and collections.
+#[cfg(not(target_arch = "nvptx64"))]
+extern crate std;
+
 pub mod params;
 
-// The kernels need the nvptx primitives; the CPU twin of `primitives` (the kernel emulator) will
-// lift these cfgs.
-#[cfg(target_arch = "nvptx64")]
 pub mod activation;
-#[cfg(target_arch = "nvptx64")]
 pub mod attention_decode;
-#[cfg(target_arch = "nvptx64")]
 pub mod elem;
-#[cfg(target_arch = "nvptx64")]
 pub mod elementwise;
-#[cfg(target_arch = "nvptx64")]
+#[cfg(not(target_arch = "nvptx64"))]
+pub mod emu;
 mod export;
-#[cfg(target_arch = "nvptx64")]
 pub mod gemv;
-#[cfg(target_arch = "nvptx64")]
+pub mod launch_shape;
 pub mod norm;
-#[cfg(target_arch = "nvptx64")]
 pub mod primitives;
-#[cfg(target_arch = "nvptx64")]
+#[cfg(feature = "probe")]
+pub mod probe;
 pub mod reduce;
-#[cfg(target_arch = "nvptx64")]
 pub mod rope;
-#[cfg(target_arch = "nvptx64")]
 pub mod softmax;
 pub mod unroll;
 

@@ -1,14 +1,12 @@
-//! The only place that touches nvptx intrinsics and inline PTX.
+//! The nvptx primitives: one PTX instruction (or `core::arch::nvptx` intrinsic) each.
 //!
-//! Kernel files reach thread/block ids, barriers, shared memory, warp shuffles, fast math and
-//! f16/bf16 conversions through these small wrappers and never write `asm!` themselves. That
-//! keeps every instruction in one reviewed spot and lets a CPU twin of this module (the kernel
-//! emulator) run the same kernel source on a host.
-//!
-//! Everything here is `#[inline(always)]`: with fat LTO the PTX has no calls.
+//! Everything here is `#[inline(always)]`: with fat LTO the PTX has no calls. `host.rs` holds
+//! the CPU twin of every item, with the same signature.
 
 use core::arch::asm;
 use core::arch::nvptx;
+
+use super::Bytes16;
 
 // The dynamic shared-memory window; its size is the launch's `shared_mem_bytes`.
 core::arch::global_asm!(".extern .shared .align 16 .b8 dyn_smem[];");
@@ -69,6 +67,13 @@ pub fn grid_dim_x() -> u32 {
     unsafe { nvptx::_grid_dim_x() as u32 }
 }
 
+/// `gridDim.y`.
+#[inline(always)]
+pub fn grid_dim_y() -> u32 {
+    // SAFETY: reading a special register has no side effects.
+    unsafe { nvptx::_grid_dim_y() as u32 }
+}
+
 /// `__syncthreads()`: every thread of the block must reach it.
 #[inline(always)]
 pub fn sync_threads() {
@@ -84,6 +89,54 @@ pub fn shfl_xor_f32(v: f32, mask: u32) -> f32 {
     unsafe {
         asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 0x1f, 0xffffffff;",
              r = out(reg32) r, v = in(reg32) v, m = in(reg32) mask);
+    }
+    r
+}
+
+/// Indexed shuffle across the full warp: every lane gets `v` of lane `src & 31`.
+#[inline(always)]
+pub fn shfl_idx_f32(v: f32, src: u32) -> f32 {
+    let r: f32;
+    // SAFETY: all 32 lanes execute it (full member mask); pure register exchange.
+    unsafe {
+        asm!("shfl.sync.idx.b32 {r}, {v}, {s}, 0x1f, 0xffffffff;",
+             r = out(reg32) r, v = in(reg32) v, s = in(reg32) src);
+    }
+    r
+}
+
+/// True when `p` holds on every lane of the warp.
+#[inline(always)]
+pub fn vote_all(p: bool) -> bool {
+    let r: u32;
+    // SAFETY: all 32 lanes execute it (full member mask); predicates are scoped to the block.
+    unsafe {
+        asm!("{{ .reg .pred vp, vq; setp.ne.u32 vp, {v}, 0; vote.sync.all.pred vq, vp, 0xffffffff; selp.u32 {r}, 1, 0, vq; }}",
+             v = in(reg32) p as u32, r = out(reg32) r);
+    }
+    r != 0
+}
+
+/// True when `p` holds on some lane of the warp.
+#[inline(always)]
+pub fn vote_any(p: bool) -> bool {
+    let r: u32;
+    // SAFETY: as `vote_all`.
+    unsafe {
+        asm!("{{ .reg .pred vp, vq; setp.ne.u32 vp, {v}, 0; vote.sync.any.pred vq, vp, 0xffffffff; selp.u32 {r}, 1, 0, vq; }}",
+             v = in(reg32) p as u32, r = out(reg32) r);
+    }
+    r != 0
+}
+
+/// Bit `l` set when `p` holds on lane `l`.
+#[inline(always)]
+pub fn vote_ballot(p: bool) -> u32 {
+    let r: u32;
+    // SAFETY: as `vote_all`.
+    unsafe {
+        asm!("{{ .reg .pred vp; setp.ne.u32 vp, {v}, 0; vote.sync.ballot.b32 {r}, vp, 0xffffffff; }}",
+             v = in(reg32) p as u32, r = out(reg32) r);
     }
     r
 }
@@ -119,6 +172,58 @@ pub unsafe fn smem_load_f32(addr: u32) -> f32 {
     v
 }
 
+/// Stores `v` at shared byte address `addr`.
+///
+/// # Safety
+/// As [`smem_store_f32`].
+#[inline(always)]
+pub unsafe fn smem_store_u32(addr: u32, v: u32) {
+    // SAFETY: the caller guarantees the address is in bounds and aligned.
+    unsafe { asm!("st.shared.u32 [{a}], {v};", a = in(reg32) addr, v = in(reg32) v) };
+}
+
+/// Loads the u32 at shared byte address `addr`.
+///
+/// # Safety
+/// As [`smem_store_f32`].
+#[inline(always)]
+pub unsafe fn smem_load_u32(addr: u32) -> u32 {
+    let v: u32;
+    // SAFETY: the caller guarantees the address is in bounds and aligned.
+    unsafe { asm!("ld.shared.u32 {v}, [{a}];", v = out(reg32) v, a = in(reg32) addr) };
+    v
+}
+
+/// Stores 16 bytes at shared byte address `addr` with one 128-bit access.
+///
+/// # Safety
+/// `addr..addr + 16` must lie inside the dynamic shared memory; `addr` 16-byte aligned.
+#[inline(always)]
+pub unsafe fn smem_store_16b(addr: u32, v: Bytes16) {
+    // SAFETY: the caller guarantees an in-bounds, aligned 16-byte range.
+    unsafe {
+        asm!("st.shared.v4.u32 [{p}], {{{a}, {b}, {c}, {d}}};",
+             p = in(reg32) addr,
+             a = in(reg32) v.0[0], b = in(reg32) v.0[1], c = in(reg32) v.0[2], d = in(reg32) v.0[3]);
+    }
+}
+
+/// Loads 16 bytes at shared byte address `addr` with one 128-bit access.
+///
+/// # Safety
+/// As [`smem_store_16b`].
+#[inline(always)]
+pub unsafe fn smem_load_16b(addr: u32) -> Bytes16 {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller guarantees an in-bounds, aligned 16-byte range.
+    unsafe {
+        asm!("ld.shared.v4.u32 {{{a}, {b}, {c}, {d}}}, [{p}];",
+             a = out(reg32) a, b = out(reg32) b, c = out(reg32) c, d = out(reg32) d,
+             p = in(reg32) addr);
+    }
+    Bytes16([a, b, c, d])
+}
+
 /// 2^x, approximate (2 ulp), flushing subnormals.
 #[inline(always)]
 pub fn exp2_approx(x: f32) -> f32 {
@@ -126,12 +231,6 @@ pub fn exp2_approx(x: f32) -> f32 {
     // SAFETY: pure arithmetic.
     unsafe { asm!("ex2.approx.ftz.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x) };
     r
-}
-
-/// e^x through `ex2` with a log2(e) prescale.
-#[inline(always)]
-pub fn exp_approx(x: f32) -> f32 {
-    exp2_approx(x * core::f32::consts::LOG2_E)
 }
 
 /// 1/sqrt(x), approximate.
@@ -179,17 +278,6 @@ pub fn f32_to_bf16(v: f32) -> u16 {
     r
 }
 
-/// bf16 bits → f32 (exact: the high half of an f32).
-#[inline(always)]
-pub fn bf16_to_f32(b: u16) -> f32 {
-    f32::from_bits((b as u32) << 16)
-}
-
-/// Sixteen bytes moved as one vector access.
-#[derive(Clone, Copy)]
-#[repr(C, align(16))]
-pub struct Bytes16(pub [u32; 4]);
-
 /// Loads 16 bytes with one 128-bit global load.
 ///
 /// # Safety
@@ -218,4 +306,19 @@ pub unsafe fn store_16b(p: *mut u8, v: Bytes16) {
              p = in(reg64) p,
              a = in(reg32) v.0[0], b = in(reg32) v.0[1], c = in(reg32) v.0[2], d = in(reg32) v.0[3]);
     }
+}
+
+/// `*p += v` atomically in global memory; returns the old value.
+///
+/// # Safety
+/// `p` must be valid for reads and writes of an f32 (4-byte aligned) in global memory.
+#[inline(always)]
+pub unsafe fn atomic_add_f32(p: *mut f32, v: f32) -> f32 {
+    let old: f32;
+    // SAFETY: the caller guarantees a valid global f32.
+    unsafe {
+        asm!("atom.global.add.f32 {o}, [{p}], {v};",
+             o = out(reg32) old, p = in(reg64) p, v = in(reg32) v);
+    }
+    old
 }

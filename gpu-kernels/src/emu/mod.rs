@@ -1,0 +1,267 @@
+//! A SIMT emulator: runs the kernels' own Rust source on the CPU (host builds only).
+//!
+//! CI has no GPU, but the kernels are plain Rust that reach the hardware only through
+//! [`crate::primitives`]. On the host those primitives are implemented on top of this module, so
+//! `cargo test` can run every kernel, check it against the CPU reference, and catch the bugs a
+//! GPU would hide or corrupt silently: shared-memory indices out of bounds, missing barriers
+//! (races), barriers or warp collectives in divergent code, deadlocks.
+//!
+//! # Model
+//! - [`launch`] runs the blocks of the grid one after another. Each block's threads are OS
+//!   threads (`std::thread::scope`), all live at once, so a barrier is a real rendezvous and a
+//!   missing one lets threads overtake each other as on a GPU.
+//! - `sync_threads` waits until every thread of the block arrives at the same call site.
+//!   Exiting while others wait, or waiting at different `sync_threads` calls, is reported
+//!   ([`EmuError::BarrierDivergence`]) — stricter than sm_70+ hardware, which would count
+//!   arrivals at any `bar.sync 0`, and what the CUDA guide requires.
+//! - Warp collectives (shuffles, votes, `ldmatrix`, `mma`) are a rendezvous of the 32 lanes of
+//!   a warp: each lane brings its operand, all get everyone's, each computes its own result.
+//!   All 32 lanes must take part (the primitives use the full mask).
+//! - Shared memory is per block, `shared_mem_bytes` long, filled with `0xff` (NaN), bounds- and
+//!   alignment-checked on every access and race-checked per byte between barriers
+//!   (see `shared.rs`: the verdict does not depend on how the host schedules the threads).
+//! - Global memory is host memory: kernels get raw pointers into the test's `Vec`s
+//!   ([`SyncPtr`] carries them into the `Sync` launch closure).
+//! - `ex2`/`rsqrt`/`rcp` are computed exactly (with the PTX flush-to-zero rules); f16/bf16
+//!   conversions are bit-exact. Results can differ from the GPU's by the approximate
+//!   instructions' error (~2 ulp), well inside the test tolerances.
+//! - The first error stops the block (every thread unwinds) and comes back from [`launch`] as
+//!   an [`EmuError`] naming the kernel, block and thread. A panic in a kernel thread is an error
+//!   too, not a panic in the caller.
+//!
+//! # Running one kernel
+//! ```ignore
+//! use nano_infer_kernels::{emu, launch_shape, norm};
+//! let (x, w, mut out) = (vec![1.0f32; 3 * 64], vec![1.0f32; 64], vec![0.0f32; 3 * 64]);
+//! let (xp, wp, op) = (emu::SyncPtr::of(&x), emu::SyncPtr::of(&w), emu::SyncPtr::of_mut(&mut out));
+//! let shape = launch_shape::rows(3, 64).unwrap();
+//! emu::launch_shape("rmsnorm_f32", shape, || {
+//!     // SAFETY: buffers sized rows * cols and cols, launched with the kernel's shape.
+//!     unsafe { norm::rmsnorm_f32(xp.get(), wp.get(), op.get(), 3, 64, 1e-5) }
+//! })?;
+//! ```
+//! The tests in `host/tests/emu_kernels.rs` do this for every kernel, with the launch shapes of
+//! [`crate::launch_shape`] that the CUDA launchers use.
+//!
+//! # Stepping through a kernel in a debugger
+//! Build the test without optimisations so locals survive, then run it under gdb (or lldb):
+//! ```text
+//! cargo test -p nano-infer-host --test emu_kernels --no-run      # prints the executable path
+//! rust-gdb --args target/debug/deps/emu_kernels-<hash> rms_norm --exact --test-threads=1
+//! (gdb) break nano_infer_kernels::norm::rmsnorm_rows     # or: break norm.rs:108
+//! (gdb) run
+//! (gdb) info threads           # every emulated thread is named b<block>t<thread>
+//! (gdb) thread find b0t37      # the gdb thread number of block 0, thread 37 (linear ids)
+//! (gdb) thread 42              # switch to it
+//! (gdb) set scheduler-locking step   # `next`/`step` now move only this thread
+//! ```
+//! Names use linear indices (`x + y·dim.x + z·dim.x·dim.y`) because Linux keeps 15 bytes of a
+//! thread name. Every thread of a block exists at once, so all of them are there to inspect;
+//! blocks run one at a time. `NANO_EMU_BLOCK=<linear block id>` runs only that block of every
+//! launch (outputs of the other blocks stay untouched), which makes a breakpoint hit only there.
+
+mod block;
+mod error;
+pub mod fragments;
+mod shared;
+pub(crate) mod thread;
+
+use std::boxed::Box;
+use std::format;
+use std::string::String;
+
+pub use error::{Dim3, EmuError, RaceKind};
+
+use crate::launch_shape::LaunchShape;
+use block::{Abort, Block};
+pub(crate) use block::{Collective, Payload};
+use thread::ThreadCtx;
+
+/// The most threads a block may have (every CUDA GPU since sm_20).
+pub const MAX_BLOCK_THREADS: u32 = 1024;
+
+/// The most dynamic shared memory per block on sm_90 (227 KiB); sm_80 allows 163 KiB.
+pub const MAX_SHARED_BYTES: u32 = 227 * 1024;
+
+/// Stack of each emulated thread: kernels keep small arrays in "registers", which in a debug
+/// build are stack slots; 1 MiB is generous and costs only address space.
+const THREAD_STACK: usize = 1 << 20;
+
+/// A raw pointer that may cross into the launch closure, which every emulated thread shares.
+///
+/// Kernels take raw pointers to global memory; raw pointers are neither `Send` nor `Sync`, so a
+/// test wraps its buffers in `SyncPtr` and calls [`SyncPtr::get`] inside the closure. Sharing
+/// the pointer is what a GPU launch does; the kernel's own contract keeps the accesses sound.
+#[derive(Debug)]
+pub struct SyncPtr<T>(*mut T);
+
+impl<T> Clone for SyncPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SyncPtr<T> {}
+
+// SAFETY: a SyncPtr is only an address; every dereference happens in kernel code under the
+// kernel's safety contract, exactly as with a device pointer shared by all GPU threads.
+unsafe impl<T> Send for SyncPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
+    /// Wraps any raw pointer (also null, for optional kernel arguments).
+    pub fn new(p: *mut T) -> Self {
+        SyncPtr(p)
+    }
+
+    /// A read-only buffer.
+    pub fn of(s: &[T]) -> Self {
+        SyncPtr(s.as_ptr() as *mut T)
+    }
+
+    /// A buffer the kernel writes.
+    pub fn of_mut(s: &mut [T]) -> Self {
+        SyncPtr(s.as_mut_ptr())
+    }
+
+    /// The pointer, typed as the kernel wants it (`*const U` or `*mut U` of a same-layout `U`).
+    pub fn get<U: FromRaw<T>>(self) -> U {
+        U::from_raw(self.0)
+    }
+}
+
+/// Pointer types [`SyncPtr::get`] produces: `*const T`/`*mut T`, or the same address as another
+/// element type (a test's `u16` buffer is a kernel's `*const F16`).
+pub trait FromRaw<T> {
+    fn from_raw(p: *mut T) -> Self;
+}
+impl<T, U> FromRaw<T> for *const U {
+    fn from_raw(p: *mut T) -> Self {
+        p as *const U
+    }
+}
+impl<T, U> FromRaw<T> for *mut U {
+    fn from_raw(p: *mut T) -> Self {
+        p as *mut U
+    }
+}
+
+/// Runs `body` as a kernel over `grid` blocks of `block` threads with `shared_mem_bytes` of
+/// dynamic shared memory; `kernel` names it in errors (use the PTX symbol, `rmsnorm_f16`).
+///
+/// Blocks run one after another; the threads of a block run concurrently. Returns the first
+/// error of the first failing block (the blocks after it do not run).
+pub fn launch(
+    grid: Dim3,
+    block: Dim3,
+    shared_mem_bytes: u32,
+    kernel: &str,
+    body: impl Fn() + Sync,
+) -> Result<(), EmuError> {
+    let invalid = |detail: String| EmuError::InvalidLaunch {
+        kernel: kernel.into(),
+        detail,
+    };
+    let threads = block.0 as u64 * block.1 as u64 * block.2 as u64;
+    if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 || threads == 0 {
+        return Err(invalid(format!("empty grid {grid:?} or block {block:?}")));
+    }
+    if threads > MAX_BLOCK_THREADS as u64 {
+        return Err(invalid(format!(
+            "block {block:?} has {threads} threads (max {MAX_BLOCK_THREADS})"
+        )));
+    }
+    if shared_mem_bytes > MAX_SHARED_BYTES {
+        return Err(invalid(format!(
+            "{shared_mem_bytes} bytes of shared memory (max {MAX_SHARED_BYTES})"
+        )));
+    }
+    let only = std::env::var("NANO_EMU_BLOCK")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut linear = 0u64;
+    for bz in 0..grid.2 {
+        for by in 0..grid.1 {
+            for bx in 0..grid.0 {
+                if only.is_none_or(|b| b == linear) {
+                    let b = Block::new(kernel, (bx, by, bz), block, grid, shared_mem_bytes);
+                    run_block(&b, linear, &body)?;
+                }
+                linear += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`launch`] with a shape from [`crate::launch_shape`].
+pub fn launch_shape(
+    kernel: &str,
+    shape: LaunchShape,
+    body: impl Fn() + Sync,
+) -> Result<(), EmuError> {
+    launch(
+        shape.grid,
+        shape.block,
+        shape.shared_mem_bytes,
+        kernel,
+        body,
+    )
+}
+
+/// Runs every thread of one block to completion.
+fn run_block(b: &Block, linear: u64, body: &(impl Fn() + Sync)) -> Result<(), EmuError> {
+    std::thread::scope(|s| {
+        for t in 0..b.threads {
+            let spawned = std::thread::Builder::new()
+                .name(format!("b{linear}t{t}"))
+                .stack_size(THREAD_STACK)
+                .spawn_scoped(s, move || run_thread(b, t, body));
+            if let Err(e) = spawned {
+                // The threads already started unwind at their next primitive; the missing ones
+                // never run. Count them as exited so nobody waits for them.
+                b.record(EmuError::InvalidLaunch {
+                    kernel: b.kernel.clone(),
+                    detail: format!("cannot start emulated thread {t}: {e}"),
+                });
+                for missing in t..b.threads {
+                    b.exit(missing);
+                }
+                break;
+            }
+        }
+    });
+    b.first_error().map_or(Ok(()), Err)
+}
+
+/// One emulated thread: installs its context, runs the kernel body, lands its async copies.
+fn run_thread(b: &Block, t: u32, body: &(impl Fn() + Sync)) {
+    let ctx = ThreadCtx::new(b, t);
+    ctx.install();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        body();
+        ctx.cp_async_drain();
+    }));
+    ThreadCtx::uninstall();
+    if let Err(payload) = result
+        && !payload.is::<Abort>()
+    {
+        b.record(EmuError::Panic {
+            kernel: b.kernel.clone(),
+            block: b.idx,
+            thread: ctx.tid,
+            message: panic_message(payload),
+        });
+    }
+    b.exit(t);
+}
+
+fn panic_message(payload: Box<dyn core::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p.downcast_ref::<&str>().map_or_else(
+            || String::from("(non-string panic payload)"),
+            |s| String::from(*s),
+        ),
+    }
+}

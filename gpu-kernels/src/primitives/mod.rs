@@ -1,0 +1,64 @@
+//! The only place that touches nvptx intrinsics and inline PTX — and its CPU twin.
+//!
+//! Kernel files reach thread/block ids, barriers, shared memory, warp collectives, tensor-core
+//! instructions, async copies, fast math and f16/bf16 conversions through these small wrappers
+//! and never write `asm!` themselves. That keeps every instruction in one reviewed spot and lets
+//! the same kernel source run on a CPU:
+//!
+//! - `nvptx.rs`, `nvptx_tc.rs` (target `nvptx64`): each primitive is one PTX instruction in `asm!` or an
+//!   `core::arch::nvptx` intrinsic, `#[inline(always)]` so the PTX has no calls (fat LTO).
+//! - `host.rs`, `host_tc.rs` (every other target): the same signatures, implemented on top of the kernel
+//!   emulator ([`crate::emu`]): ids come from the emulated thread, barriers and warp collectives
+//!   rendezvous with the other emulated threads, shared memory is bounds- and race-checked, and
+//!   `mma`/`ldmatrix` follow the PTX ISA's fragment layouts in scalar code
+//!   ([`crate::emu::fragments`]). Outside [`crate::emu::launch`] they panic.
+//!
+//! The twins' contract: same name, same argument and result types, same `unsafe`-ness and the
+//! same numerical result up to the documented accuracy of the approximate instructions (the host
+//! computes `ex2`/`rsqrt`/`rcp` exactly, with the same flush-to-zero behaviour, and the f16/bf16
+//! conversions bit-exactly).
+//!
+//! | group | primitives |
+//! |---|---|
+//! | ids | [`thread_idx_x`], [`thread_idx_y`], [`block_idx_x`], [`block_idx_y`], [`block_idx_z`], [`block_dim_x`], [`block_dim_y`], [`grid_dim_x`], [`grid_dim_y`] |
+//! | barrier | [`sync_threads`] |
+//! | warp | [`shfl_xor_f32`], [`shfl_idx_f32`], [`vote_all`], [`vote_any`], [`vote_ballot`] |
+//! | shared memory | [`dyn_smem_base`], [`smem_load_f32`], [`smem_store_f32`], [`smem_load_u32`], [`smem_store_u32`], [`smem_load_16b`], [`smem_store_16b`] |
+//! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`] |
+//! | tensor cores | [`ldmatrix_x1`], [`ldmatrix_x2`], [`ldmatrix_x4`] (and `_trans`), [`mma_m16n8k16_f16`], [`mma_m16n8k16_bf16`] |
+//! | async copy | [`cp_async_16`], [`cp_async_16_zfill`], [`cp_async_commit_group`], [`cp_async_wait_group`], [`cp_async_wait_all`] |
+//! | math | [`exp2_approx`], [`exp_approx`], [`rsqrt_approx`], [`rcp_approx`] |
+//! | conversions | [`f16_to_f32`], [`f32_to_f16`], [`f32_to_bf16`], [`bf16_to_f32`] |
+
+#[cfg(target_arch = "nvptx64")]
+mod nvptx;
+#[cfg(target_arch = "nvptx64")]
+mod nvptx_tc;
+#[cfg(target_arch = "nvptx64")]
+pub use {nvptx::*, nvptx_tc::*};
+
+#[cfg(not(target_arch = "nvptx64"))]
+mod host;
+#[cfg(not(target_arch = "nvptx64"))]
+mod host_tc;
+#[cfg(not(target_arch = "nvptx64"))]
+pub mod softfloat;
+#[cfg(not(target_arch = "nvptx64"))]
+pub use {host::*, host_tc::*};
+
+/// e^x through `ex2` with a log2(e) prescale.
+#[inline(always)]
+pub fn exp_approx(x: f32) -> f32 {
+    exp2_approx(x * core::f32::consts::LOG2_E)
+}
+
+/// bf16 bits → f32 (exact: the high half of an f32).
+#[inline(always)]
+pub fn bf16_to_f32(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
+/// Sixteen bytes moved as one vector access.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+pub struct Bytes16(pub [u32; 4]);
