@@ -1,0 +1,381 @@
+//! Emulated launchers: the CUDA backend's launchers (`src/backend/cuda/launch.rs`) with host
+//! buffers instead of device addresses and `emu::launch` instead of the driver. Same kernel
+//! symbols (`{op}_{dtype}`), same argument order, same launch shapes (both take them from
+//! `nano_infer_kernels::launch_shape`), so the emulator runs what the GPU runs.
+
+use half::{bf16, f16};
+use nano_infer_host::DType;
+use nano_infer_host::Tensor;
+use nano_infer_host::backend::cpu::testing::assert_close;
+use nano_infer_host::tensor::Device;
+use nano_infer_kernels::emu::{self, EmuError, SyncPtr};
+use nano_infer_kernels::launch_shape::{self, LaunchShape};
+use nano_infer_kernels::params::{MAX_RANK, RopeParams, SoftmaxParams, StridedCopy};
+use nano_infer_kernels::{activation, elementwise, norm, rope, softmax};
+
+pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+/// SMs the emulated grid-stride launches assume: grids of at most 16 blocks, so the kernels'
+/// grid-stride loops take several turns on the larger test sizes.
+pub const EMU_SM_COUNT: usize = 2;
+
+/// `(atol, rtol)` for one rounding of an f32 result into `dt` plus f32 math differences — the
+/// values of the GPU tests (`tests/common/mod.rs`).
+pub fn tol(dt: DType) -> (f32, f32) {
+    match dt {
+        DType::F32 => (1e-5, 1e-4),
+        DType::F16 => (2e-3, 2e-3),
+        DType::BF16 => (1.6e-2, 1.6e-2),
+    }
+}
+
+/// Random values already rounded to `dt`, exactly as the GPU tests make them.
+pub fn input(len: usize, dt: DType, seed: u64) -> Vec<f32> {
+    Tensor::randn([len], 1.0, seed, dt, &Device::Cpu)
+        .and_then(|t| t.to_vec_f32())
+        .expect("randn")
+}
+
+/// A "device" buffer: `len` elements of `dt` in 16-byte aligned host memory (as cudaMalloc
+/// returns), so the kernels take their vector paths where the GPU would.
+pub struct DevBuf {
+    pub dt: DType,
+    pub len: usize,
+    words: Vec<u128>,
+}
+
+impl DevBuf {
+    pub fn zeros(len: usize, dt: DType) -> Self {
+        let bytes = len * dt.size_in_bytes();
+        DevBuf {
+            dt,
+            len,
+            words: vec![0; bytes.div_ceil(16).max(1)],
+        }
+    }
+
+    /// `values` rounded to `dt`.
+    pub fn from_f32(values: &[f32], dt: DType) -> Self {
+        let mut b = DevBuf::zeros(values.len(), dt);
+        let bytes = b.bytes_mut();
+        for (i, &v) in values.iter().enumerate() {
+            match dt {
+                DType::F32 => bytes[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes()),
+                DType::F16 => {
+                    bytes[2 * i..2 * i + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes())
+                }
+                DType::BF16 => {
+                    bytes[2 * i..2 * i + 2].copy_from_slice(&bf16::from_f32(v).to_le_bytes())
+                }
+            }
+        }
+        b
+    }
+
+    pub fn to_f32(&self) -> Vec<f32> {
+        let bytes = self.bytes();
+        (0..self.len)
+            .map(|i| match self.dt {
+                DType::F32 => f32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()),
+                DType::F16 => f16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
+                DType::BF16 => bf16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
+            })
+            .collect()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let n = self.len * self.dt.size_in_bytes();
+        &bytemuck::cast_slice(&self.words)[..n]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let n = self.len * self.dt.size_in_bytes();
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..n]
+    }
+
+    /// The buffer's address, as a kernel argument.
+    pub fn ptr(&self) -> SyncPtr<u8> {
+        SyncPtr::new(self.words.as_ptr() as *mut u8)
+    }
+
+    /// The address of element `i` (a view that starts inside the buffer).
+    pub fn ptr_at(&self, i: usize) -> SyncPtr<u8> {
+        assert!(i <= self.len);
+        // SAFETY: i <= len, so the offset stays inside (or one past) the allocation.
+        SyncPtr::new(unsafe { (self.words.as_ptr() as *mut u8).add(i * self.dt.size_in_bytes()) })
+    }
+}
+
+/// Compares a buffer with reference values at `dt`'s tolerance.
+pub fn check(name: &str, got: &DevBuf, want: &[f32], dt: DType) {
+    let (atol, rtol) = tol(dt);
+    assert_close(name, &got.to_f32(), want, atol, rtol);
+}
+
+/// Calls the kernel entry `$m::{$f32,$f16,$bf16}` chosen by `$dt` with `$args`.
+macro_rules! by_dtype {
+    ($dt:expr, $f32:path, $f16:path, $bf16:path, ($($arg:expr),* $(,)?)) => {
+        match $dt {
+            DType::F32 => $f32($($arg),*),
+            DType::F16 => $f16($($arg),*),
+            DType::BF16 => $bf16($($arg),*),
+        }
+    };
+}
+
+/// Runs a kernel body over `shape` under the emulator.
+fn run(name: &str, shape: LaunchShape, body: impl Fn() + Sync) -> Result<(), EmuError> {
+    emu::launch_shape(name, shape, body)
+}
+
+/// `out = rmsnorm(x) * w` over rows of `cols` (`rmsnorm_{dt}`).
+pub fn rms_norm(
+    x: &DevBuf,
+    w: &DevBuf,
+    out: &DevBuf,
+    rows: usize,
+    cols: usize,
+    eps: f32,
+) -> Result<(), EmuError> {
+    let (xp, wp, op, dt) = (x.ptr(), w.ptr(), out.ptr(), x.dt);
+    let (r, c) = (rows as u32, cols as u32);
+    let shape = launch_shape::rows(rows, cols).expect("grid fits");
+    run(&format!("rmsnorm_{}", dt.name()), shape, || {
+        // SAFETY: x and out hold rows * cols elements, w holds cols; launched with the row shape.
+        unsafe {
+            by_dtype!(
+                dt,
+                norm::rmsnorm_f32,
+                norm::rmsnorm_f16,
+                norm::rmsnorm_bf16,
+                (xp.get(), wp.get(), op.get(), r, c, eps)
+            )
+        }
+    })
+}
+
+/// `sum = x + r` (skipped when `sum` is `None`); `out = rmsnorm(sum) * w`.
+#[allow(clippy::too_many_arguments)]
+pub fn add_rms_norm(
+    x: &DevBuf,
+    res: &DevBuf,
+    w: &DevBuf,
+    sum: Option<&DevBuf>,
+    out: &DevBuf,
+    rows: usize,
+    cols: usize,
+    eps: f32,
+) -> Result<(), EmuError> {
+    let (xp, rp, wp, op, dt) = (x.ptr(), res.ptr(), w.ptr(), out.ptr(), x.dt);
+    let sp = sum.map_or(SyncPtr::new(std::ptr::null_mut()), DevBuf::ptr);
+    let (r, c) = (rows as u32, cols as u32);
+    let shape = launch_shape::rows(rows, cols).expect("grid fits");
+    run(&format!("add_rmsnorm_{}", dt.name()), shape, || {
+        // SAFETY: every buffer holds rows * cols elements (w: cols); sum may be null.
+        unsafe {
+            by_dtype!(
+                dt,
+                norm::add_rmsnorm_f32,
+                norm::add_rmsnorm_f16,
+                norm::add_rmsnorm_bf16,
+                (xp.get(), rp.get(), wp.get(), sp.get(), op.get(), r, c, eps)
+            )
+        }
+    })
+}
+
+/// `out = silu(x)` over the first `n` elements, `x` and `out` given as element addresses.
+pub fn silu(x: SyncPtr<u8>, out: SyncPtr<u8>, n: usize, dt: DType) -> Result<(), EmuError> {
+    let shape = launch_shape::grid_stride(launch_shape::map_items(n), EMU_SM_COUNT);
+    run(&format!("silu_{}", dt.name()), shape, || {
+        // SAFETY: both addresses have n elements of dt behind them.
+        unsafe {
+            by_dtype!(
+                dt,
+                activation::silu_f32,
+                activation::silu_f16,
+                activation::silu_bf16,
+                (x.get(), out.get(), n as u64)
+            )
+        }
+    })
+}
+
+/// `out = op(a, b)` for `op` in `add`, `mul`, `swiglu`.
+pub fn binary(
+    op: &str,
+    a: SyncPtr<u8>,
+    b: SyncPtr<u8>,
+    out: SyncPtr<u8>,
+    n: usize,
+    dt: DType,
+) -> Result<(), EmuError> {
+    let shape = launch_shape::grid_stride(launch_shape::map_items(n), EMU_SM_COUNT);
+    let n = n as u64;
+    run(&format!("{op}_{}", dt.name()), shape, || {
+        // SAFETY: the three addresses have n elements of dt behind them.
+        unsafe {
+            match op {
+                "add" => by_dtype!(
+                    dt,
+                    elementwise::add_f32,
+                    elementwise::add_f16,
+                    elementwise::add_bf16,
+                    (a.get(), b.get(), out.get(), n)
+                ),
+                "mul" => by_dtype!(
+                    dt,
+                    elementwise::mul_f32,
+                    elementwise::mul_f16,
+                    elementwise::mul_bf16,
+                    (a.get(), b.get(), out.get(), n)
+                ),
+                "swiglu" => by_dtype!(
+                    dt,
+                    activation::swiglu_f32,
+                    activation::swiglu_f16,
+                    activation::swiglu_bf16,
+                    (a.get(), b.get(), out.get(), n)
+                ),
+                _ => unreachable!("unknown binary op {op}"),
+            }
+        }
+    })
+}
+
+/// Rotary embedding (see `RopeParams`); `cos`/`sin` are f32 tables.
+pub fn rope(
+    x: &DevBuf,
+    out: &DevBuf,
+    cos: &[f32],
+    sin: &[f32],
+    p: RopeParams,
+) -> Result<(), EmuError> {
+    let (xp, op, cp, sp, dt) = (x.ptr(), out.ptr(), SyncPtr::of(cos), SyncPtr::of(sin), x.dt);
+    let shape = launch_shape::grid_stride(
+        launch_shape::rope_items(p.rows as usize, p.head_dim as usize),
+        EMU_SM_COUNT,
+    );
+    run(&format!("rope_{}", dt.name()), shape, || {
+        // SAFETY: x/out hold rows * head_dim elements, the tables cover every position.
+        unsafe {
+            by_dtype!(
+                dt,
+                rope::rope_f32,
+                rope::rope_f16,
+                rope::rope_bf16,
+                (xp.get(), op.get(), cp.get(), sp.get(), p)
+            )
+        }
+    })
+}
+
+/// Row softmax (see `SoftmaxParams`).
+pub fn softmax(x: &DevBuf, out: &DevBuf, p: SoftmaxParams) -> Result<(), EmuError> {
+    let (xp, op, dt) = (x.ptr(), out.ptr(), x.dt);
+    let shape = launch_shape::rows(p.rows as usize, p.cols as usize).expect("grid fits");
+    run(&format!("softmax_{}", dt.name()), shape, || {
+        // SAFETY: x and out hold rows * cols elements.
+        unsafe {
+            by_dtype!(
+                dt,
+                softmax::softmax_f32,
+                softmax::softmax_f16,
+                softmax::softmax_bf16,
+                (xp.get(), op.get(), p)
+            )
+        }
+    })
+}
+
+/// Gathers the rows `ids` of `table` (`[vocab, cols]`) into `out`.
+pub fn embedding(
+    ids: &[u32],
+    table: &DevBuf,
+    out: &DevBuf,
+    cols: usize,
+    vocab: usize,
+) -> Result<(), EmuError> {
+    let (ip, tp, op, dt) = (SyncPtr::of(ids), table.ptr(), out.ptr(), table.dt);
+    let (c, v) = (cols as u32, vocab as u32);
+    run(
+        &format!("embedding_{}", dt.name()),
+        launch_shape::embedding(ids.len(), cols),
+        || {
+            // SAFETY: one block per id; out holds ids.len() * cols, table vocab * cols elements.
+            unsafe {
+                by_dtype!(
+                    dt,
+                    elementwise::embedding_f32,
+                    elementwise::embedding_f16,
+                    elementwise::embedding_bf16,
+                    (ip.get(), tp.get(), op.get(), c, v)
+                )
+            }
+        },
+    )
+}
+
+/// Converts `src` into `dst` (`cast_{from}_{to}`, `from != to`).
+pub fn cast(src: &DevBuf, dst: &DevBuf) -> Result<(), EmuError> {
+    use elementwise::*;
+    let (sp, dp, n) = (src.ptr(), dst.ptr(), src.len as u64);
+    let shape = launch_shape::grid_stride(launch_shape::map_items(src.len), EMU_SM_COUNT);
+    let name = format!("cast_{}_{}", src.dt.name(), dst.dt.name());
+    let (from, to) = (src.dt, dst.dt);
+    run(&name, shape, || {
+        // SAFETY: src and dst hold n elements and do not overlap.
+        unsafe {
+            match (from, to) {
+                (DType::F32, DType::F16) => cast_f32_f16(sp.get(), dp.get(), n),
+                (DType::F32, DType::BF16) => cast_f32_bf16(sp.get(), dp.get(), n),
+                (DType::F16, DType::F32) => cast_f16_f32(sp.get(), dp.get(), n),
+                (DType::F16, DType::BF16) => cast_f16_bf16(sp.get(), dp.get(), n),
+                (DType::BF16, DType::F32) => cast_bf16_f32(sp.get(), dp.get(), n),
+                (DType::BF16, DType::F16) => cast_bf16_f16(sp.get(), dp.get(), n),
+                _ => unreachable!("no cast kernel from {from:?} to {to:?}"),
+            }
+        }
+    })
+}
+
+/// A strided view: dims (outermost first), strides and offset in elements.
+pub struct View<'a> {
+    pub dims: &'a [usize],
+    pub strides: &'a [usize],
+    pub offset: usize,
+}
+
+/// Copies the view `sv` of `src` into the view `dv` of `dst` (same dims), packing the params
+/// as `CudaBackend::copy_strided` does.
+pub fn copy_strided(src: &DevBuf, sv: &View, dst: &DevBuf, dv: &View) -> Result<(), EmuError> {
+    let rank = sv.dims.len();
+    assert!(rank <= MAX_RANK && dv.dims == sv.dims);
+    let mut p = StridedCopy {
+        shape: [1; MAX_RANK],
+        ..Default::default()
+    };
+    let pad = MAX_RANK - rank;
+    for d in 0..rank {
+        p.shape[pad + d] = sv.dims[d] as u64;
+        p.src_strides[pad + d] = sv.strides[d] as u64;
+        p.dst_strides[pad + d] = dv.strides[d] as u64;
+    }
+    p.src_offset = sv.offset as u64;
+    p.dst_offset = dv.offset as u64;
+    p.n = sv.dims.iter().product::<usize>() as u64;
+    let (sp, dp, dt) = (src.ptr(), dst.ptr(), src.dt);
+    let shape = launch_shape::grid_stride(p.n as usize, EMU_SM_COUNT);
+    run(&format!("copy_strided_{}", dt.name()), shape, || {
+        // SAFETY: both views stay inside their buffers (the test builds them so).
+        unsafe {
+            by_dtype!(
+                dt,
+                elementwise::copy_strided_f32,
+                elementwise::copy_strided_f16,
+                elementwise::copy_strided_bf16,
+                (sp.get(), dp.get(), p)
+            )
+        }
+    })
+}
