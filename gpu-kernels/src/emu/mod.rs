@@ -8,12 +8,12 @@
 //!
 //! # Model
 //! - [`launch`] runs the blocks of the grid one after another. Each block's threads are OS
-//!   threads (`std::thread::scope`), all live at once, so a barrier is a real rendezvous and a
-//!   missing one lets threads overtake each other as on a GPU.
+//!   threads (workers from a pool, `pool.rs`), all live at once, so a barrier is a real
+//!   rendezvous and a missing one lets threads overtake each other as on a GPU.
 //! - `sync_threads` waits until every thread of the block arrives at the same call site.
 //!   Exiting while others wait, or waiting at different `sync_threads` calls, is reported
-//!   ([`EmuError::BarrierDivergence`]) — stricter than sm_70+ hardware, which would count
-//!   arrivals at any `bar.sync 0`, and what the CUDA guide requires.
+//!   ([`EmuError::BarrierDivergence`]): the CUDA guide requires uniform barriers, while sm_70+
+//!   hardware counts arrivals at any `bar.sync 0` and may let such code pass by luck.
 //! - Warp collectives (shuffles, votes, `ldmatrix`, `mma`) are a rendezvous of the 32 lanes of
 //!   a warp: each lane brings its operand, all get everyone's, each computes its own result.
 //!   All 32 lanes must take part (the primitives use the full mask).
@@ -40,35 +40,42 @@
 //!     unsafe { norm::rmsnorm_f32(xp.get(), wp.get(), op.get(), 3, 64, 1e-5) }
 //! })?;
 //! ```
-//! The tests in `host/tests/emu_kernels.rs` do this for every kernel, with the launch shapes of
-//! [`crate::launch_shape`] that the CUDA launchers use.
+//! `host/tests/emu/` does this for every kernel (`harness.rs` mirrors the CUDA launchers, with
+//! the launch shapes of [`crate::launch_shape`] that they use) and checks the results against
+//! the CPU reference: `cargo test --release -p nano-infer-host --test emu [filter]`.
 //!
 //! # Stepping through a kernel in a debugger
-//! Build the test without optimisations so locals survive, then run it under gdb (or lldb):
+//! Build the test without optimisations so locals survive, then run it under gdb (or lldb)
+//! with `NANO_EMU_NAMES=1`, which names every worker after the emulated thread it runs:
 //! ```text
-//! cargo test -p nano-infer-host --test emu_kernels --no-run      # prints the executable path
-//! rust-gdb --args target/debug/deps/emu_kernels-<hash> rms_norm --exact --test-threads=1
+//! cargo test -p nano-infer-host --test emu --no-run     # prints the executable's path
+//! NANO_EMU_NAMES=1 NANO_EMU_BLOCK=0 rust-gdb --args target/debug/deps/emu-<hash> \
+//!     kernels::rms_norm_and_add_rms_norm --exact --test-threads=1
 //! (gdb) break nano_infer_kernels::norm::rmsnorm_rows     # or: break norm.rs:108
 //! (gdb) run
-//! (gdb) info threads           # every emulated thread is named b<block>t<thread>
-//! (gdb) thread find b0t37      # the gdb thread number of block 0, thread 37 (linear ids)
-//! (gdb) thread 42              # switch to it
+//! (gdb) info threads           # emulated threads are named b<block>t<thread>
+//! (gdb) thread find b0t37      # the gdb number of block 0, thread 37
+//! (gdb) thread 42              # switch to it; `bt`, `info locals`, `p cache` as usual
 //! (gdb) set scheduler-locking step   # `next`/`step` now move only this thread
 //! ```
-//! Names use linear indices (`x + y·dim.x + z·dim.x·dim.y`) because Linux keeps 15 bytes of a
-//! thread name. Every thread of a block exists at once, so all of them are there to inspect;
-//! blocks run one at a time. `NANO_EMU_BLOCK=<linear block id>` runs only that block of every
-//! launch (outputs of the other blocks stay untouched), which makes a breakpoint hit only there.
+//! Block and thread numbers are linear (`x + y·dim.x + z·dim.x·dim.y`) because Linux keeps 15
+//! bytes of a thread name; a worker is renamed when it starts an emulated thread, so an idle
+//! worker keeps the name of the last one it ran (its frame is then in the pool's `recv`). Every thread of a block exists at once, so all of them can be
+//! inspected; blocks run one at a time. `NANO_EMU_BLOCK=<linear block id>` runs only that block
+//! of every launch (the other blocks' outputs stay untouched, so the test's comparison will
+//! fail — that is expected while debugging), which makes a breakpoint hit only there.
 
 mod block;
 mod error;
 pub mod fragments;
+mod pool;
 mod shared;
 pub(crate) mod thread;
 
 use std::boxed::Box;
 use std::format;
 use std::string::String;
+use std::sync::Arc;
 
 pub use error::{Dim3, EmuError, RaceKind};
 
@@ -82,10 +89,6 @@ pub const MAX_BLOCK_THREADS: u32 = 1024;
 
 /// The most dynamic shared memory per block on sm_90 (227 KiB); sm_80 allows 163 KiB.
 pub const MAX_SHARED_BYTES: u32 = 227 * 1024;
-
-/// Stack of each emulated thread: kernels keep small arrays in "registers", which in a debug
-/// build are stack slots; 1 MiB is generous and costs only address space.
-const THREAD_STACK: usize = 1 << 20;
 
 /// A raw pointer that may cross into the launch closure, which every emulated thread shares.
 ///
@@ -209,33 +212,43 @@ pub fn launch_shape(
     )
 }
 
-/// Runs every thread of one block to completion.
-fn run_block(b: &Block, linear: u64, body: &(impl Fn() + Sync)) -> Result<(), EmuError> {
-    std::thread::scope(|s| {
-        for t in 0..b.threads {
-            let spawned = std::thread::Builder::new()
-                .name(format!("b{linear}t{t}"))
-                .stack_size(THREAD_STACK)
-                .spawn_scoped(s, move || run_thread(b, t, body));
-            if let Err(e) = spawned {
-                // The threads already started unwind at their next primitive; the missing ones
-                // never run. Count them as exited so nobody waits for them.
-                b.record(EmuError::InvalidLaunch {
+/// Runs every thread of one block to completion, one pooled worker per thread.
+fn run_block(b: &Block, linear: u64, body: &(dyn Fn() + Sync)) -> Result<(), EmuError> {
+    let workers = pool::checkout(b.threads as usize).map_err(|e| EmuError::InvalidLaunch {
+        kernel: b.kernel.clone(),
+        detail: format!("cannot start {} emulated threads: {e}", b.threads),
+    })?;
+    let latch = Arc::new(pool::Latch::new(b.threads));
+    for (t, w) in (0..b.threads).zip(&workers) {
+        let done = Arc::clone(&latch);
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+            pool::name_thread(linear, t);
+            // run_thread catches the kernel's panics; this catches the emulator's own, so the
+            // latch always counts down and the launch cannot hang on a lost worker.
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_thread(b, t, body)));
+            if r.is_err() {
+                b.record(EmuError::Panic {
                     kernel: b.kernel.clone(),
-                    detail: format!("cannot start emulated thread {t}: {e}"),
+                    block: b.idx,
+                    thread: b.thread_dim3(t),
+                    message: String::from("the emulator itself panicked (see stderr)"),
                 });
-                for missing in t..b.threads {
-                    b.exit(missing);
-                }
-                break;
             }
-        }
-    });
+            done.count_down();
+        });
+        // SAFETY: the job borrows `b` and `body`, which outlive it: this function waits on the
+        // latch, which the job counts down as the last thing it does with them.
+        let job: pool::Job = unsafe { core::mem::transmute(job) };
+        assert!(w.run(job), "an emulator worker thread is gone");
+    }
+    latch.wait();
+    pool::give_back(workers);
     b.first_error().map_or(Ok(()), Err)
 }
 
 /// One emulated thread: installs its context, runs the kernel body, lands its async copies.
-fn run_thread(b: &Block, t: u32, body: &(impl Fn() + Sync)) {
+fn run_thread(b: &Block, t: u32, body: &(dyn Fn() + Sync)) {
     let ctx = ThreadCtx::new(b, t);
     ctx.install();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
