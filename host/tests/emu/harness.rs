@@ -11,7 +11,9 @@ use nano_infer_host::tensor::Device;
 use nano_infer_kernels::emu::{self, EmuError, SyncPtr};
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{MAX_RANK, RopeParams, SoftmaxParams, StridedCopy};
-use nano_infer_kernels::{activation, elementwise, norm, rope, softmax};
+use nano_infer_kernels::{
+    activation, attention_decode as attn, elementwise, gemv, norm, rope, softmax,
+};
 
 pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -112,7 +114,7 @@ pub fn check(name: &str, got: &DevBuf, want: &[f32], dt: DType) {
     assert_close(name, &got.to_f32(), want, atol, rtol);
 }
 
-/// Calls the kernel entry `$m::{$f32,$f16,$bf16}` chosen by `$dt` with `$args`.
+/// Calls the f32, f16 or bf16 entry of a kernel, chosen by `$dt`, with `$args`.
 macro_rules! by_dtype {
     ($dt:expr, $f32:path, $f16:path, $bf16:path, ($($arg:expr),* $(,)?)) => {
         match $dt {
@@ -378,4 +380,144 @@ pub fn copy_strided(src: &DevBuf, sv: &View, dst: &DevBuf, dv: &View) -> Result<
             )
         }
     })
+}
+
+/// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (`gemv_{dt}`).
+pub fn gemv(
+    w: &DevBuf,
+    x: &DevBuf,
+    y: &DevBuf,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Result<(), EmuError> {
+    let (wp, xp, yp, dt) = (w.ptr(), x.ptr(), y.ptr(), w.dt);
+    let (mu, nu, ku) = (m as u32, n as u32, k as u32);
+    run(
+        &format!("gemv_{}", dt.name()),
+        launch_shape::gemv(n, EMU_SM_COUNT),
+        || {
+            // SAFETY: w holds n * k, x m * k, y m * n elements; y aliases neither.
+            unsafe {
+                by_dtype!(
+                    dt,
+                    gemv::gemv_f32,
+                    gemv::gemv_f16,
+                    gemv::gemv_bf16,
+                    (wp.get(), xp.get(), yp.get(), mu, nu, ku)
+                )
+            }
+        },
+    )
+}
+
+/// One token's attention (`q` `[heads, d]`) over the first `kv_len` rows of the caches `k`, `v`
+/// (`[rows, kv_heads, d]`): the split-KV partial kernel, then the combine kernel, planned as
+/// `CudaBackend::decode_attention` plans them.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_attention(
+    q: &DevBuf,
+    k: &DevBuf,
+    v: &DevBuf,
+    out: &DevBuf,
+    heads: usize,
+    kv_heads: usize,
+    d: usize,
+    kv_len: usize,
+    scale: f32,
+) -> Result<(), EmuError> {
+    let plan = launch_shape::decode_attention(heads, kv_heads, d, kv_len, scale, EMU_SM_COUNT);
+    let p = plan.params;
+    let (acc, ml) = (
+        DevBuf::zeros(plan.acc_len(), DType::F32),
+        DevBuf::zeros(plan.ml_len(), DType::F32),
+    );
+    let (qp, kp, vp, op, dt) = (q.ptr(), k.ptr(), v.ptr(), out.ptr(), q.dt);
+    let (ap, mp) = (acc.ptr(), ml.ptr());
+    let g = p.heads_per_block;
+    run(
+        &format!("decode_attn_h{g}_{}", dt.name()),
+        plan.partial,
+        || {
+            // SAFETY: extents and alignment as the plan computed them; G == p.heads_per_block.
+            unsafe {
+                let args = (qp, kp, vp, ap, mp);
+                match g {
+                    1 => by_dtype!(
+                        dt,
+                        attn::decode_attn_h1_f32,
+                        attn::decode_attn_h1_f16,
+                        attn::decode_attn_h1_bf16,
+                        (
+                            args.0.get(),
+                            args.1.get(),
+                            args.2.get(),
+                            args.3.get(),
+                            args.4.get(),
+                            p
+                        )
+                    ),
+                    2 => by_dtype!(
+                        dt,
+                        attn::decode_attn_h2_f32,
+                        attn::decode_attn_h2_f16,
+                        attn::decode_attn_h2_bf16,
+                        (
+                            args.0.get(),
+                            args.1.get(),
+                            args.2.get(),
+                            args.3.get(),
+                            args.4.get(),
+                            p
+                        )
+                    ),
+                    3 => by_dtype!(
+                        dt,
+                        attn::decode_attn_h3_f32,
+                        attn::decode_attn_h3_f16,
+                        attn::decode_attn_h3_bf16,
+                        (
+                            args.0.get(),
+                            args.1.get(),
+                            args.2.get(),
+                            args.3.get(),
+                            args.4.get(),
+                            p
+                        )
+                    ),
+                    4 => by_dtype!(
+                        dt,
+                        attn::decode_attn_h4_f32,
+                        attn::decode_attn_h4_f16,
+                        attn::decode_attn_h4_bf16,
+                        (
+                            args.0.get(),
+                            args.1.get(),
+                            args.2.get(),
+                            args.3.get(),
+                            args.4.get(),
+                            p
+                        )
+                    ),
+                    _ => unreachable!("heads_per_block {g}"),
+                }
+            }
+        },
+    )?;
+    run(
+        &format!("decode_attn_combine_{}", dt.name()),
+        plan.combine,
+        || {
+            // SAFETY: the partial kernel filled the scratch; out holds heads * d elements.
+            unsafe {
+                by_dtype!(
+                    dt,
+                    attn::decode_attn_combine_f32,
+                    attn::decode_attn_combine_f16,
+                    attn::decode_attn_combine_bf16,
+                    (ap.get(), mp.get(), op.get(), p)
+                )
+            }
+        },
+    )
 }

@@ -1,14 +1,18 @@
 //! Every kernel of `gpu-kernels` under the emulator against the scalar CPU reference: the GPU
 //! tests (`tests/gpu_vs_cpu.rs`) on CPU-only CI, with smaller shapes that still take every path
 //! (one-warp rows packed 4 to a block, multi-warp rows with a block reduction, rows longer than
-//! the register cache, grid-stride loops, vector and scalar/misaligned accesses) and every dtype.
+//! the register cache, grid-stride loops, vector and scalar/misaligned accesses, GEMV with and
+//! without its unrolled groups, decode attention with 1-4 heads per block and several splits)
+//! and every dtype.
 
 use nano_infer_host::DType;
 use nano_infer_host::backend::cpu::reference as R;
 use nano_infer_kernels::launch_shape;
 use nano_infer_kernels::params::{RopeParams, SoftmaxParams};
 
-use crate::harness::{self as H, DTYPES, DevBuf, View, check, input};
+use nano_infer_host::backend::cpu::testing::assert_close;
+
+use crate::harness::{self as H, DTYPES, DevBuf, View, check, input, tol};
 
 const EPS: f32 = 1e-5;
 
@@ -280,5 +284,87 @@ fn embedding_cast_and_strided_copy() {
             &want_dst,
             DType::F32,
         );
+    }
+}
+
+#[test]
+fn gemv_matches_matmul() {
+    // k = 7 / 4099: scalar path; 64: vector tail only; 1000: unrolled groups of 4 x 32 chunks.
+    for dt in DTYPES {
+        for (n, k) in [(5, 7), (33, 64), (100, 1000), (17, 4099)] {
+            for m in 1..=4 {
+                let (xv, wv) = (input(m * k, dt, 20), input(n * k, dt, 21));
+                let (x, w, y) = (
+                    DevBuf::from_f32(&xv, dt),
+                    DevBuf::from_f32(&wv, dt),
+                    DevBuf::zeros(m * n, dt),
+                );
+                H::gemv(&w, &x, &y, m, n, k).unwrap_or_else(|e| panic!("{e}"));
+                let mut want = vec![0.0; m * n];
+                R::matmul(&xv, &wv, m, k, n, true, &mut want).unwrap();
+                // f32 sums in another order, then one rounding of values ~sqrt(k) (as the GPU test).
+                let (atol, rtol) = tol(dt);
+                let name = format!("gemv {dt:?} {m}x{k}x{n}");
+                assert_close(
+                    &name,
+                    &y.to_f32(),
+                    &want,
+                    atol * (k as f32).sqrt(),
+                    rtol * 2.0,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_attention_matches_reference() {
+    // (heads, kv_heads, head_dim, kv_len): 1-4 heads per block (group 1, 8 -> 4, 3, 2), one or
+    // several splits, head_dim 8..128 (1..16 lanes per KV row), a cache longer than kv_len.
+    let cases = [
+        (2, 1, 8, 5),
+        (4, 4, 128, 40),
+        (9, 3, 64, 1),
+        (9, 3, 64, 200),
+        (8, 1, 64, 130),
+        (12, 6, 32, 300),
+    ];
+    for dt in DTYPES {
+        for (heads, kv_heads, d, kv_len) in cases {
+            let cap = kv_len + 5;
+            let qv = input(heads * d, dt, 22);
+            let (kc, vc) = (
+                input(cap * kv_heads * d, dt, 23),
+                input(cap * kv_heads * d, dt, 24),
+            );
+            let (q, k, v) = (
+                DevBuf::from_f32(&qv, dt),
+                DevBuf::from_f32(&kc, dt),
+                DevBuf::from_f32(&vc, dt),
+            );
+            let out = DevBuf::zeros(heads * d, dt);
+            let scale = 1.0 / (d as f32).sqrt();
+            H::decode_attention(&q, &k, &v, &out, heads, kv_heads, d, kv_len, scale)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let rows = kv_len * kv_heads * d;
+            let mut want = vec![0.0; heads * d];
+            R::attention(
+                &qv,
+                &kc[..rows],
+                &vc[..rows],
+                1,
+                kv_len,
+                heads,
+                kv_heads,
+                d,
+                scale,
+                true,
+                &mut want,
+            )
+            .unwrap();
+            let (atol, rtol) = tol(dt);
+            let name = format!("decode attention {dt:?} h{heads}/{kv_heads} d{d} k{kv_len}");
+            assert_close(&name, &out.to_f32(), &want, atol * 2.0, rtol * 2.0);
+        }
     }
 }

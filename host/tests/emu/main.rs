@@ -6,6 +6,7 @@
 //! run one kernel; see the `emu` module docs for stepping through a kernel in a debugger).
 
 mod errors;
+mod gpu_probe;
 mod harness;
 mod kernels;
 mod negative;

@@ -124,29 +124,35 @@ fn cp_async_lands_only_when_its_group_is_waited_for() {
     }
 }
 
-/// `(a, bt, d, misc, sum)` of one probe run with inputs made of small integers, exact in f16
-/// and bf16, so the scalar reference product is exact.
-fn run_probe<E>(
-    bits: fn(f32) -> u16,
-    kernel: unsafe fn(*const E, *const E, *mut f32, *mut u32, *mut f32),
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<u32>, f32) {
+/// Inputs of one probe run: `a` (16x16) and `bt` (8x16) made of small integers, exact in f16
+/// and bf16 so the scalar reference product is exact, and their 16-bit encodings.
+pub struct ProbeInputs {
+    pub a: Vec<f32>,
+    pub bt: Vec<f32>,
+    pub a16: Vec<u16>,
+    pub bt16: Vec<u16>,
+}
+
+pub fn probe_inputs(bits: fn(f32) -> u16) -> ProbeInputs {
     let a: Vec<f32> = (0..256).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
     let bt: Vec<f32> = (0..128).map(|i| ((i * 5) % 9) as f32 - 4.0).collect();
-    // 16-byte aligned u16 buffers (cp.async needs them).
+    let (a16, bt16) = (
+        a.iter().map(|&v| bits(v)).collect(),
+        bt.iter().map(|&v| bits(v)).collect(),
+    );
+    ProbeInputs { a, bt, a16, bt16 }
+}
+
+/// `(d, misc, sum)` of the probe under the emulator (`sum` starts at 0.5).
+fn run_probe<E>(
+    inputs: &ProbeInputs,
+    kernel: unsafe fn(*const E, *const E, *mut f32, *mut u32, *mut f32),
+) -> (Vec<f32>, Vec<u32>, f32) {
+    // 16-byte aligned copies (cp.async needs them).
     let mut a16 = vec![0u128; 32];
     let mut b16 = vec![0u128; 16];
-    for (dst, v) in bytemuck::cast_slice_mut::<u128, u16>(&mut a16)
-        .iter_mut()
-        .zip(&a)
-    {
-        *dst = bits(*v);
-    }
-    for (dst, v) in bytemuck::cast_slice_mut::<u128, u16>(&mut b16)
-        .iter_mut()
-        .zip(&bt)
-    {
-        *dst = bits(*v);
-    }
+    bytemuck::cast_slice_mut::<u128, u16>(&mut a16).copy_from_slice(&inputs.a16);
+    bytemuck::cast_slice_mut::<u128, u16>(&mut b16).copy_from_slice(&inputs.bt16);
     let (mut d, mut misc, mut sum) = (
         vec![0.0f32; 128],
         vec![0u32; 32 * PROBE_MISC_WORDS],
@@ -163,10 +169,12 @@ fn run_probe<E>(
         unsafe { kernel(ap.get(), bp.get(), dp.get(), mp.get(), sp.get()) }
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    (a, bt, d, misc, sum[0])
+    (d, misc, sum[0])
 }
 
-fn check_probe(a: &[f32], bt: &[f32], d: &[f32], misc: &[u32], sum: f32, bits: fn(f32) -> u16) {
+/// Checks one probe run (emulated or on a GPU) against the PTX ISA's definitions.
+pub fn check_probe(inputs: &ProbeInputs, d: &[f32], misc: &[u32], sum: f32, bits: fn(f32) -> u16) {
+    let (a, bt) = (&inputs.a, &inputs.bt);
     for r in 0..16 {
         for c in 0..8 {
             let want: f32 = (0..16).map(|k| a[r * 16 + k] * bt[c * 16 + k]).sum();
@@ -225,15 +233,17 @@ fn check_probe(a: &[f32], bt: &[f32], d: &[f32], misc: &[u32], sum: f32, bits: f
 #[test]
 fn tensor_core_probe_f16_matches_a_scalar_product() {
     let bits = |v: f32| f16::from_f32(v).to_bits();
-    let (a, bt, d, misc, sum) = run_probe::<F16>(bits, probe::tc_probe_f16);
-    check_probe(&a, &bt, &d, &misc, sum, bits);
+    let inputs = probe_inputs(bits);
+    let (d, misc, sum) = run_probe::<F16>(&inputs, probe::tc_probe_f16);
+    check_probe(&inputs, &d, &misc, sum, bits);
 }
 
 #[test]
 fn tensor_core_probe_bf16_matches_a_scalar_product() {
     let bits = |v: f32| bf16::from_f32(v).to_bits();
-    let (a, bt, d, misc, sum) = run_probe::<BF16>(bits, probe::tc_probe_bf16);
-    check_probe(&a, &bt, &d, &misc, sum, bits);
+    let inputs = probe_inputs(bits);
+    let (d, misc, sum) = run_probe::<BF16>(&inputs, probe::tc_probe_bf16);
+    check_probe(&inputs, &d, &misc, sum, bits);
 }
 
 #[test]
