@@ -16,13 +16,15 @@ for line in sys.stdin:
 for e in $exes; do
     name=$(basename "$e" | sed 's/-[0-9a-f]\{16\}$//')
     # Only what has GPU work or runs without the model: the full model (98 MB) and the text
-    # fixtures stay here (64 MiB carry limit); CI runs those tests.
-    case "$name" in gpu_vs_cpu|llama_gpu|seed_llama_mlp|nano_infer_host|gpu_kernels) ;; *) continue ;; esac
+    # fixtures stay here (64 MiB carry limit); CI runs those tests. `emu` has gpu_probe.
+    case "$name" in gpu_vs_cpu|llama_gpu|seed_llama_mlp|nano_infer_host|gpu_kernels|emu) ;; *) continue ;; esac
     cp "$e" "gpu-run/bin/$name" && strip "gpu-run/bin/$name"
 done
 cp target/release/nano-infer gpu-run/bin/nano-infer && strip gpu-run/bin/nano-infer
 # A 2-layer SmolLM2 (~36 MB) for the end-to-end GPU tests and benchmarks.
 target/release/nano-infer fixture --layers 2 --out gpu-run/smollm2-2l.gguf
+# The test-only probe kernels, for the emulator's gpu_probe test (hardware vs emulated semantics).
+cp "$(scripts/ptx_primitives_check.sh --build-only)" gpu-run/probe.ptx
 cp -r ../shared/anchors gpu-run/anchors
 cp scripts/compare_anchors.py scripts/gpu_run.sh gpu-run/
 du -sh gpu-run

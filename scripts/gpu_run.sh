@@ -10,6 +10,8 @@ mkdir -p "$out"
 libs=$(python3 -c 'import glob,os,site; print(":".join(sorted({os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(d+"/nvidia/**/libcublas*.so*", recursive=True)})))')
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
 export NANO_INFER_FIXTURE="$here/smollm2-2l.gguf"
+# The emulator's gpu_probe test runs the test-only probe kernels (gpu_package.sh packs them).
+export NANO_INFER_PROBE_PTX="$here/probe.ptx"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
 {
   for t in "$here"/bin/*; do

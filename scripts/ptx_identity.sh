@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Is the shipped PTX byte-identical to the one built from another revision's kernel crate?
-# Builds gpu-kernels/ from BASE (default: main) and from the working tree with the command
-# build.rs uses (sm_80, release, no features) and compares the two .s files with `cmp`.
+# Builds gpu-kernels/ from BASE (default: `git merge-base main HEAD`) and from the working tree
+# with the command build.rs uses (sm_80, release, no features) and compares the .s files (cmp).
 #   scripts/ptx_identity.sh [BASE]        # exit 0: identical; 1: they differ (diff head shown)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-base=${1:-main}
+base=${1:-$(git merge-base main HEAD)}
 # Outside the repository: the base's gpu-kernels must not look like a member of this workspace.
 work=${PTX_IDENTITY_DIR:-${TMPDIR:-/tmp}/nano-infer-ptx-identity}
 rm -rf "$work/base-src" && mkdir -p "$work/base-src"
