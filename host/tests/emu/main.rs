@@ -4,6 +4,15 @@
 //!
 //! `cargo test --release -p nano-infer-host --test emu` (add a name filter, e.g. `rms_norm`, to
 //! run one kernel; see the `emu` module docs for stepping through a kernel in a debugger).
+//!
+//! | module | what |
+//! |---|---|
+//! | `kernels` | every kernel vs `backend::cpu::reference`, in the CUDA launchers' shapes (`harness`) |
+//! | `primitives` | ids, shuffles, votes, atomics, `cp.async`, the tensor-core probe kernel |
+//! | `errors` | each `EmuError` kind, naming kernel, block and thread |
+//! | `negative` | broken reductions (wrong index, missing barriers) flagged on every run |
+//! | `softfloat` | f16/bf16 conversions bit-exact against `half` |
+//! | `gpu_probe` | (ignored: needs a GPU) the probe kernel on hardware, same checks |
 
 mod errors;
 mod gpu_probe;
