@@ -13,25 +13,55 @@ pub const CHUNK: usize = 8;
 
 /// A storage type a kernel can load into and store from f32.
 pub trait Elem: Copy {
+    /// One chunk as stored (16 bytes for f16/bf16, 32 for f32): what a kernel keeps in registers
+    /// between passes when it wants half the registers of the f32 values.
+    type Packed: Copy;
+
     /// Converts one element to f32.
     fn load(self) -> f32;
     /// Converts an f32 to this storage type (round to nearest even).
     fn store(v: f32) -> Self;
+    /// A packed chunk to f32 (exact).
+    fn unpack(p: Self::Packed) -> [f32; CHUNK];
+    /// f32 values to a packed chunk (round to nearest even).
+    fn pack(v: [f32; CHUNK]) -> Self::Packed;
 
-    /// Loads elements `i..i + CHUNK`.
+    /// Loads elements `i..i + CHUNK` as stored.
     ///
     /// # Safety
     /// The range must be in bounds and `p.add(i)` 16-byte aligned.
-    unsafe fn load_chunk(p: *const Self, i: usize) -> [f32; CHUNK];
+    unsafe fn load_packed(p: *const Self, i: usize) -> Self::Packed;
+
+    /// Stores a packed chunk into elements `i..i + CHUNK`.
+    ///
+    /// # Safety
+    /// As [`Elem::load_packed`], for writes.
+    unsafe fn store_packed(p: *mut Self, i: usize, v: Self::Packed);
+
+    /// Loads elements `i..i + CHUNK` as f32.
+    ///
+    /// # Safety
+    /// As [`Elem::load_packed`].
+    #[inline(always)]
+    unsafe fn load_chunk(p: *const Self, i: usize) -> [f32; CHUNK] {
+        // SAFETY: forwarded contract.
+        Self::unpack(unsafe { Self::load_packed(p, i) })
+    }
 
     /// Stores `v` into elements `i..i + CHUNK`.
     ///
     /// # Safety
-    /// As [`Elem::load_chunk`], for writes.
-    unsafe fn store_chunk(p: *mut Self, i: usize, v: [f32; CHUNK]);
+    /// As [`Elem::load_packed`], for writes.
+    #[inline(always)]
+    unsafe fn store_chunk(p: *mut Self, i: usize, v: [f32; CHUNK]) {
+        // SAFETY: forwarded contract.
+        unsafe { Self::store_packed(p, i, Self::pack(v)) }
+    }
 }
 
 impl Elem for f32 {
+    type Packed = [Bytes16; 2];
+
     #[inline(always)]
     fn load(self) -> f32 {
         self
@@ -41,14 +71,7 @@ impl Elem for f32 {
         v
     }
     #[inline(always)]
-    unsafe fn load_chunk(p: *const Self, i: usize) -> [f32; CHUNK] {
-        // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned f32s (two 16-byte halves).
-        let (a, b) = unsafe {
-            (
-                load_16b(p.add(i) as *const u8),
-                load_16b(p.add(i + 4) as *const u8),
-            )
-        };
+    fn unpack([a, b]: Self::Packed) -> [f32; CHUNK] {
         let f = f32::from_bits;
         [
             f(a.0[0]),
@@ -62,19 +85,34 @@ impl Elem for f32 {
         ]
     }
     #[inline(always)]
-    unsafe fn store_chunk(p: *mut Self, i: usize, v: [f32; CHUNK]) {
-        let a = Bytes16([
-            v[0].to_bits(),
-            v[1].to_bits(),
-            v[2].to_bits(),
-            v[3].to_bits(),
-        ]);
-        let b = Bytes16([
-            v[4].to_bits(),
-            v[5].to_bits(),
-            v[6].to_bits(),
-            v[7].to_bits(),
-        ]);
+    fn pack(v: [f32; CHUNK]) -> Self::Packed {
+        [
+            Bytes16([
+                v[0].to_bits(),
+                v[1].to_bits(),
+                v[2].to_bits(),
+                v[3].to_bits(),
+            ]),
+            Bytes16([
+                v[4].to_bits(),
+                v[5].to_bits(),
+                v[6].to_bits(),
+                v[7].to_bits(),
+            ]),
+        ]
+    }
+    #[inline(always)]
+    unsafe fn load_packed(p: *const Self, i: usize) -> Self::Packed {
+        // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned f32s (two 16-byte halves).
+        unsafe {
+            [
+                load_16b(p.add(i) as *const u8),
+                load_16b(p.add(i + 4) as *const u8),
+            ]
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_packed(p: *mut Self, i: usize, [a, b]: Self::Packed) {
         // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned f32s.
         unsafe {
             store_16b(p.add(i) as *mut u8, a);
@@ -87,6 +125,8 @@ impl Elem for f32 {
 macro_rules! half_elem {
     ($ty:ident, $to_f32:ident, $from_f32:ident) => {
         impl Elem for $ty {
+            type Packed = Bytes16;
+
             #[inline(always)]
             fn load(self) -> f32 {
                 $to_f32(self.0)
@@ -96,24 +136,30 @@ macro_rules! half_elem {
                 $ty($from_f32(v))
             }
             #[inline(always)]
-            unsafe fn load_chunk(p: *const Self, i: usize) -> [f32; CHUNK] {
-                // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned elements.
-                let Bytes16([a, b, c, d]) = unsafe { load_16b(p.add(i) as *const u8) };
+            fn unpack(Bytes16([a, b, c, d]): Bytes16) -> [f32; CHUNK] {
                 let lo = |w: u32| $to_f32(w as u16);
                 let hi = |w: u32| $to_f32((w >> 16) as u16);
                 [lo(a), hi(a), lo(b), hi(b), lo(c), hi(c), lo(d), hi(d)]
             }
             #[inline(always)]
-            unsafe fn store_chunk(p: *mut Self, i: usize, v: [f32; CHUNK]) {
-                let pack = |lo: f32, hi: f32| $from_f32(lo) as u32 | (($from_f32(hi) as u32) << 16);
-                let w = Bytes16([
-                    pack(v[0], v[1]),
-                    pack(v[2], v[3]),
-                    pack(v[4], v[5]),
-                    pack(v[6], v[7]),
-                ]);
+            fn pack(v: [f32; CHUNK]) -> Bytes16 {
+                let two = |lo: f32, hi: f32| $from_f32(lo) as u32 | (($from_f32(hi) as u32) << 16);
+                Bytes16([
+                    two(v[0], v[1]),
+                    two(v[2], v[3]),
+                    two(v[4], v[5]),
+                    two(v[6], v[7]),
+                ])
+            }
+            #[inline(always)]
+            unsafe fn load_packed(p: *const Self, i: usize) -> Bytes16 {
                 // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned elements.
-                unsafe { store_16b(p.add(i) as *mut u8, w) };
+                unsafe { load_16b(p.add(i) as *const u8) }
+            }
+            #[inline(always)]
+            unsafe fn store_packed(p: *mut Self, i: usize, v: Bytes16) {
+                // SAFETY: the caller guarantees 8 in-bounds, 16-byte aligned elements.
+                unsafe { store_16b(p.add(i) as *mut u8, v) };
             }
         }
     };

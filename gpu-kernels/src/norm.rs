@@ -54,19 +54,23 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
     // SAFETY (whole body): every index is < rows*cols (row < rows, i < cols), the chunked path
     // runs only on 16-byte aligned rows, and the caller sized the buffers.
     unsafe {
-        // The (summed) input at chunk offset i; `store` writes the sum on the first pass.
-        let load = |i: usize, store: bool| -> [f32; CHUNK] {
-            let mut v = E::load_chunk(x, base + i);
-            if ADD {
-                let r = E::load_chunk(residual, base + i);
-                for k in 0..CHUNK {
-                    v[k] += r[k];
-                }
-                if store && keep_sum {
-                    E::store_chunk(sum_out, base + i, v);
-                }
+        // The (summed) input at chunk offset i, packed as stored (half the registers of f32 for
+        // f16/bf16 — the register cache below is what limits occupancy); `store` writes the sum
+        // on the first pass. A sum is rounded to the storage type once, as the GPU stores it.
+        let load = |i: usize, store: bool| -> E::Packed {
+            let raw = E::load_packed(x, base + i);
+            if !ADD {
+                return raw;
             }
-            v
+            let (mut v, r) = (E::unpack(raw), E::load_chunk(residual, base + i));
+            for k in 0..CHUNK {
+                v[k] += r[k];
+            }
+            let packed = E::pack(v);
+            if store && keep_sum {
+                E::store_packed(sum_out, base + i, packed);
+            }
+            packed
         };
         let load_one = |i: usize| -> f32 {
             let v = (*x.add(base + i)).load();
@@ -79,19 +83,19 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
 
         // Pass 1: (residual add and) sum of squares.
         let mut ss = 0.0f32;
-        let mut cache = [[0.0f32; CHUNK]; CACHED_CHUNKS];
+        let mut cache = [E::pack([0.0; CHUNK]); CACHED_CHUNKS];
         if vector {
             let chunks = cols / CHUNK;
             unroll_cached!(k => {
                 let c = t + k * bd;
                 if c < chunks {
                     cache[k] = load(c * CHUNK, true);
-                    ss += sum_sq(&cache[k]);
+                    ss += sum_sq(&E::unpack(cache[k]));
                 }
             });
             let mut c = t + CACHED_CHUNKS * bd;
             while c < chunks {
-                ss += sum_sq(&load(c * CHUNK, true));
+                ss += sum_sq(&E::unpack(load(c * CHUNK, true)));
                 c += bd;
             }
         } else {
@@ -122,7 +126,7 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
             unroll_cached!(k => {
                 let c = t + k * bd;
                 if c < chunks {
-                    scale(c * CHUNK, cache[k]);
+                    scale(c * CHUNK, E::unpack(cache[k]));
                 }
             });
             let mut c = t + CACHED_CHUNKS * bd;
@@ -130,7 +134,7 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
                 let v = if keep_sum {
                     E::load_chunk(sum_out, base + c * CHUNK)
                 } else {
-                    load(c * CHUNK, false)
+                    E::unpack(load(c * CHUNK, false))
                 };
                 scale(c * CHUNK, v);
                 c += bd;
