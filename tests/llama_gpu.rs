@@ -14,6 +14,8 @@
 //! (logits here are O(10)), and a greedy run may leave the CPU's only at a near-tie: a step where
 //! the CPU's top two logits are within 0.25 of each other.
 
+mod common;
+
 use std::path::PathBuf;
 
 use nano_infer::sampler::argmax;
@@ -27,14 +29,6 @@ const F16_TOL: f32 = 0.25;
 /// "The capital of France is" in SmolLM2's vocabulary.
 const PROMPT: [u32; 5] = [504, 3575, 282, 4649, 314];
 const STEPS: usize = 16;
-
-fn gpu() -> Device {
-    nano_infer::cuda(0).unwrap_or_else(|e| {
-        panic!(
-            "this test needs a CUDA GPU (run GPU tests with --include-ignored on a GPU host): {e}"
-        )
-    })
-}
 
 fn model_path() -> PathBuf {
     let path = std::env::var_os("NANO_INFER_FIXTURE")
@@ -130,7 +124,7 @@ fn compare_greedy(name: &str, reference: &Llama, model: &Llama, tol: f32) {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn cuda_f16_and_f32_agree_with_cpu_f32() {
-    let gpu = gpu();
+    let gpu = common::gpu();
     let cpu = load(DType::F32, &Device::Cpu);
     compare_greedy("cuda f32", &cpu, &load(DType::F32, &gpu), F32_TOL);
     compare_greedy("cuda f16", &cpu, &load(DType::F16, &gpu), F16_TOL);
@@ -140,7 +134,7 @@ fn cuda_f16_and_f32_agree_with_cpu_f32() {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn cuda_prefill_equals_decode() {
-    let gpu = gpu();
+    let gpu = common::gpu();
     for (dtype, tol) in [(DType::F32, F32_TOL), (DType::F16, F16_TOL)] {
         let model = load(dtype, &gpu);
         let vocab = model.config.vocab_size;
@@ -172,7 +166,7 @@ fn cuda_prefill_equals_decode() {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn cuda_random_smollm2_matches_cpu() {
-    let gpu = gpu();
+    let gpu = common::gpu();
     let config = LlamaConfig {
         num_layers: 4,
         ..LlamaConfig::smollm2_135m()
