@@ -10,9 +10,12 @@ use nano_infer_host::backend::cpu::testing::assert_close;
 use nano_infer_host::tensor::Device;
 use nano_infer_kernels::emu::{self, EmuError, SyncPtr};
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
-use nano_infer_kernels::params::{MAX_RANK, RopeParams, SoftmaxParams, StridedCopy};
+use nano_infer_kernels::params::{
+    FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
+};
 use nano_infer_kernels::{
-    activation, attention_decode as attn, elementwise, gemv, norm, rope, softmax,
+    activation, attention_decode as attn, attention_flash as flash, elementwise, gemv, norm, rope,
+    softmax,
 };
 
 pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
@@ -520,4 +523,43 @@ pub fn decode_attention(
             }
         },
     )
+}
+
+/// FlashAttention-2 prefill (`flash_attn_d{d}_{dt}`) of `batch` sequences as `p` describes;
+/// `lse` receives the rows' log-sum-exp when given.
+pub fn flash_attention(
+    q: &DevBuf,
+    k: &DevBuf,
+    v: &DevBuf,
+    out: &DevBuf,
+    lse: Option<&DevBuf>,
+    p: FlashAttnParams,
+    d: usize,
+    batch: usize,
+) -> Result<(), EmuError> {
+    let shape = launch_shape::flash_attention(p.heads as usize, p.q_len as usize, batch, d)
+        .expect("grid within limits");
+    let (qp, kp, vp, op, dt) = (q.ptr(), k.ptr(), v.ptr(), out.ptr(), q.dt);
+    let lp = lse.map_or(SyncPtr::new(std::ptr::null_mut()), |l| l.ptr());
+    run(&format!("flash_attn_d{d}_{}", dt.name()), shape, || {
+        let l = lp.get();
+        // SAFETY: the buffers hold the extents `p` names, 16-byte aligned; shape as planned.
+        unsafe {
+            match (d, dt) {
+                (64, DType::F16) => {
+                    flash::flash_attn_d64_f16(qp.get(), kp.get(), vp.get(), op.get(), l, p)
+                }
+                (64, DType::BF16) => {
+                    flash::flash_attn_d64_bf16(qp.get(), kp.get(), vp.get(), op.get(), l, p)
+                }
+                (128, DType::F16) => {
+                    flash::flash_attn_d128_f16(qp.get(), kp.get(), vp.get(), op.get(), l, p)
+                }
+                (128, DType::BF16) => {
+                    flash::flash_attn_d128_bf16(qp.get(), kp.get(), vp.get(), op.get(), l, p)
+                }
+                _ => panic!("no flash_attn kernel for d {d} {dt:?}"),
+            }
+        }
+    })
 }

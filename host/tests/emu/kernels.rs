@@ -8,7 +8,7 @@
 use nano_infer_host::DType;
 use nano_infer_host::backend::cpu::reference as R;
 use nano_infer_kernels::launch_shape;
-use nano_infer_kernels::params::{RopeParams, SoftmaxParams};
+use nano_infer_kernels::params::{FlashAttnParams, RopeParams, SoftmaxParams};
 
 use nano_infer_host::backend::cpu::testing::assert_close;
 
@@ -367,4 +367,103 @@ fn decode_attention_matches_reference() {
             assert_close(&name, &out.to_f32(), &want, atol * 2.0, rtol * 2.0);
         }
     }
+}
+
+#[test]
+fn flash_attention_matches_reference() {
+    // (q_len, kv_len, heads, kv_heads, head_dim, causal): tails of both tiles, a causal prefill
+    // after cached keys (kv_len > q_len), GQA groups 1, 3, 4, two query tiles (masked-tile skip).
+    let cases = [
+        (1, 1, 2, 1, 64, true),
+        (17, 17, 3, 1, 64, true),
+        (17, 40, 4, 1, 128, true),
+        (70, 70, 2, 2, 64, true),
+        (70, 130, 4, 1, 64, false),
+        (33, 65, 2, 1, 128, false),
+    ];
+    for dt in [DType::F16, DType::BF16] {
+        for (q_len, kv_len, heads, kv_heads, d, causal) in cases {
+            let qv = input(q_len * heads * d, dt, 31);
+            let (kv, vv) = (
+                input(kv_len * kv_heads * d, dt, 32),
+                input(kv_len * kv_heads * d, dt, 33),
+            );
+            let (q, k, v) = (
+                DevBuf::from_f32(&qv, dt),
+                DevBuf::from_f32(&kv, dt),
+                DevBuf::from_f32(&vv, dt),
+            );
+            let out = DevBuf::zeros(q_len * heads * d, dt);
+            let lse = DevBuf::zeros(heads * q_len, DType::F32);
+            let scale = 1.0 / (d as f32).sqrt();
+            let p = FlashAttnParams {
+                q_len: q_len as u32,
+                kv_len: kv_len as u32,
+                heads: heads as u32,
+                kv_heads: kv_heads as u32,
+                q_row_stride: (heads * d) as u32,
+                q_head_stride: d as u32,
+                kv_row_stride: (kv_heads * d) as u32,
+                kv_head_stride: d as u32,
+                o_row_stride: (heads * d) as u32,
+                o_head_stride: d as u32,
+                causal: causal as u32,
+                scale_log2: scale * std::f32::consts::LOG2_E,
+                ..Default::default()
+            };
+            H::flash_attention(&q, &k, &v, &out, Some(&lse), p, d, 1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut want = vec![0.0; q_len * heads * d];
+            R::attention(
+                &qv, &kv, &vv, q_len, kv_len, heads, kv_heads, d, scale, causal, &mut want,
+            )
+            .unwrap();
+            let name = format!(
+                "flash attention {dt:?} q{q_len} k{kv_len} h{heads}/{kv_heads} d{d} causal {causal}"
+            );
+            // P is rounded to dt before P·V, as FlashAttention does: twice one rounding.
+            let (atol, rtol) = tol(dt);
+            assert_close(&name, &out.to_f32(), &want, atol * 2.0, rtol * 2.0);
+            let want_lse =
+                reference_lse(&qv, &kv, q_len, kv_len, heads, kv_heads, d, scale, causal);
+            assert_close(&format!("{name} lse"), &lse.to_f32(), &want_lse, 1e-3, 1e-4);
+        }
+    }
+}
+
+/// Natural log-sum-exp of each row's scaled scores, `[heads][q_len]`.
+#[allow(clippy::too_many_arguments)]
+fn reference_lse(
+    q: &[f32],
+    k: &[f32],
+    q_len: usize,
+    kv_len: usize,
+    heads: usize,
+    kv_heads: usize,
+    d: usize,
+    scale: f32,
+    causal: bool,
+) -> Vec<f32> {
+    let mut out = vec![0.0; heads * q_len];
+    for h in 0..heads {
+        let kh = h / (heads / kv_heads);
+        for i in 0..q_len {
+            let last = if causal {
+                i + kv_len - q_len
+            } else {
+                kv_len - 1
+            };
+            let scores: Vec<f64> = (0..=last)
+                .map(|j| {
+                    let qr = &q[(i * heads + h) * d..][..d];
+                    let kr = &k[(j * kv_heads + kh) * d..][..d];
+                    qr.iter().zip(kr).map(|(a, b)| (a * b) as f64).sum::<f64>() * scale as f64
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            out[h * q_len + i] =
+                (m + scores.iter().map(|s| (s - m).exp()).sum::<f64>().ln()) as f32;
+        }
+    }
+    out
 }
