@@ -9,8 +9,8 @@
 
 use crate::params::{
     CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
-    DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_BLOCK_N, FLASH_WARPS, GEMV_BLOCK,
-    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK,
+    DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS, GEMV_BLOCK, REDUCE_SMEM_BYTES,
+    ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, flash_block_n,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -179,6 +179,6 @@ pub fn flash_attention(
             batch as u32,
         ),
         block: (FLASH_WARPS as u32 * 32, 1, 1),
-        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * FLASH_BLOCK_N) * head_dim * 2) as u32,
+        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2) as u32,
     })
 }

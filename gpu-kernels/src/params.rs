@@ -107,14 +107,22 @@ pub struct DecodeAttnParams {
     pub scale_log2: f32,
 }
 
-/// FlashAttention-2 prefill: query rows per block (16 per warp).
-pub const FLASH_BLOCK_M: usize = 64;
+/// FlashAttention-2 prefill: warps per block.
+pub const FLASH_WARPS: usize = 4;
 
-/// FlashAttention-2 prefill: keys per K/V tile streamed through shared memory.
-pub const FLASH_BLOCK_N: usize = 64;
+/// FlashAttention-2 prefill: 16-row blocks of queries per warp. Two let every K/V fragment
+/// read from shared memory feed two `mma`s, which halves the shared-memory traffic per FLOP.
+pub const FLASH_ROW_BLOCKS: usize = 2;
 
-/// FlashAttention-2 prefill: warps per block (each owns 16 query rows).
-pub const FLASH_WARPS: usize = FLASH_BLOCK_M / 16;
+/// FlashAttention-2 prefill: query rows per block.
+pub const FLASH_BLOCK_M: usize = FLASH_WARPS * 16 * FLASH_ROW_BLOCKS;
+
+/// FlashAttention-2 prefill: keys per K/V tile streamed through shared memory. Head dim 128
+/// takes 32: with 32 query rows per warp, 64-key score tiles next to the 128 f32 output
+/// accumulators per thread exceed the 255 registers (ptxas spills).
+pub const fn flash_block_n(head_dim: usize) -> usize {
+    if head_dim > 64 { 32 } else { 64 }
+}
 
 /// `flash_attn_d{64,128}_*`: causal or full attention of `q_len` queries over `kv_len` keys.
 /// Element strides (all multiples of 8, base pointers 16-byte aligned): the row of token `t`,
@@ -122,7 +130,7 @@ pub const FLASH_WARPS: usize = FLASH_BLOCK_M / 16;
 /// and likewise for K/V (KV head `h / (heads / kv_heads)`) and the output. With `causal`, query
 /// `i` sees keys `j <= i + kv_len - q_len` (bottom-right aligned, as a prefill after cached
 /// tokens needs). Grid `(heads, ceil(q_len / FLASH_BLOCK_M), batch)`, `FLASH_WARPS * 32`
-/// threads, `(FLASH_BLOCK_M + 2 * FLASH_BLOCK_N) * head_dim * 2` bytes of shared memory.
+/// threads, `(FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2` bytes of shared memory.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct FlashAttnParams {
