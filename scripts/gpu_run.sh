@@ -27,6 +27,10 @@ if command -v compute-sanitizer >/dev/null; then
     rms_norm elementwise softmax rope embedding > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
     rms_norm softmax >> "$out/sanitizer.txt" 2>&1
+  # The decode graph's kernels (fused RoPE + KV write, device-length attention, argmax), eager
+  # and replayed.
+  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/decode_graph" --include-ignored \
+    graph_replay_equals_eager_steps >> "$out/sanitizer.txt" 2>&1
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$out/sanitizer.txt"
 fi
 "$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"

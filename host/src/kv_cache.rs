@@ -57,7 +57,8 @@ impl KvCache {
         let alloc = || Tensor::zeros(shape, dtype, device);
         let device_len = match device {
             Device::Cpu => None,
-            Device::Cuda(b) => Some((DeviceU32::new(b, 0)?, Some(0))),
+            // Unknown until a one-token step syncs it (only steps that read it do).
+            Device::Cuda(b) => Some((DeviceU32::new(b, 0)?, None)),
         };
         Ok(KvCache {
             keys: (0..num_layers).map(|_| alloc()).collect::<Result<_>>()?,
