@@ -115,8 +115,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     );
     let kv_per_position =
         2 * c.num_layers * c.num_kv_heads * c.head_dim * model.dtype.size_in_bytes();
+    // What the allocator holds now is the model (weights and RoPE tables), as allocated.
+    let allocated = match &model.device {
+        Device::Cuda(b) => format!(
+            " ({:.3} GB allocated on the device)",
+            b.memory_stats().in_use as f64 / 1e9
+        ),
+        Device::Cpu => String::new(),
+    };
     println!(
-        "bytes read per decode token: weights {:.3} GB + KV cache {:.1} KB per position of context",
+        "bytes read per decode token: weights {:.3} GB{allocated} + KV cache {:.1} KB per position of context",
         model.weight_bytes() as f64 / 1e9,
         kv_per_position as f64 / 1e3
     );
