@@ -1,6 +1,8 @@
 //! The CUDA-graph decoder (`GraphDecoder`) on random SmolLM2-shaped models: replays equal the
 //! eager one-token steps bit for bit, greedy tokens on the GPU (f32) equal the CPU's, and a
-//! decode loop allocates nothing and synchronises once per token.
+//! decode loop allocates nothing and synchronises once per token; `Generator` on CUDA (which
+//! replays a graph) picks what eager steps pick, greedy and sampled, on the SmolLM2 fixture
+//! (`$NANO_INFER_FIXTURE`, see `common::fixture_path`).
 //!
 //! GPU tests are `#[ignore = "needs a CUDA GPU"]`; on a GPU host:
 //! `./decode_graph-* --include-ignored --nocapture`.
@@ -13,8 +15,14 @@
 
 mod common;
 
+use std::ops::ControlFlow;
+
+use nano_infer::generate::{GenerateConfig, Generator};
 use nano_infer::sampler::argmax;
-use nano_infer::{DType, Device, Error, GraphDecoder, Llama, LlamaConfig, Tensor};
+use nano_infer::tokenizer::Tokenizer;
+use nano_infer::{
+    DType, Device, Error, GraphDecoder, Llama, LlamaConfig, Sampler, SamplerConfig, Tensor, loaders,
+};
 
 const PROMPT: [u32; 5] = [504, 3575, 282, 4649, 314];
 
@@ -60,14 +68,14 @@ fn graph_greedy(model: &Llama, capacity: usize, steps: usize) -> (Vec<u32>, Vec<
     for step in 0..steps {
         let id = *ids.last().unwrap();
         if step < steps / 2 {
-            let logits = decoder.step_logits(id).unwrap();
+            let logits = decoder.step_logits(&mut cache, id).unwrap();
             ids.push(argmax(&logits));
             all.push(logits);
         } else {
-            ids.push(decoder.step_greedy(id).unwrap());
+            ids.push(decoder.step_greedy(&mut cache, id).unwrap());
         }
     }
-    assert_eq!(decoder.cache().len(), PROMPT.len() + steps);
+    assert_eq!(cache.len(), PROMPT.len() + steps);
     (ids, all)
 }
 
@@ -142,11 +150,11 @@ fn graph_steps_allocate_nothing_and_sync_once() {
         .to_vec_f32()
         .unwrap();
     let mut decoder = GraphDecoder::new(&model, &mut cache).unwrap();
-    let mut next = decoder.step_greedy(argmax(&logits)).unwrap();
+    let mut next = decoder.step_greedy(&mut cache, argmax(&logits)).unwrap();
     let (mem, syncs) = (backend.memory_stats(), backend.sync_count());
     let steps = 200;
     for _ in 0..steps {
-        next = decoder.step_greedy(next).unwrap();
+        next = decoder.step_greedy(&mut cache, next).unwrap();
     }
     let after = backend.memory_stats();
     assert_eq!(
@@ -184,7 +192,11 @@ fn graph_memory_is_not_handed_to_other_tensors() {
         let _ = model.forward(&[7, 8, 9], &mut other).unwrap();
         held.push(Tensor::rand_uniform([1, 576], 1.0, step, DType::F16, &gpu).unwrap());
         let before: Vec<Vec<f32>> = held.iter().map(|t| t.to_vec_f32().unwrap()).collect();
-        ids.push(decoder.step_greedy(*ids.last().unwrap()).unwrap());
+        ids.push(
+            decoder
+                .step_greedy(&mut cache, *ids.last().unwrap())
+                .unwrap(),
+        );
         for (t, b) in held.iter().zip(&before) {
             assert_eq!(
                 &t.to_vec_f32().unwrap(),
@@ -194,6 +206,62 @@ fn graph_memory_is_not_handed_to_other_tensors() {
         }
     }
     assert_eq!(ids, want);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn generator_on_cuda_matches_eager_steps() {
+    let gpu = common::gpu();
+    let source = loaders::open(&common::fixture_path()).expect("open the fixture");
+    let spec = source
+        .tokenizer_spec()
+        .unwrap()
+        .expect("a GGUF with a tokenizer");
+    let tokenizer = Tokenizer::from_spec(&spec).unwrap();
+    let model = Llama::load(source.as_ref(), DType::F16, &gpu, 128).unwrap();
+    let greedy = SamplerConfig::default();
+    let sampled = SamplerConfig {
+        temperature: 0.8,
+        top_p: 0.95,
+        seed: 5,
+        ..SamplerConfig::default()
+    };
+    for sampler in [greedy, sampled] {
+        let config = GenerateConfig {
+            max_tokens: 24,
+            stop: Vec::new(),
+            sampler: sampler.clone(),
+        };
+        let mut generator = Generator::new(&model, &tokenizer).unwrap();
+        let out = generator
+            .generate(&PROMPT, &config, |_| ControlFlow::Continue(()))
+            .unwrap();
+        // The same sampler over eager one-token forwards.
+        let mut reference = Sampler::new(sampler.clone()).unwrap();
+        let mut cache = model.new_cache().unwrap();
+        let mut logits = model
+            .forward(&PROMPT, &mut cache)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let mut history = PROMPT.to_vec();
+        let mut want = Vec::new();
+        for _ in 0..out.ids.len() {
+            let next = reference.sample(&logits, &history).unwrap();
+            want.push(next);
+            history.push(next);
+            logits = model
+                .forward(&[next], &mut cache)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
+        }
+        assert_eq!(out.ids, want, "{sampler:?}");
+        eprintln!(
+            "generate on CUDA ({sampler:?}): {} tokens as eager",
+            want.len()
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,8 @@
 //! whenever it may differ, and a graph step that advances it on the device says so with
 //! [`KvCache::advance_on_device`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::backend::cuda::DeviceU32;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, Tensor};
@@ -33,6 +35,8 @@ pub struct KvCache {
     capacity: usize,
     /// CUDA only: the length in device memory, and the value it holds when the host knows it.
     device_len: Option<(DeviceU32, Option<usize>)>,
+    /// Unique per cache made (a CUDA graph checks that it is given the cache it writes).
+    id: u64,
 }
 
 impl KvCache {
@@ -66,6 +70,10 @@ impl KvCache {
             len: 0,
             capacity,
             device_len,
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         })
     }
 
@@ -152,6 +160,11 @@ impl KvCache {
         self.check_room(seq)?;
         self.len += seq;
         Ok(())
+    }
+
+    /// A number no other cache of this process has.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Layer `layer`'s whole key and value caches, `[capacity, kv_heads, head_dim]` (for the

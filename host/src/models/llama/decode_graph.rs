@@ -20,7 +20,7 @@
 //! let mut next = nano_infer_host::sampler::argmax(&logits);
 //! let mut decoder = GraphDecoder::new(model, &mut cache)?; // Error::GraphUnavailable: stay eager
 //! for _ in 0..32 {
-//!     next = decoder.step_greedy(next)?;
+//!     next = decoder.step_greedy(&mut cache, next)?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -32,8 +32,9 @@ use crate::functional;
 use crate::kv_cache::KvCache;
 use crate::tensor::{Device, Tensor};
 
-/// One sequence's decode steps replayed from a CUDA graph. It borrows the model and the cache
-/// (whose buffers the graph writes) for its lifetime.
+/// One sequence's decode steps replayed from a CUDA graph. It borrows the model; each step
+/// takes the cache it was captured with (whose buffers the graph writes) and refuses any other,
+/// so a replay only runs while that cache is alive and borrowed.
 pub struct GraphDecoder<'a> {
     // Field order is drop order: the graph (and its reserved memory) goes first.
     graph: CapturedGraph,
@@ -44,17 +45,13 @@ pub struct GraphDecoder<'a> {
     /// The id `token` holds, when the host knows it.
     token_holds: Option<u32>,
     model: &'a Llama,
-    cache: &'a mut KvCache,
+    /// [`KvCache::id`] of the cache the graph was captured with.
+    cache_id: u64,
 }
 
 impl std::fmt::Debug for GraphDecoder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "GraphDecoder({:?}, cache len {})",
-            self.graph,
-            self.cache.len()
-        )
+        write!(f, "GraphDecoder({:?}, cache {})", self.graph, self.cache_id)
     }
 }
 
@@ -77,7 +74,7 @@ impl<'a> GraphDecoder<'a> {
     /// [`Error::GraphUnavailable`] where a graph cannot be made (a CPU model, a head size the
     /// decode kernels do not take, no capture support): decode eagerly with
     /// [`Llama::forward`] then.
-    pub fn new(model: &'a Llama, cache: &'a mut KvCache) -> Result<Self> {
+    pub fn new(model: &'a Llama, cache: &mut KvCache) -> Result<Self> {
         let Device::Cuda(backend) = &model.device else {
             return Err(Error::GraphUnavailable {
                 reason: format!("the model is on {}", model.device),
@@ -114,25 +111,15 @@ impl<'a> GraphDecoder<'a> {
             token,
             token_holds: None,
             model,
-            cache,
+            cache_id: cache.id(),
         })
     }
 
-    /// The cache (its length is the next token's position).
-    pub fn cache(&self) -> &KvCache {
-        self.cache
-    }
-
-    /// The cache, e.g. for an eager prefill with [`Llama::forward`] or a reset; the device-side
-    /// copies follow the host's length at the next step.
-    pub fn cache_mut(&mut self) -> &mut KvCache {
-        self.cache
-    }
-
-    /// Runs `id` at position `cache.len()` and returns the greedy next token (4 bytes read back:
+    /// Runs `id` at position `cache.len()` of the graph's cache (eager prefills, resets and
+    /// truncations between steps are fine) and returns the greedy next token (4 bytes read back:
     /// the step's only synchronisation).
-    pub fn step_greedy(&mut self, id: u32) -> Result<u32> {
-        self.replay(id)?;
+    pub fn step_greedy(&mut self, cache: &mut KvCache, id: u32) -> Result<u32> {
+        self.replay(cache, id)?;
         let next = self.token.get()?;
         self.token_holds = Some(next);
         Ok(next)
@@ -140,32 +127,39 @@ impl<'a> GraphDecoder<'a> {
 
     /// Runs `id` at position `cache.len()` and returns its logits (`[vocab]` f32, downloaded: one
     /// synchronisation), for sampling on the host.
-    pub fn step_logits(&mut self, id: u32) -> Result<Vec<f32>> {
-        self.replay(id)?;
+    pub fn step_logits(&mut self, cache: &mut KvCache, id: u32) -> Result<Vec<f32>> {
+        self.replay(cache, id)?;
         // The captured argmax wrote an id the host has not read.
         self.token_holds = None;
         self.logits.to_vec_f32()
     }
 
     /// Queues one replay for token `id` and commits the position.
-    fn replay(&mut self, id: u32) -> Result<()> {
+    fn replay(&mut self, cache: &mut KvCache, id: u32) -> Result<()> {
+        const OP: &str = "GraphDecoder::step";
+        if cache.id() != self.cache_id {
+            return Err(Error::invalid(
+                OP,
+                "not the cache this graph was captured with",
+            ));
+        }
         let vocab = self.model.config.vocab_size;
         if id as usize >= vocab {
             return Err(Error::invalid(
-                "GraphDecoder::step",
+                OP,
                 format!("token id {id} is outside the vocabulary of {vocab}"),
             ));
         }
-        self.model.check_room(self.cache, 1)?;
-        self.cache.sync_device_len()?;
+        self.model.check_room(cache, 1)?;
+        cache.sync_device_len()?;
         if self.token_holds != Some(id) {
             self.token.set(id)?;
             self.token_holds = Some(id);
         }
         if let Err(e) = self.graph.launch() {
-            self.cache.forget_device_len();
+            cache.forget_device_len();
             return Err(e);
         }
-        self.cache.advance_on_device()
+        cache.advance_on_device()
     }
 }
