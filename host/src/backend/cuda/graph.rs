@@ -6,8 +6,9 @@
 //! A graph replays on the addresses it was captured with, so the capture records every
 //! allocation into a [`Reservation`] that the graph holds (see `allocator.rs`): no other tensor
 //! can be handed memory the graph writes. Buffers allocated before the capture (weights, the KV
-//! cache, the [`DeviceU32`]s) must outlive the graph; the decode graph
-//! (`models/llama/decode_graph.rs`) ties them together by borrowing.
+//! cache, the [`DeviceU32`]s) must outlive the graph's replays; the decode graph
+//! (`models/llama/decode_graph.rs`) borrows the model, owns its token id and replays only when
+//! handed the very cache it was captured with.
 
 use cudarc::driver::sys::{self, CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, DriverError};

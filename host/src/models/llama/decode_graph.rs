@@ -1,16 +1,18 @@
 //! [`GraphDecoder`]: batch-1 decoding on CUDA from one captured CUDA graph.
 //!
-//! A decode step launches ~10 kernels per layer; for small models the host's launch overhead,
-//! not the GPU, sets the pace. So the whole step — embedding of the token id, every layer, the
-//! final norm, the LM head, greedy argmax and the position update — is captured once and
-//! replayed per token with one launch. The step reads everything that changes from device
-//! memory: the token id (a [`DeviceU32`] that the captured argmax overwrites with the next id)
-//! and the position (the [`KvCache`]'s device-side length, which the step advances). Per token
-//! the host then launches the graph and reads 4 bytes (greedy) or the logits (other sampling):
-//! no allocation (the capture's buffers are reserved for the graph) and one synchronisation.
+//! A decode step launches about a dozen kernels per layer; for small models the host's launch
+//! overhead, not the GPU, sets the pace. So the whole step — embedding of the token id, every
+//! layer, the final norm, the LM head, greedy argmax and the position update — is captured
+//! once and replayed per token with one launch. The step reads everything that changes from
+//! device memory: the token id (a [`DeviceU32`] that the captured argmax overwrites with the
+//! next id) and the position (the [`KvCache`]'s device-side length, which the step advances).
+//! Per token the host then launches the graph and reads 4 bytes (greedy) or the logits (other
+//! sampling): no allocation (the capture's buffers are reserved for the graph) and one
+//! synchronisation.
 //!
 //! The captured step is the eager one-token step (`Llama::forward` on a CUDA cache) with the
-//! token read on the device, so replays equal eager steps token for token (`tests/decode_graph.rs`).
+//! token read on the device, so replays equal eager steps token for token
+//! (`tests/decode_graph.rs`).
 //!
 //! ```no_run
 //! # fn demo(model: &nano_infer_host::Llama) -> nano_infer_host::Result<()> {

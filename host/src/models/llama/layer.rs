@@ -154,9 +154,9 @@ impl LlamaLayer {
         let k = self.k_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
         let v = self.v_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
         if seq == 1
-            && let Some(pos) = cache.device_len()
+            && let Some(device_pos) = cache.device_len()
         {
-            return self.attend_at_device_pos(&q, &k, &v, rope, cache, pos);
+            return self.attend_at_device_pos(&q, &k, &v, rope, cache, device_pos);
         }
         let q = functional::rope(&q, rope, pos, interleaved)?;
         let k = functional::rope(&k, rope, pos, interleaved)?;
