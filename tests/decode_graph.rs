@@ -10,8 +10,9 @@
 //! Why exact equality holds: a replay runs the same kernels, in the same launch shapes, on the
 //! same inputs as an eager step (the eager step also reads its position from device memory), so
 //! logits agree to the bit. GPU f32 against CPU f32 differs by summation order only (~1e-6
-//! relative on logits of O(1)), far below the gap between a random model's top two logits
-//! (~1e-2): the tokens are equal, and a failure prints the CPU's margin where they part.
+//! on logits of O(0.5)), far below the typical gap between a random model's top two logits
+//! (~0.1): the tokens are equal, except at a tie closer than `NEAR_TIE` (about one step in a
+//! thousand), where the test reports the step and stops comparing.
 
 mod common;
 
@@ -25,6 +26,9 @@ use nano_infer::{
 };
 
 const PROMPT: [u32; 5] = [504, 3575, 282, 4649, 314];
+/// GPU f32 vs CPU f32 logits differ by summation order only (~1e-6 here); a greedy token may
+/// differ only where the CPU's top two logits are closer than this.
+const NEAR_TIE: f32 = 1e-4;
 
 fn config(layers: usize) -> LlamaConfig {
     LlamaConfig {
@@ -112,25 +116,35 @@ fn graph_greedy_on_gpu_f32_equals_the_cpu() {
     let w = |m: &Llama| m.layers[3].mlp.down_proj.weight().to_vec_f32().unwrap();
     assert_eq!(w(&cuda), w(&cpu), "random weights differ between devices");
     let (got, got_logits) = graph_greedy(&cuda, 64, steps);
+    // got_logits[i] came from feeding ids[i]: comparable while ids[..=i] agree.
+    let equal = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
     let mut worst = 0.0f32;
-    for (g, w) in got_logits.iter().zip(&want_logits) {
+    for (g, w) in got_logits.iter().zip(&want_logits).take(equal) {
         worst = g
             .iter()
             .zip(w)
             .map(|(a, b)| (a - b).abs())
             .fold(worst, f32::max);
     }
-    if let Some(step) = got.iter().zip(&want).position(|(a, b)| a != b) {
-        let margin = want_logits
-            .get(step.wrapping_sub(1))
-            .map(|l| l[want[step] as usize] - l[got[step] as usize]);
-        panic!(
-            "GPU greedy left the CPU's at step {step}: {} vs {} (CPU margin {margin:?})",
-            got[step], want[step]
+    if equal < got.len() {
+        // Only a tie closer than summation-order noise may flip a token.
+        let margin = (equal > 0)
+            .then(|| &want_logits[equal - 1])
+            .map_or(f32::INFINITY, |l| {
+                l[want[equal] as usize] - l[got[equal] as usize]
+            });
+        eprintln!(
+            "GPU greedy left the CPU's at step {equal}: {} vs {} (CPU margin {margin:.2e})",
+            got[equal], want[equal]
+        );
+        assert!(
+            margin <= NEAR_TIE,
+            "not a near-tie: margin {margin} > {NEAR_TIE}"
         );
     }
     eprintln!(
-        "random SmolLM2-135M f32: {steps} greedy tokens equal, worst logit |diff| {worst:.2e}"
+        "random SmolLM2-135M f32: {equal} of {} greedy tokens equal, worst logit |diff| {worst:.2e}",
+        got.len()
     );
     assert!(worst < 2e-3, "logits differ by {worst}");
 }
@@ -190,6 +204,10 @@ fn graph_memory_is_not_handed_to_other_tensors() {
     for step in 0..12 {
         let mut other = model.new_cache_with_capacity(16).unwrap();
         let _ = model.forward(&[7, 8, 9], &mut other).unwrap();
+        assert!(
+            decoder.step_greedy(&mut other, 1).is_err(),
+            "a graph replays only on the cache it was captured with"
+        );
         held.push(Tensor::rand_uniform([1, 576], 1.0, step, DType::F16, &gpu).unwrap());
         let before: Vec<Vec<f32>> = held.iter().map(|t| t.to_vec_f32().unwrap()).collect();
         ids.push(
