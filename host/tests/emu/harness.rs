@@ -414,8 +414,10 @@ pub fn gemv(
     )
 }
 
-/// One token's attention (`q` `[heads, d]`) over the first `kv_len` rows of the caches `k`, `v`
-/// (`[rows, kv_heads, d]`): the split-KV partial kernel, then the combine kernel, planned as
+/// One token's attention (`q` `[heads, d]`) over the first rows of the caches `k`, `v`
+/// (`[rows, kv_heads, d]`): `kv_len` rows, plus `kv_len_dev[0]` when the count is given in
+/// "device" memory — then the grid is planned for `max_keys` rows, as the decode graph plans it.
+/// The split-KV partial kernel, then the combine kernel, planned as
 /// `CudaBackend::decode_attention` plans them.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_attention(
@@ -423,13 +425,14 @@ pub fn decode_attention(
     k: &DevBuf,
     v: &DevBuf,
     out: &DevBuf,
-    heads: usize,
-    kv_heads: usize,
-    d: usize,
+    [heads, kv_heads, d]: [usize; 3],
     kv_len: usize,
+    kv_len_dev: Option<&[u32]>,
+    max_keys: usize,
     scale: f32,
 ) -> Result<(), EmuError> {
-    let plan = launch_shape::decode_attention(heads, kv_heads, d, kv_len, scale, EMU_SM_COUNT);
+    let plan =
+        launch_shape::decode_attention(heads, kv_heads, d, kv_len, max_keys, scale, EMU_SM_COUNT);
     let p = plan.params;
     let (acc, ml) = (
         DevBuf::zeros(plan.acc_len(), DType::F32),
@@ -437,6 +440,7 @@ pub fn decode_attention(
     );
     let (qp, kp, vp, op, dt) = (q.ptr(), k.ptr(), v.ptr(), out.ptr(), q.dt);
     let (ap, mp) = (acc.ptr(), ml.ptr());
+    let lp = kv_len_dev.map_or(SyncPtr::new(std::ptr::null_mut()), SyncPtr::of);
     let g = p.heads_per_block;
     run(
         &format!("decode_attn_h{g}_{}", dt.name()),
@@ -444,7 +448,7 @@ pub fn decode_attention(
         || {
             // SAFETY: extents and alignment as the plan computed them; G == p.heads_per_block.
             unsafe {
-                let args = (qp, kp, vp, ap, mp);
+                let a = (qp, kp, vp, ap, mp, lp);
                 match g {
                     1 => by_dtype!(
                         dt,
@@ -452,11 +456,12 @@ pub fn decode_attention(
                         attn::decode_attn_h1_f16,
                         attn::decode_attn_h1_bf16,
                         (
-                            args.0.get(),
-                            args.1.get(),
-                            args.2.get(),
-                            args.3.get(),
-                            args.4.get(),
+                            a.0.get(),
+                            a.1.get(),
+                            a.2.get(),
+                            a.3.get(),
+                            a.4.get(),
+                            a.5.get(),
                             p
                         )
                     ),
@@ -466,11 +471,12 @@ pub fn decode_attention(
                         attn::decode_attn_h2_f16,
                         attn::decode_attn_h2_bf16,
                         (
-                            args.0.get(),
-                            args.1.get(),
-                            args.2.get(),
-                            args.3.get(),
-                            args.4.get(),
+                            a.0.get(),
+                            a.1.get(),
+                            a.2.get(),
+                            a.3.get(),
+                            a.4.get(),
+                            a.5.get(),
                             p
                         )
                     ),
@@ -480,11 +486,12 @@ pub fn decode_attention(
                         attn::decode_attn_h3_f16,
                         attn::decode_attn_h3_bf16,
                         (
-                            args.0.get(),
-                            args.1.get(),
-                            args.2.get(),
-                            args.3.get(),
-                            args.4.get(),
+                            a.0.get(),
+                            a.1.get(),
+                            a.2.get(),
+                            a.3.get(),
+                            a.4.get(),
+                            a.5.get(),
                             p
                         )
                     ),
@@ -494,11 +501,12 @@ pub fn decode_attention(
                         attn::decode_attn_h4_f16,
                         attn::decode_attn_h4_bf16,
                         (
-                            args.0.get(),
-                            args.1.get(),
-                            args.2.get(),
-                            args.3.get(),
-                            args.4.get(),
+                            a.0.get(),
+                            a.1.get(),
+                            a.2.get(),
+                            a.3.get(),
+                            a.4.get(),
+                            a.5.get(),
                             p
                         )
                     ),
@@ -518,7 +526,7 @@ pub fn decode_attention(
                     attn::decode_attn_combine_f32,
                     attn::decode_attn_combine_f16,
                     attn::decode_attn_combine_bf16,
-                    (ap.get(), mp.get(), op.get(), p)
+                    (ap.get(), mp.get(), op.get(), lp.get(), p)
                 )
             }
         },

@@ -344,8 +344,18 @@ fn decode_attention_matches_reference() {
             );
             let out = DevBuf::zeros(heads * d, dt);
             let scale = 1.0 / (d as f32).sqrt();
-            H::decode_attention(&q, &k, &v, &out, heads, kv_heads, d, kv_len, scale)
-                .unwrap_or_else(|e| panic!("{e}"));
+            H::decode_attention(
+                &q,
+                &k,
+                &v,
+                &out,
+                [heads, kv_heads, d],
+                kv_len,
+                None,
+                kv_len,
+                scale,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
             let rows = kv_len * kv_heads * d;
             let mut want = vec![0.0; heads * d];
             R::attention(

@@ -8,12 +8,14 @@
 //! | module | what |
 //! |---|---|
 //! | `kernels` | every kernel vs `backend::cpu::reference`, in the CUDA launchers' shapes (`harness`) |
+//! | `decode_step` | the decode graph's kernels: fused RoPE + KV write, device-length attention, argmax, init |
 //! | `primitives` | ids, shuffles, votes, atomics, `cp.async`, the tensor-core probe kernel |
 //! | `errors` | each `EmuError` kind, naming kernel, block and thread |
 //! | `negative` | broken reductions (wrong index, missing barriers) flagged on every run |
 //! | `softfloat` | f16/bf16 conversions bit-exact against `half` |
 //! | `gpu_probe` | (ignored: needs a GPU) the probe kernel on hardware, same checks |
 
+mod decode_step;
 mod errors;
 mod gpu_probe;
 mod harness;

@@ -5,13 +5,14 @@
 //! probes for the driver and cuBLAS libraries and returns [`Error::CudaUnavailable`] instead.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use cudarc::nvrtc::Ptx;
 
-use super::allocator::{CachingAllocator, DeviceBuffer, MemoryStats};
+use super::allocator::{CachingAllocator, DeviceBuffer, MemoryStats, Reservation};
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
 use crate::tensor::DType;
@@ -30,6 +31,8 @@ struct Inner {
     blas: CudaBlas,
     module: Arc<CudaModule>,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Host waits on the stream so far (each download waits once).
+    syncs: AtomicUsize,
     stream: Arc<CudaStream>,
 }
 
@@ -106,6 +109,7 @@ impl CudaBackend {
                 blas,
                 module,
                 functions: Mutex::new(HashMap::new()),
+                syncs: AtomicUsize::new(0),
                 stream,
             }),
         })
@@ -144,10 +148,16 @@ impl CudaBackend {
     }
     /// Waits for all queued work.
     pub fn synchronize(&self) -> Result<()> {
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
         self.inner
             .stream
             .synchronize()
             .map_err(cuda_err("synchronize"))
+    }
+    /// Times the host has waited for the stream (synchronisations, downloads and uploads):
+    /// a decode loop that only launches graphs and reads one token adds one per step.
+    pub fn sync_count(&self) -> usize {
+        self.inner.syncs.load(Ordering::Relaxed)
     }
     /// Allocator statistics.
     pub fn memory_stats(&self) -> MemoryStats {
@@ -179,6 +189,16 @@ impl CudaBackend {
             })?;
         cache.insert(name.to_string(), f.clone());
         Ok(f)
+    }
+
+    /// Starts reserving allocations for a CUDA graph capture (see `allocator.rs`).
+    pub(crate) fn reserve(&self) -> Result<Reservation> {
+        self.inner.allocator.reserve()
+    }
+
+    /// An uninitialised buffer of `bytes` bytes.
+    pub(crate) fn alloc_buffer(&self, bytes: usize) -> Result<DeviceBuffer> {
+        self.inner.allocator.alloc(bytes)
     }
 
     /// Uninitialised storage of `n` elements.

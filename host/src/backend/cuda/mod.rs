@@ -1,15 +1,18 @@
 //! The CUDA backend: context and stream ([`CudaBackend`]), the caching allocator, launchers for
-//! the Rust kernels, and cuBLAS GEMM. Built on cudarc with dynamic loading, so the same binary
+//! the Rust kernels, cuBLAS GEMM, and CUDA graph capture ([`CapturedGraph`]). Built on cudarc with dynamic loading, so the same binary
 //! runs on machines with and without a GPU.
 
 mod allocator;
 mod blas;
 mod context;
+mod graph;
 mod launch;
+mod launch_step;
 mod storage;
 mod timing;
 
 pub use allocator::MemoryStats;
 pub(crate) use blas::Gemm;
 pub use context::CudaBackend;
+pub use graph::{CapturedGraph, DeviceU32};
 pub use storage::CudaStorage;
