@@ -164,7 +164,7 @@ pub fn decode_attention(
 }
 
 /// FlashAttention-2 prefill (`flash_attn_d{head_dim}_*`): one block of `FLASH_WARPS` warps per
-/// head and 64-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
+/// head and `FLASH_BLOCK_M`-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
 /// exceed the driver's limits (more than 65535 query tiles or sequences).
 pub fn flash_attention(
     heads: usize,
@@ -183,6 +183,8 @@ pub fn flash_attention(
         block: (FLASH_WARPS as u32 * 32, 1, 1),
         shared_mem_bytes: ((FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2) as u32,
     })
+}
+
 /// `argmax_f32`: one block of [`ARGMAX_BLOCK`] threads and a (value, index) pair per warp in
 /// shared memory.
 pub fn argmax() -> LaunchShape {
