@@ -141,13 +141,13 @@ fn gemm(b: &mut Bench) -> Result<()> {
     Ok(())
 }
 
-/// GEMV (decode Linear layers): our kernel through `linear` for m <= GEMV_MAX_M (4), bytes = weight + x + y.
+/// GEMV (decode Linear layers): our kernel through `linear` for m <= GEMV_MAX_M (8), bytes = weight + x + y.
 fn gemv(b: &mut Bench) -> Result<()> {
     let dev = b.dev.clone();
     for dt in [DType::F16, DType::BF16] {
         for (k, n) in [(4096, 11008), (11008, 4096), (4096, 4096)] {
             let w = Tensor::randn([n, k], 0.02, 8, dt, &dev)?;
-            for m in [1usize, 2, 4] {
+            for m in [1usize, 2, 4, 8] {
                 let x = Tensor::randn([m, k], 1.0, 9, dt, &dev)?;
                 let bytes = ((n * k + m * k + m * n) * 2) as f64;
                 b.tbps(&format!("gemv_{}_M{m}_K{k}_N{n}", dt.name()), bytes, || {

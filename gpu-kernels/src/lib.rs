@@ -44,6 +44,7 @@ pub mod reduce;
 pub mod rope;
 pub mod softmax;
 pub mod unroll;
+pub mod weights;
 
 #[cfg(target_arch = "nvptx64")]
 #[panic_handler]

@@ -3,6 +3,7 @@
 mod device;
 mod dtype;
 mod layout;
+pub mod quant_pack;
 mod random;
 mod storage;
 #[allow(clippy::module_inception)]
