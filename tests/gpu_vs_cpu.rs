@@ -6,6 +6,8 @@
 //! (approximate `rsqrt`/`ex2`).
 
 mod common;
+#[path = "gpu_vs_cpu/gemv.rs"]
+mod gemv;
 
 use common::{DTYPES, check, check_tol, gpu, input};
 use nano_infer::backend::cpu::reference as R;

@@ -9,6 +9,7 @@ mod launch;
 mod storage;
 mod timing;
 
+pub(crate) use allocator::DeviceBuffer;
 pub use allocator::MemoryStats;
 pub(crate) use blas::Gemm;
 pub use context::CudaBackend;
