@@ -3,11 +3,13 @@
 //! the epilogue.
 //!
 //! Variants, each in widths `M` = 1, 2, 4, 8 (`m <= M` rows of `x`; a kernel per width so each
-//! has its own register count):
+//! has its own register count). The set is kept small on purpose: every entry is JIT-compiled
+//! when the module loads (f32 activations with quantized weights, and the SwiGLU form in f32,
+//! take the unfused or dequantized paths on the host side):
 //! - `gemv_m{M}_{f32,f16,bf16}`: plain weights of the activation type;
-//! - `gemv_m{M}_{q8_0,q4_0,q4_1}_{f32,f16}`: quantized weights in the repacked layout of
-//!   [`crate::weights`], dequantized in registers, f32 or f16 activations;
-//! - `gemv_swiglu_m{M}_{..}` of each: the weight is gate and up concatenated (`[2n, k]`, gate rows
+//! - `gemv_m{M}_{q8_0,q4_0,q4_1}_f16`: quantized weights in the repacked layout of
+//!   [`crate::weights`], dequantized in registers, f16 activations;
+//! - `gemv_swiglu_m{M}_{f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: the weight is gate and up concatenated (`[2n, k]`, gate rows
 //!   first) and `y[m, j] = silu(gate_j · x_m) · (up_j · x_m)` — LlamaMLP's gate+up projection
 //!   in one pass, writing `n` outputs per row of `x`.
 //!
@@ -238,11 +240,8 @@ kernel_entries! {
     gemv_m1_f32 = f32 => f32,
     gemv_m1_f16 = F16 => F16,
     gemv_m1_bf16 = BF16 => BF16,
-    gemv_m1_q8_0_f32 = Q8_0 => f32,
     gemv_m1_q8_0_f16 = Q8_0 => F16,
-    gemv_m1_q4_0_f32 = Q4_0 => f32,
     gemv_m1_q4_0_f16 = Q4_0 => F16,
-    gemv_m1_q4_1_f32 = Q4_1 => f32,
     gemv_m1_q4_1_f16 = Q4_1 => F16,
 }
 
@@ -251,11 +250,8 @@ kernel_entries! {
     gemv_m2_f32 = f32 => f32,
     gemv_m2_f16 = F16 => F16,
     gemv_m2_bf16 = BF16 => BF16,
-    gemv_m2_q8_0_f32 = Q8_0 => f32,
     gemv_m2_q8_0_f16 = Q8_0 => F16,
-    gemv_m2_q4_0_f32 = Q4_0 => f32,
     gemv_m2_q4_0_f16 = Q4_0 => F16,
-    gemv_m2_q4_1_f32 = Q4_1 => f32,
     gemv_m2_q4_1_f16 = Q4_1 => F16,
 }
 
@@ -264,11 +260,8 @@ kernel_entries! {
     gemv_m4_f32 = f32 => f32,
     gemv_m4_f16 = F16 => F16,
     gemv_m4_bf16 = BF16 => BF16,
-    gemv_m4_q8_0_f32 = Q8_0 => f32,
     gemv_m4_q8_0_f16 = Q8_0 => F16,
-    gemv_m4_q4_0_f32 = Q4_0 => f32,
     gemv_m4_q4_0_f16 = Q4_0 => F16,
-    gemv_m4_q4_1_f32 = Q4_1 => f32,
     gemv_m4_q4_1_f16 = Q4_1 => F16,
 }
 
@@ -277,62 +270,43 @@ kernel_entries! {
     gemv_m8_f32 = f32 => f32,
     gemv_m8_f16 = F16 => F16,
     gemv_m8_bf16 = BF16 => BF16,
-    gemv_m8_q8_0_f32 = Q8_0 => f32,
     gemv_m8_q8_0_f16 = Q8_0 => F16,
-    gemv_m8_q4_0_f32 = Q4_0 => f32,
     gemv_m8_q4_0_f16 = Q4_0 => F16,
-    gemv_m8_q4_1_f32 = Q4_1 => f32,
     gemv_m8_q4_1_f16 = Q4_1 => F16,
 }
 
 kernel_entries! {
     gemv_swiglu_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
-    gemv_swiglu_m1_f32 = f32 => f32,
     gemv_swiglu_m1_f16 = F16 => F16,
     gemv_swiglu_m1_bf16 = BF16 => BF16,
-    gemv_swiglu_m1_q8_0_f32 = Q8_0 => f32,
     gemv_swiglu_m1_q8_0_f16 = Q8_0 => F16,
-    gemv_swiglu_m1_q4_0_f32 = Q4_0 => f32,
     gemv_swiglu_m1_q4_0_f16 = Q4_0 => F16,
-    gemv_swiglu_m1_q4_1_f32 = Q4_1 => f32,
     gemv_swiglu_m1_q4_1_f16 = Q4_1 => F16,
 }
 
 kernel_entries! {
     gemv_swiglu_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
-    gemv_swiglu_m2_f32 = f32 => f32,
     gemv_swiglu_m2_f16 = F16 => F16,
     gemv_swiglu_m2_bf16 = BF16 => BF16,
-    gemv_swiglu_m2_q8_0_f32 = Q8_0 => f32,
     gemv_swiglu_m2_q8_0_f16 = Q8_0 => F16,
-    gemv_swiglu_m2_q4_0_f32 = Q4_0 => f32,
     gemv_swiglu_m2_q4_0_f16 = Q4_0 => F16,
-    gemv_swiglu_m2_q4_1_f32 = Q4_1 => f32,
     gemv_swiglu_m2_q4_1_f16 = Q4_1 => F16,
 }
 
 kernel_entries! {
     gemv_swiglu_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
-    gemv_swiglu_m4_f32 = f32 => f32,
     gemv_swiglu_m4_f16 = F16 => F16,
     gemv_swiglu_m4_bf16 = BF16 => BF16,
-    gemv_swiglu_m4_q8_0_f32 = Q8_0 => f32,
     gemv_swiglu_m4_q8_0_f16 = Q8_0 => F16,
-    gemv_swiglu_m4_q4_0_f32 = Q4_0 => f32,
     gemv_swiglu_m4_q4_0_f16 = Q4_0 => F16,
-    gemv_swiglu_m4_q4_1_f32 = Q4_1 => f32,
     gemv_swiglu_m4_q4_1_f16 = Q4_1 => F16,
 }
 
 kernel_entries! {
     gemv_swiglu_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
-    gemv_swiglu_m8_f32 = f32 => f32,
     gemv_swiglu_m8_f16 = F16 => F16,
     gemv_swiglu_m8_bf16 = BF16 => BF16,
-    gemv_swiglu_m8_q8_0_f32 = Q8_0 => f32,
     gemv_swiglu_m8_q8_0_f16 = Q8_0 => F16,
-    gemv_swiglu_m8_q4_0_f32 = Q4_0 => f32,
     gemv_swiglu_m8_q4_0_f16 = Q4_0 => F16,
-    gemv_swiglu_m8_q4_1_f32 = Q4_1 => f32,
     gemv_swiglu_m8_q4_1_f16 = Q4_1 => F16,
 }

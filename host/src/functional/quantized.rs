@@ -1,7 +1,8 @@
 //! Linear layers over a [`LinearWeight`] — dense or kept quantized — and the fused gate+up
 //! projection with SwiGLU (`linear_swiglu`).
 //!
-//! CUDA: up to `GEMV_MAX_M` rows go to the GEMV kernels (`gpu-kernels/src/gemv.rs`); quantized
+//! CUDA: up to `GEMV_MAX_M` rows go to the GEMV kernels (`gpu-kernels/src/gemv.rs`; quantized
+//! weights take f16 activations, the fused SwiGLU form f16/bf16 — f32 runs unfused); quantized
 //! weights with more rows (prefill) run the GEMV `GEMV_MAX_M` rows at a time, re-reading the
 //! weight each time (correct; a dequantize-to-cuBLAS path would be faster for long prompts).
 //! CPU: the weight is dequantized and the dense path runs (the reference).
@@ -68,7 +69,9 @@ pub fn linear_swiglu(x: &Tensor, w: &LinearWeight) -> Result<Tensor> {
     let m = x.elem_count() / x.shape().last_dim().max(1);
     match (w, x.device()) {
         (LinearWeight::Quantized(q), _) => gemv_op("linear_swiglu", x, q, true),
-        (LinearWeight::Dense(t), Device::Cuda(_)) if m <= GEMV_MAX_M && t.rank() == 2 => {
+        (LinearWeight::Dense(t), Device::Cuda(_))
+            if m <= GEMV_MAX_M && t.rank() == 2 && x.dtype() != DType::F32 =>
+        {
             fused_dense(x, t)
         }
         (LinearWeight::Dense(t), _) => {
@@ -170,10 +173,14 @@ fn gemv_op(op: &'static str, x: &Tensor, q: &QuantizedTensor, swiglu: bool) -> R
             y.to_dtype(x.dtype())
         }
         Device::Cuda(_) => {
-            if x.dtype() == DType::BF16 {
+            if x.dtype() != DType::F16 {
                 return Err(Error::invalid(
                     op,
-                    "quantized GEMV kernels take f32 or f16 activations, not bf16",
+                    format!(
+                        "quantized GEMV kernels take f16 activations, got {:?} (run the model in \
+                         f16 with quantized weights)",
+                        x.dtype()
+                    ),
                 ));
             }
             let ptr = q
@@ -181,5 +188,50 @@ fn gemv_op(op: &'static str, x: &Tensor, q: &QuantizedTensor, swiglu: bool) -> R
                 .expect("a CUDA quantized tensor has device blocks");
             launch_rows(op, x, ptr, q.dims(), Some(q.format()), swiglu)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::quant_pack::QuantFormat;
+
+    /// The CPU paths (what the GPU ones are tested against): a quantized weight gives the
+    /// product with its dequantized weight, and `linear_swiglu` equals `swiglu` of the halves.
+    #[test]
+    fn cpu_paths_match_dense() {
+        let cpu = Device::Cpu;
+        let (n, k, m) = (6, 64, 3);
+        let x = Tensor::randn([m, k], 1.0, 1, DType::F32, &cpu).unwrap();
+        let w = Tensor::randn([2 * n, k], 1.0, 2, DType::F32, &cpu).unwrap();
+        let q = QuantizedTensor::quantize(&w, QuantFormat::Q4_1, &cpu).unwrap();
+        let deq = LinearWeight::Dense(q.dequantize(DType::F32, &cpu).unwrap());
+        let q = LinearWeight::Quantized(q);
+        let close = |a: &Tensor, b: &Tensor| {
+            let (a, b) = (a.to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        };
+        close(&linear_any(&x, &q).unwrap(), &linear_any(&x, &deq).unwrap());
+        let fused = linear_swiglu(&x, &q).unwrap();
+        assert_eq!(fused.dims(), &[m, n]);
+        let LinearWeight::Dense(d) = &deq else {
+            unreachable!()
+        };
+        let (g, u) = (d.narrow(0, 0, n).unwrap(), d.narrow(0, n, n).unwrap());
+        let want = swiglu(&linear(&x, &g).unwrap(), &linear(&x, &u).unwrap()).unwrap();
+        close(&fused, &want);
+        let odd = LinearWeight::Dense(Tensor::zeros([3, k], DType::F32, &cpu).unwrap());
+        assert!(linear_swiglu(&x, &odd).is_err());
+        assert!(
+            QuantizedTensor::quantize(
+                &Tensor::zeros([2, 33], DType::F32, &cpu).unwrap(),
+                QuantFormat::Q8_0,
+                &cpu
+            )
+            .is_err()
+        );
     }
 }

@@ -136,8 +136,10 @@ mod tests {
             let values: Vec<f32> = (0..n * k).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
             let g = quantize(f, &values, n, k).unwrap();
             let deq = dequantize_ggml(f, &g, n, k).unwrap();
+            // Values in [-11, 11]: Q4_0's step is amax / 8 and the +amax end clamps to 7 steps,
+            // so its error reaches one step (1.375); the others stay within half a step.
             for (a, b) in deq.iter().zip(&values) {
-                assert!((a - b).abs() <= 1.0, "{f:?}: {a} vs {b}");
+                assert!((a - b).abs() <= 11.0 / 8.0, "{f:?}: {a} vs {b}");
             }
             let p = repack(f, &g, n, k).unwrap();
             let l = QuantLayout { format: f, n, k };

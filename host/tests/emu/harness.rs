@@ -442,16 +442,13 @@ pub fn gemv(
             use nano_infer_kernels::weights::{Q4_0, Q4_1, Q8_0};
             let a = (w, x, y, width, swiglu, (mu, nu, ku));
             match (fmt, dt) {
-                (None, DType::F32) => gemv_body::<f32, f32>(a),
+                (None, DType::F32) if !swiglu => gemv_body::<f32, f32>(a),
                 (None, DType::F16) => gemv_body::<F16, F16>(a),
                 (None, DType::BF16) => gemv_body::<BF16, BF16>(a),
-                (Some(Q::Q8_0), DType::F32) => gemv_body::<Q8_0, f32>(a),
                 (Some(Q::Q8_0), DType::F16) => gemv_body::<Q8_0, F16>(a),
-                (Some(Q::Q4_0), DType::F32) => gemv_body::<Q4_0, f32>(a),
                 (Some(Q::Q4_0), DType::F16) => gemv_body::<Q4_0, F16>(a),
-                (Some(Q::Q4_1), DType::F32) => gemv_body::<Q4_1, f32>(a),
                 (Some(Q::Q4_1), DType::F16) => gemv_body::<Q4_1, F16>(a),
-                (Some(_), DType::BF16) => panic!("no bf16 quantized GEMV kernels"),
+                _ => panic!("no kernel {name} (see gpu-kernels/src/gemv.rs)"),
             }
         }
     })

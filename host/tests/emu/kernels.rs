@@ -328,7 +328,11 @@ fn check_gemv(name: &str, y: &DevBuf, want: &[f32], k: usize) {
 fn gemv_matches_matmul() {
     for dt in DTYPES {
         for (n, k) in GEMV_CASES {
-            for swiglu in [false, true] {
+            // The SwiGLU form has f16/bf16 kernels (f32 runs unfused on the host side).
+            for swiglu in [false, true]
+                .into_iter()
+                .filter(|&s| !s || dt != DType::F32)
+            {
                 let rows = if swiglu { 2 * n } else { n };
                 let w = DevBuf::from_f32(&input(rows * k, dt, 21), dt);
                 let wv = w.to_f32();
@@ -360,7 +364,8 @@ fn quantized_gemv_matches_dequantized_matmul() {
                 let g = QP::quantize(f, &input(rows * k, DType::F32, 22), rows, k).unwrap();
                 let wv = QP::dequantize_ggml(f, &g, rows, k).unwrap();
                 let w = RawBuf::new(&QP::repack(f, &g, rows, k).unwrap());
-                for dt in [DType::F32, DType::F16] {
+                let dt = DType::F16;
+                {
                     for m in [1, 2, 3, 8] {
                         let x = DevBuf::from_f32(&input(m * k, dt, 23), dt);
                         let y = DevBuf::zeros(m * n, dt);
