@@ -65,11 +65,12 @@ fn seed_example_cpu_and_cuda_agree() {
     let cast = |l: &nano_infer::nn::Linear| {
         nano_infer::nn::Linear::new(l.weight().to_dtype(DType::F16).unwrap()).unwrap()
     };
-    let half = LlamaMlp {
-        gate_proj: cast(&on_gpu.gate_proj),
-        up_proj: cast(&on_gpu.up_proj),
-        down_proj: cast(&on_gpu.down_proj),
-    };
+    let half = LlamaMlp::from_parts(
+        cast(&on_gpu.gate_proj),
+        cast(&on_gpu.up_proj),
+        cast(&on_gpu.down_proj),
+    )
+    .unwrap();
     let got16 = half
         .forward(&x.to_device(&gpu).unwrap().to_dtype(DType::F16).unwrap())
         .unwrap();

@@ -17,6 +17,8 @@ pub trait Elem: Copy {
     /// One chunk as stored (16 bytes for f16/bf16, 32 for f32): what a kernel keeps in registers
     /// between passes when it wants half the registers of the f32 values.
     type Packed: Copy;
+    /// A packed chunk of zeros.
+    const PACKED_ZERO: Self::Packed;
 
     /// Converts one element to f32.
     fn load(self) -> f32;
@@ -62,6 +64,7 @@ pub trait Elem: Copy {
 
 impl Elem for f32 {
     type Packed = [Bytes16; 2];
+    const PACKED_ZERO: Self::Packed = [Bytes16([0; 4]); 2];
 
     #[inline(always)]
     fn load(self) -> f32 {
@@ -127,6 +130,7 @@ macro_rules! half_elem {
     ($ty:ident, $to_f32:ident, $from_f32:ident) => {
         impl Elem for $ty {
             type Packed = Bytes16;
+            const PACKED_ZERO: Bytes16 = Bytes16([0; 4]);
 
             #[inline(always)]
             fn load(self) -> f32 {

@@ -10,7 +10,8 @@
 use crate::params::{
     ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS,
     DECODE_MIN_SPLIT_LEN, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
-    GEMV_BLOCK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, flash_block_n,
+    GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_ROWS, GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES,
+    ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, flash_block_n,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -78,16 +79,24 @@ pub fn embedding(n_ids: usize, cols: usize) -> LaunchShape {
     }
 }
 
-/// `gemv_*`: blocks of `GEMV_BLOCK` threads (independent warps, one output row at a time),
-/// enough warps for the `n` rows, capped at `16 * sm_count` blocks (warps stride over rows).
-pub fn gemv(n: usize, sm_count: usize) -> LaunchShape {
-    let warps_per_block = (GEMV_BLOCK / 32) as usize;
-    let blocks = n.div_ceil(warps_per_block).clamp(1, sm_count.max(1) * 16);
-    LaunchShape {
-        grid: (blocks as u32, 1, 1),
-        block: (GEMV_BLOCK, 1, 1),
-        shared_mem_bytes: 0,
-    }
+/// `gemv_*`: one block per [`GEMV_ROWS`] weight rows (per output `j` for `gemv_swiglu_*`, whose
+/// weight has `2n` rows), `block.x` a multiple of 32 giving each thread about one group of
+/// [`GEMV_GROUP_ELEMS`] weights per row, at most [`GEMV_MAX_THREADS`]. `None` when `n` exceeds
+/// the grid limit.
+pub fn gemv(n: usize, k: usize, swiglu: bool) -> Option<LaunchShape> {
+    let threads = (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32)
+        .clamp(32, GEMV_MAX_THREADS as usize) as u32;
+    let blocks = if swiglu { n } else { n.div_ceil(GEMV_ROWS) };
+    Some(LaunchShape {
+        grid: (u32::try_from(blocks.max(1)).ok()?, 1, 1),
+        block: (threads, 1, 1),
+        shared_mem_bytes: GEMV_SMEM_BYTES,
+    })
+}
+
+/// The compiled GEMV width (`M` of `gemv_m{M}_*`) that serves `m` (1..=`GEMV_MAX_M`) rows.
+pub fn gemv_width(m: usize) -> usize {
+    m.next_power_of_two()
 }
 
 /// Split-KV decode attention: the parameters both kernels share and their two launches.

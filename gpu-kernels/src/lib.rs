@@ -48,6 +48,7 @@ pub mod rope;
 pub mod rope_kv;
 pub mod softmax;
 pub mod unroll;
+pub mod weights;
 
 #[cfg(target_arch = "nvptx64")]
 #[panic_handler]

@@ -62,17 +62,28 @@ pub struct SoftmaxParams {
     pub causal: u32,
 }
 
-/// Largest number of activation rows the GEMV kernels take; more rows go to cuBLAS. Measured
-/// on an H100 (f16, 4096x11008): 2.4 TB/s at m=1, 2.1 at m=2, 1.6 at m=4, but 0.3-0.5 at m=8,
-/// where re-reading `x` from L1 for every weight chunk is the limit (cuBLAS is faster there).
-pub const GEMV_MAX_M: usize = 4;
+/// Largest number of activation rows the GEMV kernels take; more rows go to cuBLAS. Each
+/// block loads a piece of `x` once for its [`GEMV_ROWS`] weight rows, so `x` traffic (from L1)
+/// is `M / GEMV_ROWS` times the weight traffic.
+pub const GEMV_MAX_M: usize = 8;
 
-/// 16-byte chunks each GEMV lane loads before doing math (bytes in flight per warp:
-/// `32 * 16 * GEMV_UNROLL`).
-pub const GEMV_UNROLL: usize = 4;
+/// Weight rows one GEMV block reduces (gate and up row `j` in the SwiGLU variant): the `x`
+/// pieces it loads serve all of them.
+pub const GEMV_ROWS: usize = 2;
 
-/// Threads per block of the GEMV kernels (independent warps).
-pub const GEMV_BLOCK: u32 = 256;
+/// 8-element pieces of a row each GEMV thread loads before doing math (a *group*: 4 chunks of
+/// f16/bf16, 2 of Q8_0, 1 of Q4; see `weights::WeightFormat::UNROLL`).
+pub const GEMV_GROUP_PIECES: usize = 4;
+
+/// Weights of a row per GEMV thread group.
+pub const GEMV_GROUP_ELEMS: usize = 8 * GEMV_GROUP_PIECES;
+
+/// Most threads of a GEMV block (threads split a row into groups of `GEMV_GROUP_ELEMS`
+/// weights, so a 4096-wide row takes 128 threads and one group of loads).
+pub const GEMV_MAX_THREADS: u32 = 128;
+
+/// Dynamic shared memory of a GEMV block: one f32 per warp, row and activation row.
+pub const GEMV_SMEM_BYTES: u32 = (GEMV_MAX_THREADS / 32) * (GEMV_ROWS * GEMV_MAX_M) as u32 * 4;
 
 /// Query heads one decode-attention block serves at most (its accumulators live in registers).
 pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;

@@ -17,4 +17,4 @@ pub use error::{Error, Result};
 pub use kv_cache::KvCache;
 pub use models::{GraphDecoder, Llama, LlamaConfig};
 pub use sampler::{Sampler, SamplerConfig};
-pub use tensor::{DType, Device, Shape, Tensor};
+pub use tensor::{DType, Device, QuantizedTensor, Shape, Tensor};

@@ -215,6 +215,12 @@ pub fn rcp_approx(x: f32) -> f32 {
     ftz(1.0 / ftz(x))
 }
 
+/// `a * b + c` with one rounding, as `fma.rn.f32`.
+#[inline(always)]
+pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
 /// IEEE f16 bits → f32 (exact).
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {

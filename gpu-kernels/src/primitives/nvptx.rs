@@ -251,6 +251,19 @@ pub fn rcp_approx(x: f32) -> f32 {
     r
 }
 
+/// `a * b + c` with one rounding (`fma.rn.f32`). LLVM emits `mul.rn` + `add.rn` for `a * b + c`,
+/// which ptxas may not fuse: dot-product loops call this instead.
+#[inline(always)]
+pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure arithmetic.
+    unsafe {
+        asm!("fma.rn.f32 {r}, {a}, {b}, {c};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b,
+             c = in(reg32) c)
+    };
+    r
+}
+
 /// IEEE f16 bits → f32 (exact).
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {

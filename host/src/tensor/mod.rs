@@ -3,6 +3,8 @@
 mod device;
 mod dtype;
 mod layout;
+pub mod quant_pack;
+mod quantized;
 mod random;
 mod storage;
 #[allow(clippy::module_inception)]
@@ -11,6 +13,7 @@ mod tensor;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use layout::{Layout, Shape};
+pub use quantized::QuantizedTensor;
 pub use storage::{CpuStorage, Storage};
 pub use tensor::Tensor;
 pub(crate) use tensor::check_same_device;

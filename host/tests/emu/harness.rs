@@ -8,11 +8,13 @@ use nano_infer_host::DType;
 use nano_infer_host::Tensor;
 use nano_infer_host::backend::cpu::testing::assert_close;
 use nano_infer_host::tensor::Device;
+use nano_infer_kernels::elem::Elem;
 use nano_infer_kernels::emu::{self, EmuError, SyncPtr};
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
     FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
 };
+use nano_infer_kernels::weights::{QuantFormat, WeightFormat};
 use nano_infer_kernels::{
     activation, attention_decode as attn, attention_flash as flash, elementwise, gemv, norm, rope,
     softmax,
@@ -385,33 +387,99 @@ pub fn copy_strided(src: &DevBuf, sv: &View, dst: &DevBuf, dv: &View) -> Result<
     })
 }
 
-/// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (`gemv_{dt}`).
+/// 16-byte aligned raw bytes (a repacked quantized weight), as cudaMalloc returns them.
+pub struct RawBuf(Vec<u128>);
+
+impl RawBuf {
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut words = vec![0u128; bytes.len().div_ceil(16).max(1)];
+        bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        RawBuf(words)
+    }
+    pub fn ptr(&self) -> SyncPtr<u8> {
+        SyncPtr::new(self.0.as_ptr() as *mut u8)
+    }
+}
+
+/// A GEMV weight: plain (`gemv_{dt}`, the activation type) or quantized and repacked
+/// (`gemv_{format}_{dt}`).
+pub enum GemvWeight<'a> {
+    Plain(&'a DevBuf),
+    Quant(QuantFormat, &'a RawBuf),
+}
+
+/// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M`, or with `swiglu` `y[m, j] =
+/// silu(x·gate_jᵀ)·(x·up_jᵀ)` for `w = [gate; up]` (`[2n, k]`): `gemv[_swiglu]_{format_}{dt}`.
+#[allow(clippy::too_many_arguments)]
 pub fn gemv(
-    w: &DevBuf,
+    w: GemvWeight,
     x: &DevBuf,
     y: &DevBuf,
     m: usize,
     n: usize,
     k: usize,
+    swiglu: bool,
 ) -> Result<(), EmuError> {
-    let (wp, xp, yp, dt) = (w.ptr(), x.ptr(), y.ptr(), w.dt);
+    let (xp, yp, dt) = (x.ptr(), y.ptr(), x.dt);
+    let (wp, fmt) = match w {
+        GemvWeight::Plain(b) => (b.ptr(), None),
+        GemvWeight::Quant(f, b) => (b.ptr(), Some(f)),
+    };
     let (mu, nu, ku) = (m as u32, n as u32, k as u32);
-    run(
-        &format!("gemv_{}", dt.name()),
-        launch_shape::gemv(n, EMU_SM_COUNT),
-        || {
-            // SAFETY: w holds n * k, x m * k, y m * n elements; y aliases neither.
-            unsafe {
-                by_dtype!(
-                    dt,
-                    gemv::gemv_f32,
-                    gemv::gemv_f16,
-                    gemv::gemv_bf16,
-                    (wp.get(), xp.get(), yp.get(), mu, nu, ku)
-                )
+    let width = launch_shape::gemv_width(m);
+    let name = format!(
+        "gemv_{}m{width}_{}{}",
+        if swiglu { "swiglu_" } else { "" },
+        fmt.map(|f| format!("{}_", f.name())).unwrap_or_default(),
+        dt.name()
+    );
+    let shape = launch_shape::gemv(n, k, swiglu).expect("grid fits");
+    run(&name, shape, || {
+        let (w, x, y): (*const u8, *mut u8, *mut u8) = (wp.get(), xp.get(), yp.get());
+        let (x, y) = (x as *const u8, y);
+        // SAFETY: w holds the [n (2n with swiglu), k] weight, x m * k elements, y m * n; y
+        // aliases neither.
+        unsafe {
+            use QuantFormat as Q;
+            use nano_infer_kernels::elem::{BF16, F16};
+            use nano_infer_kernels::weights::{Q4_0, Q4_1, Q8_0};
+            let a = (w, x, y, width, swiglu, (mu, nu, ku));
+            match (fmt, dt) {
+                (None, DType::F32) if !swiglu => gemv_body::<f32, f32>(a),
+                (None, DType::F16) => gemv_body::<F16, F16>(a),
+                (None, DType::BF16) => gemv_body::<BF16, BF16>(a),
+                (Some(Q::Q8_0), DType::F16) => gemv_body::<Q8_0, F16>(a),
+                (Some(Q::Q4_0), DType::F16) => gemv_body::<Q4_0, F16>(a),
+                (Some(Q::Q4_1), DType::F16) => gemv_body::<Q4_1, F16>(a),
+                _ => panic!("no kernel {name} (see gpu-kernels/src/gemv.rs)"),
             }
-        },
-    )
+        }
+    })
+}
+
+/// Arguments of [`gemv_body`]: weight, x, y, width, SwiGLU, (m, n, k).
+type GemvArgs = (*const u8, *const u8, *mut u8, usize, bool, (u32, u32, u32));
+
+/// The body behind the symbol `gemv_[swiglu_]m{width}_{..}` for weight format `A` and
+/// activation type `B` (the entries are these bodies, instantiated by `kernel_entries!`).
+///
+/// # Safety
+/// As the kernels: see `gemv::gemv_m1`.
+unsafe fn gemv_body<A: WeightFormat, B: Elem>((w, x, y, width, swiglu, (m, n, k)): GemvArgs) {
+    let (x, y) = (x as *const B, y as *mut B);
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (swiglu, width) {
+            (false, 1) => gemv::gemv_m1::<A, B>(w, x, y, m, n, k),
+            (false, 2) => gemv::gemv_m2::<A, B>(w, x, y, m, n, k),
+            (false, 4) => gemv::gemv_m4::<A, B>(w, x, y, m, n, k),
+            (false, _) => gemv::gemv_m8::<A, B>(w, x, y, m, n, k),
+            (true, 1) => gemv::gemv_swiglu_m1::<A, B>(w, x, y, m, n, k),
+            (true, 2) => gemv::gemv_swiglu_m2::<A, B>(w, x, y, m, n, k),
+            (true, 4) => gemv::gemv_swiglu_m4::<A, B>(w, x, y, m, n, k),
+            (true, _) => gemv::gemv_swiglu_m8::<A, B>(w, x, y, m, n, k),
+        }
+    }
 }
 
 /// One token's attention (`q` `[heads, d]`) over the first rows of the caches `k`, `v`

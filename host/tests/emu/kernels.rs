@@ -12,7 +12,10 @@ use nano_infer_kernels::params::{FlashAttnParams, RopeParams, SoftmaxParams};
 
 use nano_infer_host::backend::cpu::testing::assert_close;
 
-use crate::harness::{self as H, DTYPES, DevBuf, View, check, input, tol};
+use crate::harness::{self as H, DTYPES, DevBuf, GemvWeight, RawBuf, View, check, input, tol};
+use nano_infer_host::tensor::quant_pack as QP;
+use nano_infer_kernels::params::GEMV_MAX_M;
+use nano_infer_kernels::weights::QuantFormat;
 
 const EPS: f32 = 1e-5;
 
@@ -287,31 +290,92 @@ fn embedding_cast_and_strided_copy() {
     }
 }
 
+/// GEMV shapes: k = 7 / 4099 take the scalar path; 64 a partial group of loads; 1000 and 2048
+/// several 128-thread groups with a ragged tail; n odd leaves the last row pair half empty.
+const GEMV_CASES: [(usize, usize); 5] = [(5, 7), (33, 64), (20, 1000), (7, 2048), (3, 4099)];
+
+/// The reference of one GEMV: f32 `x · wᵀ` (`w` already dequantized), then with `swiglu`
+/// `silu(gate) · up` over the two halves of each output row.
+fn gemv_reference(xv: &[f32], wv: &[f32], m: usize, k: usize, n: usize, swiglu: bool) -> Vec<f32> {
+    let rows = if swiglu { 2 * n } else { n };
+    let mut full = vec![0.0; m * rows];
+    R::matmul(xv, wv, m, k, rows, true, &mut full).unwrap();
+    if !swiglu {
+        return full;
+    }
+    let silu = |g: f32| g / (1.0 + (-g).exp());
+    (0..m * n)
+        .map(|i| {
+            let (r, j) = (i / n, i % n);
+            silu(full[r * rows + j]) * full[r * rows + n + j]
+        })
+        .collect()
+}
+
+/// Checks one GEMV result: f32 sums in another order, then one rounding of values ~sqrt(k).
+fn check_gemv(name: &str, y: &DevBuf, want: &[f32], k: usize) {
+    let (atol, rtol) = tol(y.dt);
+    assert_close(
+        name,
+        &y.to_f32(),
+        want,
+        atol * (k as f32).sqrt(),
+        rtol * 2.0,
+    );
+}
+
 #[test]
 fn gemv_matches_matmul() {
-    // k = 7 / 4099: scalar path; 64: vector tail only; 1000: unrolled groups of 4 x 32 chunks.
     for dt in DTYPES {
-        for (n, k) in [(5, 7), (33, 64), (100, 1000), (17, 4099)] {
-            for m in 1..=4 {
-                let (xv, wv) = (input(m * k, dt, 20), input(n * k, dt, 21));
-                let (x, w, y) = (
-                    DevBuf::from_f32(&xv, dt),
-                    DevBuf::from_f32(&wv, dt),
-                    DevBuf::zeros(m * n, dt),
-                );
-                H::gemv(&w, &x, &y, m, n, k).unwrap_or_else(|e| panic!("{e}"));
-                let mut want = vec![0.0; m * n];
-                R::matmul(&xv, &wv, m, k, n, true, &mut want).unwrap();
-                // f32 sums in another order, then one rounding of values ~sqrt(k) (as the GPU test).
-                let (atol, rtol) = tol(dt);
-                let name = format!("gemv {dt:?} {m}x{k}x{n}");
-                assert_close(
-                    &name,
-                    &y.to_f32(),
-                    &want,
-                    atol * (k as f32).sqrt(),
-                    rtol * 2.0,
-                );
+        for (n, k) in GEMV_CASES {
+            // The SwiGLU form has f16/bf16 kernels (f32 runs unfused on the host side).
+            for swiglu in [false, true]
+                .into_iter()
+                .filter(|&s| !s || dt != DType::F32)
+            {
+                let rows = if swiglu { 2 * n } else { n };
+                let w = DevBuf::from_f32(&input(rows * k, dt, 21), dt);
+                let wv = w.to_f32();
+                for m in 1..=GEMV_MAX_M {
+                    let x = DevBuf::from_f32(&input(m * k, dt, 20), dt);
+                    let y = DevBuf::zeros(m * n, dt);
+                    H::gemv(GemvWeight::Plain(&w), &x, &y, m, n, k, swiglu)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let want = gemv_reference(&x.to_f32(), &wv, m, k, n, swiglu);
+                    check_gemv(
+                        &format!("gemv swiglu={swiglu} {dt:?} {m}x{k}x{n}"),
+                        &y,
+                        &want,
+                        k,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_gemv_matches_dequantized_matmul() {
+    // k multiples of 32: one block, a partial group, groups with a ragged tail, a long row.
+    for f in [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1] {
+        for (n, k) in [(5, 32), (33, 96), (20, 1056), (3, 4128)] {
+            for swiglu in [false, true] {
+                let rows = if swiglu { 2 * n } else { n };
+                let g = QP::quantize(f, &input(rows * k, DType::F32, 22), rows, k).unwrap();
+                let wv = QP::dequantize_ggml(f, &g, rows, k).unwrap();
+                let w = RawBuf::new(&QP::repack(f, &g, rows, k).unwrap());
+                let dt = DType::F16;
+                {
+                    for m in [1, 2, 3, 8] {
+                        let x = DevBuf::from_f32(&input(m * k, dt, 23), dt);
+                        let y = DevBuf::zeros(m * n, dt);
+                        H::gemv(GemvWeight::Quant(f, &w), &x, &y, m, n, k, swiglu)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        let want = gemv_reference(&x.to_f32(), &wv, m, k, n, swiglu);
+                        let name = format!("gemv {f:?} swiglu={swiglu} {dt:?} {m}x{k}x{n}");
+                        check_gemv(&name, &y, &want, k);
+                    }
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
     FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
 };
+use nano_infer_kernels::weights::QuantFormat;
 
 use super::context::{CudaBackend, cuda_err};
 use super::storage::CudaStorage;
@@ -201,26 +202,35 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers).
+    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers); with
+    /// `swiglu`, `w` is `[gate; up]` (`[2n, k]`) and `y[m, j] = silu(gate_j·x_m)·(up_j·x_m)`.
+    /// `w` holds `dt` values, or with `quant` that format's repacked blocks
+    /// (`nano_infer_kernels::weights`). Kernel `gemv_[swiglu_]m{M}_[{format}_]{dt}`, `M` =
+    /// `gemv_width(m)`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemv(
         &self,
         w: u64,
         x: u64,
         y: u64,
-        m: usize,
-        n: usize,
-        k: usize,
+        (m, n, k): (usize, usize, usize),
         dt: DType,
+        quant: Option<QuantFormat>,
+        swiglu: bool,
     ) -> Result<()> {
-        let cfg = config(launch_shape::gemv(n, self.sm_count()));
-        let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
-        launch!(
-            self,
-            format!("gemv_{}", dt.name()),
-            cfg,
-            (w, x, y, m_u, n_u, k_u)
+        let cfg = config(
+            launch_shape::gemv(n, k, swiglu)
+                .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
+        let name = format!(
+            "gemv_{}m{}_{}{}",
+            if swiglu { "swiglu_" } else { "" },
+            launch_shape::gemv_width(m),
+            quant.map(|f| format!("{}_", f.name())).unwrap_or_default(),
+            dt.name()
+        );
+        let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
+        launch!(self, name, cfg, (w, x, y, m_u, n_u, k_u));
         Ok(())
     }
 

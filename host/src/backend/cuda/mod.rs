@@ -11,6 +11,7 @@ mod launch_step;
 mod storage;
 mod timing;
 
+pub(crate) use allocator::DeviceBuffer;
 pub use allocator::MemoryStats;
 pub(crate) use blas::Gemm;
 pub use context::CudaBackend;

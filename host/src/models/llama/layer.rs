@@ -70,11 +70,11 @@ impl LlamaLayer {
             v_proj: linear("self_attn.v_proj", [kv_dim, hidden])?,
             o_proj: linear("self_attn.o_proj", [hidden, q_dim])?,
             post_attention_layernorm: norm("post_attention_layernorm")?,
-            mlp: LlamaMlp {
-                gate_proj: linear("mlp.gate_proj", [inter, hidden])?,
-                up_proj: linear("mlp.up_proj", [inter, hidden])?,
-                down_proj: linear("mlp.down_proj", [hidden, inter])?,
-            },
+            mlp: LlamaMlp::from_parts(
+                linear("mlp.gate_proj", [inter, hidden])?,
+                linear("mlp.up_proj", [inter, hidden])?,
+                linear("mlp.down_proj", [hidden, inter])?,
+            )?,
             index,
             heads: config.num_heads,
             kv_heads: config.num_kv_heads,
@@ -105,11 +105,11 @@ impl LlamaLayer {
             v_proj: linear(2, hidden, kv_dim)?,
             o_proj: linear(3, q_dim, hidden)?,
             post_attention_layernorm: norm()?,
-            mlp: LlamaMlp {
-                gate_proj: linear(4, hidden, inter)?,
-                up_proj: linear(5, hidden, inter)?,
-                down_proj: linear(6, inter, hidden)?,
-            },
+            mlp: LlamaMlp::from_parts(
+                linear(4, hidden, inter)?,
+                linear(5, hidden, inter)?,
+                linear(6, inter, hidden)?,
+            )?,
             index,
             heads: config.num_heads,
             kv_heads: config.num_kv_heads,
