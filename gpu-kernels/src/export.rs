@@ -8,8 +8,9 @@
 //! ```
 //! expands on nvptx64 to `extern "ptx-kernel" fn rmsnorm_f16(x: *const F16, ...)` etc., each
 //! calling `rmsnorm_body::<F16>(...)`. `E` in the signature names the element type. On the host
-//! it makes the same symbols as plain `pub unsafe fn`s (`norm::rmsnorm_f16`), which tests run
-//! under the emulator (`emu::launch`) by the names the CUDA launchers use.
+//! it makes the same symbols as plain `pub unsafe fn`s (`norm::rmsnorm_f16`), and registers each
+//! in the emulator's kernel table (`emu::find("rmsnorm_f16")`), so the host's CUDA launchers run
+//! them under the emulator by the names and arguments they give the driver.
 
 /// Generates the exported `extern "ptx-kernel"` entry points of a generic kernel body (and
 /// their host twins). `sym = T` instantiates `body::<T>` with `E = T` in the signature;
@@ -56,6 +57,36 @@ macro_rules! kernel_entries {
             pub unsafe fn $sym($($arg: $t),*) {
                 // SAFETY: the caller upholds the body's contract.
                 unsafe { super::$body::<$($ty),+>($($arg),*) }
+            }
+
+            #[$crate::emu::linkme::distributed_slice($crate::emu::KERNELS)]
+            #[linkme(crate = $crate::emu::linkme)]
+            static ENTRY: $crate::emu::Kernel = $crate::emu::Kernel {
+                name: stringify!($sym),
+                params: &[$(core::mem::size_of::<$t>()),*],
+                run,
+            };
+
+            /// Reads the launch arguments as this kernel's parameters and runs it under the
+            /// emulator (the registry's `Kernel::run`).
+            ///
+            /// # Safety
+            /// As `Kernel::launch`, which has checked each argument's size.
+            unsafe fn run(
+                shape: $crate::launch_shape::LaunchShape,
+                args: &[$crate::emu::Arg<'_>],
+            ) -> Result<(), $crate::emu::EmuError> {
+                let mut next = args.iter();
+                // SAFETY: Kernel::launch checked the count and that each argument has its
+                // parameter's size.
+                let all = $crate::emu::Shared(unsafe {
+                    ($( next.next().expect("argument count checked").read::<$t>(), )*)
+                });
+                $crate::emu::launch_shape(stringify!($sym), shape, move || {
+                    let ($($arg,)*) = all.get();
+                    // SAFETY: the launcher upholds the body's contract (Kernel::launch).
+                    unsafe { $sym($($arg),*) }
+                })
             }
         }
         #[cfg(not(target_arch = "nvptx64"))]
