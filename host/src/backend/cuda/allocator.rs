@@ -5,12 +5,16 @@
 //! size. Everything runs on one stream, so a block freed after a kernel was queued can be
 //! reused by a later launch without a sync: the stream orders them. Memory returns to the
 //! driver only through [`CachingAllocator::empty_cache`] or when the backend is dropped.
+//!
+//! The emulated device uses the same allocator over host memory ([`Memory::Host`]), so its
+//! buffers are reused and counted exactly as a GPU's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaContext, result, sys::CUdeviceptr};
 
+use crate::backend::emu;
 use crate::error::{Error, Result};
 
 /// Bytes in use and cached, for reports and tests.
@@ -32,9 +36,57 @@ struct Pools {
     stats: MemoryStats,
 }
 
+/// Where blocks come from: the GPU's driver, or host memory for the emulated device.
+pub enum Memory {
+    Driver(Arc<CudaContext>),
+    Host,
+}
+
+impl Memory {
+    /// A new block of `size` bytes.
+    fn malloc(&self, size: usize) -> Result<CUdeviceptr> {
+        match self {
+            Memory::Driver(ctx) => {
+                ctx.bind_to_thread().map_err(|source| Error::Cuda {
+                    op: "alloc",
+                    source,
+                })?;
+                // SAFETY: the context is current; the pointer is freed exactly once
+                // (empty_cache/Drop).
+                unsafe { result::malloc_sync(size) }.map_err(|source| Error::Cuda {
+                    op: "alloc",
+                    source,
+                })
+            }
+            Memory::Host => emu::memory::alloc(size),
+        }
+    }
+
+    /// Returns a block to where it came from; a failure leaks it.
+    ///
+    /// # Safety
+    /// `ptr` came from `self.malloc(size)` and is in no live buffer.
+    unsafe fn free(&self, ptr: CUdeviceptr, size: usize) {
+        match self {
+            // SAFETY: the caller's contract; the context is current (`release`'s callers).
+            Memory::Driver(_) => drop(unsafe { result::free_sync(ptr) }),
+            // SAFETY: the caller's contract.
+            Memory::Host => unsafe { emu::memory::free(ptr, size) },
+        }
+    }
+
+    /// Makes the driver context current (nothing to do for host memory).
+    fn bind(&self) -> bool {
+        match self {
+            Memory::Driver(ctx) => ctx.bind_to_thread().is_ok(),
+            Memory::Host => true,
+        }
+    }
+}
+
 /// The allocator; shared by every buffer of one backend.
 pub struct CachingAllocator {
-    ctx: Arc<CudaContext>,
+    memory: Memory,
     pools: Mutex<Pools>,
 }
 
@@ -63,9 +115,9 @@ fn round_size(bytes: usize) -> usize {
 }
 
 impl CachingAllocator {
-    pub fn new(ctx: Arc<CudaContext>) -> Arc<Self> {
+    pub fn new(memory: Memory) -> Arc<Self> {
         Arc::new(CachingAllocator {
-            ctx,
+            memory,
             pools: Mutex::new(Pools::default()),
         })
     }
@@ -85,21 +137,12 @@ impl CachingAllocator {
                 p
             }
             None => {
-                self.ctx.bind_to_thread().map_err(|source| Error::Cuda {
-                    op: "alloc",
-                    source,
-                })?;
-                // SAFETY: the context is current; the pointer is freed exactly once (empty_cache/Drop).
-                let p = match unsafe { result::malloc_sync(size) } {
+                let p = match self.memory.malloc(size) {
                     Ok(p) => p,
                     Err(_) => {
                         // Out of memory: give the cached blocks back and try once more.
-                        Self::release(&mut pools);
-                        // SAFETY: as above.
-                        unsafe { result::malloc_sync(size) }.map_err(|source| Error::Cuda {
-                            op: "alloc",
-                            source,
-                        })?
+                        self.release(&mut pools);
+                        self.memory.malloc(size)?
                     }
                 };
                 pools.stats.driver_allocations += 1;
@@ -122,16 +165,16 @@ impl CachingAllocator {
 
     /// Returns every cached block to the driver.
     pub fn empty_cache(&self) {
-        if self.ctx.bind_to_thread().is_ok() {
-            Self::release(&mut self.pools());
+        if self.memory.bind() {
+            self.release(&mut self.pools());
         }
     }
 
-    fn release(pools: &mut Pools) {
+    fn release(&self, pools: &mut Pools) {
         for (size, ptrs) in pools.free.drain() {
             for p in ptrs {
-                // SAFETY: p came from malloc_sync and is in no live buffer; a failure leaks it.
-                let _ = unsafe { result::free_sync(p) };
+                // SAFETY: p came from malloc(size) and is in no live buffer.
+                unsafe { self.memory.free(p, size) };
                 pools.stats.cached -= size;
             }
         }
@@ -141,7 +184,9 @@ impl CachingAllocator {
 impl Drop for CachingAllocator {
     fn drop(&mut self) {
         // Queued work may still use cached blocks.
-        let _ = self.ctx.synchronize();
+        if let Memory::Driver(ctx) = &self.memory {
+            let _ = ctx.synchronize();
+        }
         self.empty_cache();
     }
 }
