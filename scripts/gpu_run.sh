@@ -24,9 +24,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 grep -E "test result" "$out/tests.txt" | awk '{p+=$4; f+=$6} END {print "GPU host tests: " p " passed, " f " failed"}' | tee -a "$out/tests.txt"
 if command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    rms_norm elementwise softmax rope embedding > "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    rms_norm softmax >> "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::softmax >> "$out/sanitizer.txt" 2>&1
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$out/sanitizer.txt"
 fi
 "$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"
