@@ -27,6 +27,11 @@ if command -v compute-sanitizer >/dev/null; then
     cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
     cuda::rms_norm cuda::softmax >> "$out/sanitizer.txt" 2>&1
+  # The attention kernels: shared-memory tiles (flash) and split partials (decode).
+  timeout 400 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
+    cuda::flash_attention_matches cuda::decode_attention >> "$out/sanitizer.txt" 2>&1
+  timeout 400 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
+    cuda::flash_attention_matches >> "$out/sanitizer.txt" 2>&1
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$out/sanitizer.txt"
 fi
 "$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"

@@ -9,8 +9,8 @@
 
 use crate::params::{
     CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
-    DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
-    WARP_ROWS_PER_BLOCK,
+    DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_BLOCK_N, FLASH_WARPS, GEMV_BLOCK,
+    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -159,4 +159,26 @@ pub fn decode_attention(
             shared_mem_bytes: 0,
         },
     }
+}
+
+/// FlashAttention-2 prefill (`flash_attn_d{head_dim}_*`): one block of `FLASH_WARPS` warps per
+/// head and 64-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
+/// exceed the driver's limits (more than 65535 query tiles or sequences).
+pub fn flash_attention(
+    heads: usize,
+    q_len: usize,
+    batch: usize,
+    head_dim: usize,
+) -> Option<LaunchShape> {
+    let tiles = u16::try_from(q_len.div_ceil(FLASH_BLOCK_M)).ok()?;
+    let batch = u16::try_from(batch).ok()?;
+    Some(LaunchShape {
+        grid: (
+            u32::try_from(heads).ok()?,
+            tiles.max(1) as u32,
+            batch as u32,
+        ),
+        block: (FLASH_WARPS as u32 * 32, 1, 1),
+        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * FLASH_BLOCK_N) * head_dim * 2) as u32,
+    })
 }

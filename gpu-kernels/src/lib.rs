@@ -29,6 +29,7 @@ pub mod params;
 
 pub mod activation;
 pub mod attention_decode;
+pub mod attention_flash;
 pub mod elem;
 pub mod elementwise;
 #[cfg(not(target_arch = "nvptx64"))]

@@ -106,3 +106,41 @@ pub struct DecodeAttnParams {
     /// softmax scale times log2(e): scores are kept in the log2 domain.
     pub scale_log2: f32,
 }
+
+/// FlashAttention-2 prefill: query rows per block (16 per warp).
+pub const FLASH_BLOCK_M: usize = 64;
+
+/// FlashAttention-2 prefill: keys per K/V tile streamed through shared memory.
+pub const FLASH_BLOCK_N: usize = 64;
+
+/// FlashAttention-2 prefill: warps per block (each owns 16 query rows).
+pub const FLASH_WARPS: usize = FLASH_BLOCK_M / 16;
+
+/// `flash_attn_d{64,128}_*`: causal or full attention of `q_len` queries over `kv_len` keys.
+/// Element strides (all multiples of 8, base pointers 16-byte aligned): the row of token `t`,
+/// head `h`, sequence `b` of q starts at `b * q_batch_stride + t * q_row_stride + h * q_head_stride`,
+/// and likewise for K/V (KV head `h / (heads / kv_heads)`) and the output. With `causal`, query
+/// `i` sees keys `j <= i + kv_len - q_len` (bottom-right aligned, as a prefill after cached
+/// tokens needs). Grid `(heads, ceil(q_len / FLASH_BLOCK_M), batch)`, `FLASH_WARPS * 32`
+/// threads, `(FLASH_BLOCK_M + 2 * FLASH_BLOCK_N) * head_dim * 2` bytes of shared memory.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct FlashAttnParams {
+    pub q_len: u32,
+    pub kv_len: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub q_row_stride: u32,
+    pub q_head_stride: u32,
+    pub kv_row_stride: u32,
+    pub kv_head_stride: u32,
+    pub o_row_stride: u32,
+    pub o_head_stride: u32,
+    pub q_batch_stride: u64,
+    pub kv_batch_stride: u64,
+    pub o_batch_stride: u64,
+    /// 1: causal mask; 0: every query sees every key.
+    pub causal: u32,
+    /// softmax scale times log2(e): scores are exponentiated in the log2 domain.
+    pub scale_log2: f32,
+}

@@ -36,3 +36,44 @@ macro_rules! unroll_cached {
         $crate::unroll4!($k => $body)
     }};
 }
+
+/// `unroll2!(k => { ... })` runs the block for `k = 0, 1`, each copy with `k` a literal.
+#[macro_export]
+macro_rules! unroll2 {
+    ($k:ident => $body:block) => {{
+        {
+            let $k: usize = 0;
+            $body
+        }
+        {
+            let $k: usize = 1;
+            $body
+        }
+    }};
+}
+
+/// `unroll8!(k => { ... })` runs the block for `k = 0..8`, each copy with `k` a constant.
+#[macro_export]
+macro_rules! unroll8 {
+    ($k:ident => $body:block) => {{
+        $crate::unroll4!(hi => {
+            $crate::unroll2!(lo => {
+                let $k: usize = hi * 2 + lo;
+                $body
+            })
+        })
+    }};
+}
+
+/// `unroll16!(k => { ... })` runs the block for `k = 0..16`, each copy with `k` a constant.
+#[macro_export]
+macro_rules! unroll16 {
+    ($k:ident => $body:block) => {{
+        $crate::unroll4!(hi => {
+            $crate::unroll4!(lo => {
+                let $k: usize = hi * 4 + lo;
+                $body
+            })
+        })
+    }};
+}

@@ -13,7 +13,7 @@
 use core::marker::PhantomData;
 use core::mem::size_of;
 
-use crate::params::{DecodeAttnParams, RopeParams, SoftmaxParams, StridedCopy};
+use crate::params::{DecodeAttnParams, FlashAttnParams, RopeParams, SoftmaxParams, StridedCopy};
 
 /// A type a kernel parameter (or a launch argument) may have.
 ///
@@ -40,7 +40,13 @@ macro_rules! plain_params {
     )* };
 }
 plain_params!(u32, u64, usize, f32);
-plain_params!(StridedCopy, RopeParams, SoftmaxParams, DecodeAttnParams);
+plain_params!(
+    StridedCopy,
+    RopeParams,
+    SoftmaxParams,
+    DecodeAttnParams,
+    FlashAttnParams,
+);
 
 // SAFETY: any address is a valid raw pointer; `read` gives it the provenance exposed by the
 // allocation it points into (dereferencing stays the kernel's contract, as on a GPU).

@@ -278,6 +278,62 @@ pub fn f32_to_bf16(v: f32) -> u16 {
     r
 }
 
+/// Two f32 → one register of two f16 (`lo` in the low half), round to nearest even: the
+/// packed operand layout of `mma` (one `cvt.rn.f16x2.f32`).
+#[inline(always)]
+pub fn f32x2_to_f16x2(lo: f32, hi: f32) -> u32 {
+    let r: u32;
+    // SAFETY: pure conversion.
+    unsafe {
+        asm!("cvt.rn.f16x2.f32 {r}, {h}, {l};", r = out(reg32) r, h = in(reg32) hi, l = in(reg32) lo)
+    };
+    r
+}
+
+/// As [`f32x2_to_f16x2`], to two bf16 (sm_80+).
+#[inline(always)]
+pub fn f32x2_to_bf16x2(lo: f32, hi: f32) -> u32 {
+    let r: u32;
+    // SAFETY: pure conversion.
+    unsafe {
+        asm!("cvt.rn.bf16x2.f32 {r}, {h}, {l};", r = out(reg32) r, h = in(reg32) hi, l = in(reg32) lo)
+    };
+    r
+}
+
+/// log2(x), approximate, flushing subnormals.
+#[inline(always)]
+pub fn log2_approx(x: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure arithmetic.
+    unsafe { asm!("lg2.approx.ftz.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x) };
+    r
+}
+
+/// `x`, unseen by the optimiser: a loop that calls this recomputes what depends on `x` in
+/// place, instead of hoisting every loop-invariant address into its own register (LLVM's LICM
+/// does that to unrolled tile loops and ptxas then spills). Costs one `mov`.
+#[inline(always)]
+pub fn opaque_u32(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register move; not `pure`, so LLVM neither hoists nor merges it.
+    unsafe {
+        asm!("mov.b32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(nomem, nostack))
+    };
+    r
+}
+
+/// As [`opaque_u32`], for a pointer.
+#[inline(always)]
+pub fn opaque_ptr<T>(p: *const T) -> *const T {
+    let r: u64;
+    // SAFETY: a register move; not `pure`, so LLVM neither hoists nor merges it.
+    unsafe {
+        asm!("mov.b64 {r}, {x};", r = out(reg64) r, x = in(reg64) p as u64, options(nomem, nostack))
+    };
+    r as *const T
+}
+
 /// Loads 16 bytes with one 128-bit global load.
 ///
 /// # Safety

@@ -6,7 +6,9 @@
 use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
-use nano_infer_kernels::params::{MAX_RANK, RopeParams, SoftmaxParams, StridedCopy};
+use nano_infer_kernels::params::{
+    FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
+};
 
 use super::context::CudaBackend;
 use super::dispatch::KernelArg;
@@ -274,6 +276,46 @@ impl CudaBackend {
             format!("decode_attn_combine_{}", dt.name()),
             cfg,
             (acc_p, ml_p, out, params)
+        );
+        Ok(())
+    }
+
+    /// True when the FlashAttention-2 kernel serves this head dim and dtype (f16/bf16, d 64/128).
+    pub(crate) fn flash_attention_supports(head_dim: usize, dt: DType) -> bool {
+        matches!(head_dim, 64 | 128) && matches!(dt, DType::F16 | DType::BF16)
+    }
+
+    /// FlashAttention-2 prefill of one sequence (`p` names lengths, heads, strides, mask,
+    /// scale); `lse` is 0 or `[heads, q_len]` f32. See `gpu-kernels/src/attention_flash.rs`.
+    ///
+    /// # Safety
+    /// The buffers hold the extents `p` describes with 16-byte aligned rows and strides that
+    /// are multiples of 8; `flash_attention_supports(d, dt)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn flash_attention(
+        &self,
+        q: u64,
+        k: u64,
+        v: u64,
+        out: u64,
+        lse: u64,
+        p: FlashAttnParams,
+        d: usize,
+        dt: DType,
+    ) -> Result<()> {
+        let shape = launch_shape::flash_attention(p.heads as usize, p.q_len as usize, 1, d)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "flash_attention",
+                    format!("{} queries exceed the grid", p.q_len),
+                )
+            })?;
+        let params = ByValue(p);
+        launch!(
+            self,
+            format!("flash_attn_d{d}_{}", dt.name()),
+            config(shape),
+            (q, k, v, out, lse, params)
         );
         Ok(())
     }

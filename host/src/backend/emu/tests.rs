@@ -1,9 +1,11 @@
 //! The emulated device below the public API: launcher behaviour `functional` never asks for
-//! (in-place maps, an embedding id past the vocabulary), and the launch step's own errors.
+//! (in-place maps, an embedding id past the vocabulary, FlashAttention's log-sum-exp output),
+//! and the launch step's own errors.
 //! The kernels themselves are checked through the public API in `tests/gpu_vs_cpu.rs`.
 
 use cudarc::driver::LaunchConfig;
 use nano_infer_kernels::emu::EmuError;
+use nano_infer_kernels::params::FlashAttnParams;
 
 use crate::backend::cpu::reference as R;
 use crate::backend::cpu::testing::assert_close;
@@ -67,6 +69,77 @@ fn embedding_kernel_writes_zeros_past_the_vocabulary() {
     let mut want = tv[3 * cols..4 * cols].to_vec();
     want.resize(2 * cols, 0.0);
     assert_eq!(download(&out), want);
+}
+
+#[test]
+fn flash_attention_writes_the_rows_log_sum_exp() {
+    let be = CudaBackend::emulated();
+    // (q_len, kv_len, heads, kv_heads, head_dim, causal, dtype): a causal prefill after cached
+    // keys over two query tiles, and a full one with a key-tile tail.
+    for (q_len, kv_len, heads, kv_heads, d, causal, dt) in [
+        (70, 130, 4, 1, 64, true, DType::F16),
+        (33, 65, 2, 1, 128, false, DType::BF16),
+    ] {
+        {
+            let values =
+                |n: usize, seed: usize| (0..n).map(|i| ((i * seed) as f32).sin()).collect();
+            let (q, qv) = upload(&be, values(q_len * heads * d, 7), dt);
+            let (k, kv) = upload(&be, values(kv_len * kv_heads * d, 11), dt);
+            let (v, _) = upload(&be, values(kv_len * kv_heads * d, 13), dt);
+            let out = be.alloc(q_len * heads * d, dt).unwrap();
+            let lse = be.alloc(heads * q_len, DType::F32).unwrap();
+            let scale = 1.0 / (d as f32).sqrt();
+            let p = FlashAttnParams {
+                q_len: q_len as u32,
+                kv_len: kv_len as u32,
+                heads: heads as u32,
+                kv_heads: kv_heads as u32,
+                q_row_stride: (heads * d) as u32,
+                q_head_stride: d as u32,
+                kv_row_stride: (kv_heads * d) as u32,
+                kv_head_stride: d as u32,
+                o_row_stride: (heads * d) as u32,
+                o_head_stride: d as u32,
+                causal: causal as u32,
+                scale_log2: scale * std::f32::consts::LOG2_E,
+                ..Default::default()
+            };
+            let (qp, kp, vp) = (q.ptr(), k.ptr(), v.ptr());
+            // SAFETY: contiguous buffers of the extents `p` names (256-byte aligned blocks,
+            // strides multiples of 8); d is 64 or 128 and dt f16/bf16.
+            unsafe { be.flash_attention(qp, kp, vp, out.ptr(), lse.ptr(), p, d, dt) }.unwrap();
+            let want = reference_lse(&qv, &kv, [q_len, kv_len, heads, kv_heads, d], scale, causal);
+            let name = format!("flash lse {dt:?} q{q_len} k{kv_len} d{d} causal {causal}");
+            assert_close(&name, &download(&lse), &want, 1e-3, 1e-4);
+        }
+    }
+}
+
+/// Natural log-sum-exp of each row's scaled scores, `[heads][q_len]`.
+fn reference_lse(q: &[f32], k: &[f32], dims: [usize; 5], scale: f32, causal: bool) -> Vec<f32> {
+    let [q_len, kv_len, heads, kv_heads, d] = dims;
+    let mut out = vec![0.0; heads * q_len];
+    for h in 0..heads {
+        let kh = h / (heads / kv_heads);
+        for i in 0..q_len {
+            let last = if causal {
+                i + kv_len - q_len
+            } else {
+                kv_len - 1
+            };
+            let scores: Vec<f64> = (0..=last)
+                .map(|j| {
+                    let qr = &q[(i * heads + h) * d..][..d];
+                    let kr = &k[(j * kv_heads + kh) * d..][..d];
+                    qr.iter().zip(kr).map(|(a, b)| (a * b) as f64).sum::<f64>() * scale as f64
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            out[h * q_len + i] =
+                (m + scores.iter().map(|s| (s - m).exp()).sum::<f64>().ln()) as f32;
+        }
+    }
+    out
 }
 
 #[test]
