@@ -18,7 +18,7 @@ for e in $exes; do
     name=$(basename "$e" | sed 's/-[0-9a-f]\{16\}$//')
     # Only what has GPU work or runs without the model: the full model (98 MB) and the text
     # fixtures stay here (64 MiB carry limit); CI runs those tests. `emu` has gpu_probe.
-    case "$name" in gpu_vs_cpu|llama_gpu|seed_llama_mlp|gpu_kernels|emu) ;; *) continue ;; esac
+    case "$name" in gpu_vs_cpu|llama_gpu|decode_graph|seed_llama_mlp|gpu_kernels|emu) ;; *) continue ;; esac
     cp "$e" "gpu-run/bin/$name" && strip "gpu-run/bin/$name"
 done
 cp "$target/release/nano-infer" gpu-run/bin/nano-infer && strip gpu-run/bin/nano-infer

@@ -18,8 +18,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use nano_infer::sampler::argmax;
 use nano_infer::{DType, Device, Llama, LlamaConfig, loaders};
 
@@ -32,24 +30,8 @@ const F16_TOL: f32 = 0.25;
 const PROMPT: [u32; 5] = [504, 3575, 282, 4649, 314];
 const STEPS: usize = 16;
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("NANO_INFER_FIXTURE")
-        .or_else(|| std::env::var_os("NANO_INFER_GGUF"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "no model at {}: set NANO_INFER_FIXTURE (nano-infer fixture --layers 2 --out FILE)",
-        path.display()
-    );
-    path
-}
-
 fn load(dtype: DType, device: &Device) -> Llama {
-    let source = loaders::open(&model_path()).expect("open the model");
+    let source = loaders::open(&common::fixture_path()).expect("open the model");
     Llama::load(source.as_ref(), dtype, device, MAX_SEQ).expect("load")
 }
 

@@ -8,9 +8,9 @@
 //! Plain integer math: nothing here reaches the PTX.
 
 use crate::params::{
-    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
-    DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_BLOCK_N, FLASH_WARPS, GEMV_BLOCK,
-    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK,
+    ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS,
+    DECODE_MIN_SPLIT_LEN, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
+    GEMV_BLOCK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, flash_block_n,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -113,14 +113,18 @@ impl DecodeAttnPlan {
     }
 }
 
-/// Plans one token's attention over `kv_len` cached keys: as many query heads of a KV group
-/// per block as divide the group (up to `DECODE_MAX_HEADS_PER_BLOCK`), and about one wave of
-/// one-warp blocks (32 per SM) within the split limits.
+/// Plans one token's attention over at most `max_keys` cached keys, `kv_len` of them known to
+/// the host (the params' `kv_len`; a device-side count adds the rest, see
+/// [`DecodeAttnParams`]): as many query heads of a KV group per block as divide the group (up to
+/// `DECODE_MAX_HEADS_PER_BLOCK`), and about one wave of one-warp blocks (32 per SM) within the
+/// split limits, for the longest length. Each length then uses
+/// [`DecodeAttnParams::splits_used`] of the splits.
 pub fn decode_attention(
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
     kv_len: usize,
+    max_keys: usize,
     scale: f32,
     sm_count: usize,
 ) -> DecodeAttnPlan {
@@ -131,11 +135,10 @@ pub fn decode_attention(
         .unwrap_or(1);
     let subgroups = group / per_block;
     let wanted = (sm_count.max(1) * 32).div_ceil(kv_heads * subgroups);
-    let most = DECODE_MAX_SPLITS
-        .min(kv_len.div_ceil(DECODE_MIN_SPLIT_LEN))
+    let splits = wanted
+        .min(DECODE_MAX_SPLITS)
+        .min(max_keys.max(kv_len).div_ceil(DECODE_MIN_SPLIT_LEN))
         .max(1);
-    let split_len = kv_len.div_ceil(wanted.clamp(1, most));
-    let splits = kv_len.div_ceil(split_len);
     DecodeAttnPlan {
         params: DecodeAttnParams {
             heads: heads as u32,
@@ -143,7 +146,6 @@ pub fn decode_attention(
             head_dim: head_dim as u32,
             kv_len: kv_len as u32,
             kv_stride: (kv_heads * head_dim) as u32,
-            split_len: split_len as u32,
             splits: splits as u32,
             heads_per_block: per_block as u32,
             scale_log2: scale * core::f32::consts::LOG2_E,
@@ -162,7 +164,7 @@ pub fn decode_attention(
 }
 
 /// FlashAttention-2 prefill (`flash_attn_d{head_dim}_*`): one block of `FLASH_WARPS` warps per
-/// head and 64-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
+/// head and `FLASH_BLOCK_M`-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
 /// exceed the driver's limits (more than 65535 query tiles or sequences).
 pub fn flash_attention(
     heads: usize,
@@ -179,6 +181,31 @@ pub fn flash_attention(
             batch as u32,
         ),
         block: (FLASH_WARPS as u32 * 32, 1, 1),
-        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * FLASH_BLOCK_N) * head_dim * 2) as u32,
+        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2) as u32,
     })
+}
+
+/// `argmax_f32`: one block of [`ARGMAX_BLOCK`] threads and a (value, index) pair per warp in
+/// shared memory.
+pub fn argmax() -> LaunchShape {
+    LaunchShape {
+        grid: (1, 1, 1),
+        block: (ARGMAX_BLOCK, 1, 1),
+        shared_mem_bytes: ARGMAX_BLOCK / 32 * 8,
+    }
+}
+
+/// A single thread (`add_u32`: the decode step's position update).
+pub fn single() -> LaunchShape {
+    LaunchShape {
+        grid: (1, 1, 1),
+        block: (1, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Work items of `rope_kv_write_*` (before chunking, as [`rope_items`]): the rotated pairs of
+/// `q` and `k` plus the elements of `v`.
+pub fn rope_kv_items(seq: usize, heads: usize, kv_heads: usize, head_dim: usize) -> usize {
+    rope_items(seq * (heads + kv_heads), head_dim) + map_items(seq * kv_heads * head_dim)
 }

@@ -88,18 +88,23 @@ pub const DECODE_MIN_SPLIT_LEN: usize = 64;
 
 /// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
-/// `t * kv_stride + h * head_dim`. Block `(subgroup, kv_head, split)` handles `heads_per_block`
-/// query heads of that KV head over keys `split * split_len ..` and writes unnormalised partial
-/// results; `decode_attn_combine_*` merges the splits.
+/// `t * kv_stride + h * head_dim`. The number of keys is `kv_len`, plus the `u32` the kernels'
+/// `kv_len_dev` argument points at when it is not null (a CUDA graph's decode step keeps the
+/// cache length in device memory, so one captured launch serves every length). Both kernels
+/// derive the split length from that total with [`DecodeAttnParams::split_len`]: block
+/// `(subgroup, kv_head, split)` handles `heads_per_block` query heads of that KV head over keys
+/// `split * split_len ..` and writes unnormalised partial results (blocks past the last key
+/// exit at once); `decode_attn_combine_*` merges the splits in use.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct DecodeAttnParams {
     pub heads: u32,
     pub kv_heads: u32,
     pub head_dim: u32,
+    /// Keys known to the host (all of them when `kv_len_dev` is null).
     pub kv_len: u32,
     pub kv_stride: u32,
-    pub split_len: u32,
+    /// Splits the grid has (`grid.z`): the most that any length uses.
     pub splits: u32,
     /// Query heads per block (1..=DECODE_MAX_HEADS_PER_BLOCK, dividing heads / kv_heads).
     pub heads_per_block: u32,
@@ -107,14 +112,22 @@ pub struct DecodeAttnParams {
     pub scale_log2: f32,
 }
 
-/// FlashAttention-2 prefill: query rows per block (16 per warp).
-pub const FLASH_BLOCK_M: usize = 64;
+/// FlashAttention-2 prefill: warps per block.
+pub const FLASH_WARPS: usize = 4;
 
-/// FlashAttention-2 prefill: keys per K/V tile streamed through shared memory.
-pub const FLASH_BLOCK_N: usize = 64;
+/// FlashAttention-2 prefill: 16-row blocks of queries per warp. Two let every K/V fragment
+/// read from shared memory feed two `mma`s, which halves the shared-memory traffic per FLOP.
+pub const FLASH_ROW_BLOCKS: usize = 2;
 
-/// FlashAttention-2 prefill: warps per block (each owns 16 query rows).
-pub const FLASH_WARPS: usize = FLASH_BLOCK_M / 16;
+/// FlashAttention-2 prefill: query rows per block.
+pub const FLASH_BLOCK_M: usize = FLASH_WARPS * 16 * FLASH_ROW_BLOCKS;
+
+/// FlashAttention-2 prefill: keys per K/V tile streamed through shared memory. Head dim 128
+/// takes 32: with 32 query rows per warp, 64-key score tiles next to the 128 f32 output
+/// accumulators per thread exceed the 255 registers (ptxas spills).
+pub const fn flash_block_n(head_dim: usize) -> usize {
+    if head_dim > 64 { 32 } else { 64 }
+}
 
 /// `flash_attn_d{64,128}_*`: causal or full attention of `q_len` queries over `kv_len` keys.
 /// Element strides (all multiples of 8, base pointers 16-byte aligned): the row of token `t`,
@@ -122,7 +135,7 @@ pub const FLASH_WARPS: usize = FLASH_BLOCK_M / 16;
 /// and likewise for K/V (KV head `h / (heads / kv_heads)`) and the output. With `causal`, query
 /// `i` sees keys `j <= i + kv_len - q_len` (bottom-right aligned, as a prefill after cached
 /// tokens needs). Grid `(heads, ceil(q_len / FLASH_BLOCK_M), batch)`, `FLASH_WARPS * 32`
-/// threads, `(FLASH_BLOCK_M + 2 * FLASH_BLOCK_N) * head_dim * 2` bytes of shared memory.
+/// threads, `(FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2` bytes of shared memory.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct FlashAttnParams {
@@ -144,3 +157,38 @@ pub struct FlashAttnParams {
     /// softmax scale times log2(e): scores are exponentiated in the log2 domain.
     pub scale_log2: f32,
 }
+impl DecodeAttnParams {
+    /// Keys per split for `kv_len` keys: as many splits as the grid has, but none shorter than
+    /// [`DECODE_MIN_SPLIT_LEN`] keys (the host plan and both kernels call this, so they agree).
+    #[inline(always)]
+    pub fn split_len(&self, kv_len: u32) -> u32 {
+        let by_length = kv_len.div_ceil(DECODE_MIN_SPLIT_LEN as u32);
+        let splits = self.splits.min(by_length).max(1);
+        kv_len.div_ceil(splits).max(1)
+    }
+
+    /// Splits that hold at least one of `kv_len` keys.
+    #[inline(always)]
+    pub fn splits_used(&self, kv_len: u32) -> u32 {
+        kv_len.div_ceil(self.split_len(kv_len))
+    }
+}
+
+/// `rope_kv_write_*`: RoPE on `q` and `k` (`[seq, heads | kv_heads, head_dim]`) fused with the
+/// KV-cache write: rotated `k` rows and `v` rows go to cache rows `pos .. pos + seq` (rows of
+/// `kv_heads * head_dim` elements), where `pos = pos_offset` plus the `u32` the kernel's
+/// `pos_dev` argument points at when it is not null.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct RopeKvParams {
+    pub seq: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub pos_offset: u32,
+    /// As [`RopeParams::interleaved`].
+    pub interleaved: u32,
+}
+
+/// Threads of the one-block `argmax_f32` kernel.
+pub const ARGMAX_BLOCK: u32 = 1024;

@@ -56,6 +56,10 @@ pub enum Error {
         #[source]
         source: cudarc::cublas::result::CublasError,
     },
+    /// A decode step cannot be captured in a CUDA graph (driver support, an op that cannot be
+    /// captured, an unsupported shape); callers fall back to eager launches.
+    #[error("CUDA graph unavailable: {reason}")]
+    GraphUnavailable { reason: String },
     /// A kernel the backend expects is missing from the loaded PTX (or, on the emulated
     /// device, from the kernel crate's table).
     #[error("kernel `{name}` is missing from the PTX module")]

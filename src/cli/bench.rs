@@ -1,16 +1,22 @@
-//! `bench`: prefill and decode throughput of the full model.
+//! `bench`: prefill and decode throughput of the full model, on a model file or on random
+//! weights of a named model's shapes made directly on the device (no 13 GB file needed).
 //!
-//! Prefill runs `--prompt-tokens` ids in one forward pass; decode then runs `--gen-tokens`
-//! one-token steps (greedy). Each timing ends when the logits are on the host, so GPU work is
-//! finished. Decode is bound by reading the weights once per token, so its rate is also shown
-//! as weight GB/s (decimal).
+//! - Prefill: one forward pass of N ids (each of `--prefill-tokens`) into an empty cache, timed
+//!   until the logits are on the host; shown as tokens/s and effective TFLOP/s (the layers'
+//!   GEMMs and causal attention).
+//! - Decode: after an eager prefill to each of `--contexts`, `--gen-tokens` greedy one-token
+//!   steps, timed end to end (launch, GPU, reading the token back). On CUDA the steps replay one
+//!   captured CUDA graph (`GraphDecoder`), or run eagerly with `--eager` or where capture is
+//!   unavailable. Decode reads every weight and the KV cache once per token, so each rate is
+//!   also shown as GB/s — the model's weight bytes plus the cache bytes read at that context —
+//!   against the device-to-device copy bandwidth measured in the same run.
 
 use std::time::Instant;
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use nano_infer::sampler::argmax;
-use nano_infer::{Llama, LlamaConfig};
+use nano_infer::{Device, Error, GraphDecoder, KvCache, Llama, LlamaConfig, Tensor};
 
 use super::ModelArgs;
 
@@ -27,15 +33,21 @@ enum Preset {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Random weights of this model's shapes instead of a model file.
+    /// Random weights of this model's shapes (made on the device) instead of a model file.
     #[arg(long, value_enum)]
     config: Option<Preset>,
-    /// Prompt length of the prefill.
+    /// Prompt lengths of the prefill runs (comma-separated; 0: none).
+    #[arg(long, value_delimiter = ',', default_values_t = [512, 2048])]
+    prefill_tokens: Vec<usize>,
+    /// Context lengths at which decode is measured (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [128, 2048])]
+    contexts: Vec<usize>,
+    /// Decode steps timed at each context.
     #[arg(long, default_value_t = 128)]
-    prompt_tokens: usize,
-    /// Decode steps.
-    #[arg(long, default_value_t = 64)]
     gen_tokens: usize,
+    /// Decode with eager launches even where a CUDA graph can be captured.
+    #[arg(long)]
+    eager: bool,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -43,12 +55,16 @@ pub struct BenchArgs {
     model: ModelArgs,
 }
 
+/// Spread-out ids, the same on every run.
+fn ids(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n as u64)
+        .map(|i| ((i * 7919 + 13) % vocab as u64) as u32)
+        .collect()
+}
+
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    if args.prompt_tokens == 0 {
-        bail!("--prompt-tokens must be at least 1");
-    }
-    let model = match args.config {
-        None => args.model.load()?.0,
+    let (model, what) = match args.config {
+        None => (args.model.load()?.0, "model file".to_string()),
         Some(preset) => {
             let config = match preset {
                 Preset::Smollm2_135m => LlamaConfig::smollm2_135m(),
@@ -57,71 +73,202 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             };
             let device = args.model.device()?;
             let dtype = args.model.dtype(&device)?;
-            eprint!("random {preset:?} weights ({}, {device}) ...", dtype.name());
             let start = Instant::now();
             let model = Llama::random(&config, dtype, &device, args.seed)?;
-            eprintln!(" {:.1} s", start.elapsed().as_secs_f64());
-            model
+            device_sync(&model.device)?;
+            let name = preset.to_possible_value().map(|v| v.get_name().to_string());
+            let made = format!(
+                "random {} weights made on {device} in {:.1} s",
+                name.unwrap_or_default(),
+                start.elapsed().as_secs_f64()
+            );
+            (model, made)
         }
     };
-    let needed = args.prompt_tokens + args.gen_tokens;
+    let longest_prefill = args.prefill_tokens.iter().copied().max().unwrap_or(0);
+    let longest_decode = args
+        .contexts
+        .iter()
+        .max()
+        .map_or(0, |&c| c.max(1) + args.gen_tokens + 2);
+    let needed = longest_prefill.max(longest_decode);
     if needed > model.max_seq() {
         bail!(
-            "--prompt-tokens + --gen-tokens = {needed} exceeds the {} positions of the cache",
+            "the runs need {needed} positions, the model holds {} (lower --contexts, --gen-tokens or --prefill-tokens)",
             model.max_seq()
         );
     }
-    let vocab = model.config.vocab_size as u64;
-    // Spread-out ids, the same on every run.
-    let prompt: Vec<u32> = (0..args.prompt_tokens as u64)
-        .map(|i| ((i * 7919 + 13) % vocab) as u32)
-        .collect();
-
-    // Warm-up: the first pass on a GPU loads kernels and fills the allocator's cache.
-    let mut cache = model.new_cache()?;
-    let warm = &prompt[..prompt.len().min(8)];
-    let logits = model.forward(warm, &mut cache)?.to_vec_f32()?;
-    model
-        .forward(&[argmax(&logits)], &mut cache)?
-        .to_vec_f32()?;
-    cache.reset();
-
-    let start = Instant::now();
-    let mut next = argmax(&model.forward(&prompt, &mut cache)?.to_vec_f32()?);
-    let prefill = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for _ in 0..args.gen_tokens {
-        next = argmax(&model.forward(&[next], &mut cache)?.to_vec_f32()?);
-    }
-    let decode = start.elapsed().as_secs_f64();
-
     let c = &model.config;
+    let device_name = match &model.device {
+        Device::Cpu => "the CPU".to_string(),
+        Device::Cuda(b) => format!("{} ({})", model.device, b.name()),
+    };
     println!(
-        "model: {} layers, hidden {}, {} heads ({} KV), vocab {}; {} on {}",
+        "model: {} layers, hidden {}, {} heads ({} KV) of {}, vocab {}; {} on {device_name} ({what})",
         c.num_layers,
         c.hidden_size,
         c.num_heads,
         c.num_kv_heads,
+        c.head_dim,
         c.vocab_size,
         model.dtype.name(),
-        model.device
     );
+    let kv_per_position =
+        2 * c.num_layers * c.num_kv_heads * c.head_dim * model.dtype.size_in_bytes();
+    // What the allocator holds now is the model (weights and RoPE tables), as allocated.
+    let allocated = match &model.device {
+        Device::Cuda(b) => format!(
+            " ({:.3} GB allocated on the device)",
+            b.memory_stats().in_use as f64 / 1e9
+        ),
+        Device::Cpu => String::new(),
+    };
     println!(
-        "prefill: {:>5} tokens in {:>8.3} s = {:>9.1} tokens/s",
-        args.prompt_tokens,
-        prefill,
-        args.prompt_tokens as f64 / prefill
+        "bytes read per decode token: weights {:.3} GB{allocated} + KV cache {:.1} KB per position of context",
+        model.weight_bytes() as f64 / 1e9,
+        kv_per_position as f64 / 1e3
     );
-    if args.gen_tokens > 0 {
-        let per_token = decode / args.gen_tokens as f64;
-        println!(
-            "decode:  {:>5} tokens in {:>8.3} s = {:>9.1} tokens/s ({:.1} ms/token, {:.1} GB/s of weights)",
-            args.gen_tokens,
-            decode,
-            1.0 / per_token,
-            per_token * 1e3,
-            model.weight_bytes() as f64 / per_token / 1e9
-        );
+    let copy = copy_bandwidth(&model.device)?;
+    if let Some(gbs) = copy {
+        println!("copy bandwidth (device to device, 1 GiB): {gbs:.0} GB/s");
     }
+
+    let mut cache = model.new_cache_with_capacity(longest_prefill.max(16))?;
+    warm_up(&model, &mut cache)?;
+    for &n in args.prefill_tokens.iter().filter(|&&n| n > 0) {
+        prefill(&model, &mut cache, n)?;
+    }
+    drop(cache);
+    for &context in &args.contexts {
+        decode(&model, context, &args, copy, kv_per_position)?;
+    }
+    Ok(())
+}
+
+/// Waits for the device's queued work (a no-op on the CPU).
+fn device_sync(device: &Device) -> nano_infer::Result<()> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda(b) => b.synchronize(),
+    }
+}
+
+/// Device-to-device copy of 1 GiB, median of 10: GB/s counting the bytes read and written.
+fn copy_bandwidth(device: &Device) -> anyhow::Result<Option<f64>> {
+    let Device::Cuda(b) = device else {
+        return Ok(None);
+    };
+    let bytes = 1usize << 30;
+    let src = Tensor::zeros([bytes / 2], nano_infer::DType::F16, device)?;
+    let dst = Tensor::zeros([bytes / 2], nano_infer::DType::F16, device)?;
+    let (s, d) = (src.device_ptr(), dst.device_ptr());
+    let (Some(s), Some(d)) = (s, d) else {
+        bail!("CUDA tensors without device addresses");
+    };
+    // SAFETY: both tensors hold `bytes` bytes.
+    let ms = b.time_median_ms(3, 10, || unsafe { b.copy_device(d, s, bytes) })?;
+    Ok(Some(2.0 * bytes as f64 / (ms * 1e-3) / 1e9))
+}
+
+/// The first passes load kernels, fill the allocator's cache and pick cuBLAS algorithms.
+fn warm_up(model: &Llama, cache: &mut KvCache) -> anyhow::Result<()> {
+    cache.reset();
+    let logits = model.forward(&ids(8, model.config.vocab_size), cache)?;
+    let next = argmax(&logits.to_vec_f32()?);
+    model.forward(&[next], cache)?.to_vec_f32()?;
+    cache.reset();
+    Ok(())
+}
+
+/// Times one prefill of `n` tokens (after an untimed one of the same length).
+fn prefill(model: &Llama, cache: &mut KvCache, n: usize) -> anyhow::Result<()> {
+    let prompt = ids(n, model.config.vocab_size);
+    let mut run = || -> anyhow::Result<f64> {
+        cache.reset();
+        let start = Instant::now();
+        model.forward(&prompt, cache)?.to_vec_f32()?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    run()?;
+    let secs = run()?;
+    let c = &model.config;
+    // The layers' GEMMs (2 FLOPs per weight per token) and causal attention (QKᵀ and PV over
+    // half the n² pairs, 2 FLOPs each), plus the LM head on the last token.
+    let weights = model.weight_bytes() / model.dtype.size_in_bytes() - c.vocab_size * c.hidden_size;
+    let attention = 2 * 2 * c.num_layers * c.num_heads * c.head_dim * n * (n + 1) / 2;
+    let flops = 2 * weights * n + attention + 2 * c.vocab_size * c.hidden_size;
+    println!(
+        "prefill {n:>5} tokens: {:>8.4} s = {:>9.1} tokens/s ({:.2} TFLOP/s effective)",
+        secs,
+        n as f64 / secs,
+        flops as f64 / secs / 1e12
+    );
+    cache.reset();
+    Ok(())
+}
+
+/// Fills a cache sized to the run (as the torch anchor sizes its own) to `context` positions
+/// eagerly, then times `gen_tokens` greedy steps.
+fn decode(
+    model: &Llama,
+    context: usize,
+    args: &BenchArgs,
+    copy: Option<f64>,
+    kv_per_position: usize,
+) -> anyhow::Result<()> {
+    let steps = args.gen_tokens;
+    let prompt = ids(context.max(1), model.config.vocab_size);
+    let mut cache = model.new_cache_with_capacity(prompt.len() + steps + 2)?;
+    let cache = &mut cache;
+    let mut next = argmax(&model.forward(&prompt, cache)?.to_vec_f32()?);
+    let graph = if args.eager || model.device.is_cpu() {
+        None
+    } else {
+        match GraphDecoder::new(model, cache) {
+            Ok(d) => Some(d),
+            Err(Error::GraphUnavailable { reason }) => {
+                eprintln!("decode: no CUDA graph ({reason}); eager steps");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (mode, secs) = match graph {
+        Some(mut decoder) => {
+            // Two untimed replays (the first ones pay for uploading the graph).
+            for _ in 0..2 {
+                next = decoder.step_greedy(cache, next)?;
+            }
+            let start = Instant::now();
+            for _ in 0..steps {
+                next = decoder.step_greedy(cache, next)?;
+            }
+            ("graph", start.elapsed().as_secs_f64())
+        }
+        None => {
+            let start = Instant::now();
+            for _ in 0..steps {
+                next = argmax(&model.forward(&[next], cache)?.to_vec_f32()?);
+            }
+            ("eager", start.elapsed().as_secs_f64())
+        }
+    };
+    if steps == 0 {
+        return Ok(());
+    }
+    let per_token = secs / steps as f64;
+    // The cache read per step grows with the context: take the mean over the timed steps.
+    let mean_context = (cache.len() - steps / 2) as f64;
+    let bytes = model.weight_bytes() as f64 + kv_per_position as f64 * mean_context;
+    let gbs = bytes / per_token / 1e9;
+    let of_copy = copy.map_or(String::new(), |c| {
+        format!(" = {:.0}% of copy", 100.0 * gbs / c)
+    });
+    println!(
+        "decode @ context {context:>5} ({mode}): {steps} tokens in {secs:.3} s = {:>8.1} tokens/s, {:.3} ms/token; {:.3} GB/token read = {gbs:.0} GB/s{of_copy}",
+        1.0 / per_token,
+        per_token * 1e3,
+        bytes / 1e9,
+    );
     Ok(())
 }

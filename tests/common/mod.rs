@@ -96,3 +96,22 @@ pub fn model_path() -> std::path::PathBuf {
     );
     path
 }
+
+/// The model the GPU end-to-end tests load: `$NANO_INFER_FIXTURE` — a truncated SmolLM2 written
+/// by `nano-infer fixture --layers 2 --out FILE` (small enough to carry to a GPU host) — else
+/// the full SmolLM2 GGUF (`$NANO_INFER_GGUF` or the cache).
+pub fn fixture_path() -> std::path::PathBuf {
+    let path = std::env::var_os("NANO_INFER_FIXTURE")
+        .or_else(|| std::env::var_os("NANO_INFER_GGUF"))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "no model at {}: set NANO_INFER_FIXTURE (nano-infer fixture --layers 2 --out FILE)",
+        path.display()
+    );
+    path
+}

@@ -13,7 +13,9 @@
 use core::marker::PhantomData;
 use core::mem::size_of;
 
-use crate::params::{DecodeAttnParams, FlashAttnParams, RopeParams, SoftmaxParams, StridedCopy};
+use crate::params::{
+    DecodeAttnParams, FlashAttnParams, RopeKvParams, RopeParams, SoftmaxParams, StridedCopy,
+};
 
 /// A type a kernel parameter (or a launch argument) may have.
 ///
@@ -46,6 +48,7 @@ plain_params!(
     SoftmaxParams,
     DecodeAttnParams,
     FlashAttnParams,
+    RopeKvParams,
 );
 
 // SAFETY: any address is a valid raw pointer; `read` gives it the provenance exposed by the

@@ -65,14 +65,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
                 // SAFETY: contiguous tensors of the checked shapes; alignment checked above.
                 unsafe {
                     be.decode_attention(
-                        ptrs[0],
-                        ptrs[1],
-                        ptrs[2],
-                        ptrs[3],
+                        ptrs,
                         heads,
                         kv_heads,
                         d,
                         k_len,
+                        (0, k_len),
                         scale,
                         q.dtype(),
                     )?

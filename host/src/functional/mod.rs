@@ -4,10 +4,12 @@
 //! or to the CUDA kernels. Inputs may be any view; ops make them contiguous first.
 
 mod attention;
+mod decode;
 mod matmul;
 mod rope;
 
 pub use attention::attention;
+pub use decode::{argmax_into, decode_attention, embedding_at, rope_kv_write};
 pub use matmul::{linear, matmul};
 pub use rope::{RopeTable, rope};
 

@@ -24,7 +24,8 @@ impl Linear {
         }
         Ok(Linear { weight })
     }
-    /// Weights drawn from N(0, INIT_STD²) with `seed`.
+    /// Weights drawn uniformly with standard deviation `INIT_STD` and `seed`, on `device`
+    /// (see [`Tensor::rand_uniform`]).
     pub fn random(
         in_features: usize,
         out_features: usize,
@@ -32,7 +33,7 @@ impl Linear {
         dtype: DType,
         device: &Device,
     ) -> Result<Linear> {
-        Linear::new(Tensor::randn(
+        Linear::new(Tensor::rand_uniform(
             [out_features, in_features],
             INIT_STD,
             seed,

@@ -7,14 +7,17 @@
 //! | module | what |
 //! |---|---|
 //! | `launch_shapes` | the emulated GPU tests' row shapes take both row-kernel layouts |
+//! | `decode_step` | the decode graph's kernels: fused RoPE + KV write, device-length attention, argmax, init (through `harness`, a mirror launcher still to be moved onto the emulated device) |
 //! | `primitives` | ids, shuffles, votes, atomics, `cp.async`, the tensor-core probe kernel |
 //! | `errors` | each `EmuError` kind, naming kernel, block and thread |
 //! | `negative` | broken reductions (wrong index, missing barriers) flagged on every run |
 //! | `softfloat` | f16/bf16 conversions bit-exact against `half` |
 //! | `gpu_probe` | (ignored: needs a GPU) the probe kernel on hardware, same checks |
 
+mod decode_step;
 mod errors;
 mod gpu_probe;
+mod harness;
 mod launch_shapes;
 mod negative;
 mod primitives;

@@ -10,13 +10,14 @@
 //! here, the launch step (`dispatch.rs`) and the GEMM (`blas.rs`) look at the [`Target`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use cudarc::nvrtc::Ptx;
 
-use super::allocator::{CachingAllocator, DeviceBuffer, Memory, MemoryStats};
+use super::allocator::{CachingAllocator, DeviceBuffer, Memory, MemoryStats, Reservation};
 use super::storage::CudaStorage;
 use crate::backend::emu;
 use crate::error::{Error, Result};
@@ -33,6 +34,8 @@ struct Inner {
     sm_count: usize,
     // Field order is drop order: buffers' allocator and cuBLAS go before the context.
     allocator: Arc<CachingAllocator>,
+    /// Host waits on the stream so far (each download waits once).
+    syncs: AtomicUsize,
     target: Target,
 }
 
@@ -163,6 +166,7 @@ impl CudaBackend {
                 name,
                 sm_count,
                 allocator: CachingAllocator::new(Memory::Driver(ctx.clone())),
+                syncs: AtomicUsize::new(0),
                 target: Target::Driver(Driver {
                     blas,
                     module,
@@ -183,6 +187,7 @@ impl CudaBackend {
                 name: "SIMT emulator".into(),
                 sm_count: emu::SM_COUNT,
                 allocator: CachingAllocator::new(Memory::Host),
+                syncs: AtomicUsize::new(0),
                 target: Target::Emulator,
             }),
         }
@@ -230,10 +235,16 @@ impl CudaBackend {
     }
     /// Waits for all queued work (emulated work is done when its call returns).
     pub fn synchronize(&self) -> Result<()> {
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
         match &self.inner.target {
             Target::Driver(d) => d.stream.synchronize().map_err(cuda_err("synchronize")),
             Target::Emulator => Ok(()),
         }
+    }
+    /// Times the host has waited for the stream (synchronisations, downloads and uploads):
+    /// a decode loop that only launches graphs and reads one token adds one per step.
+    pub fn sync_count(&self) -> usize {
+        self.inner.syncs.load(Ordering::Relaxed)
     }
     /// Allocator statistics.
     pub fn memory_stats(&self) -> MemoryStats {
@@ -244,6 +255,16 @@ impl CudaBackend {
         self.synchronize()?;
         self.inner.allocator.empty_cache();
         Ok(())
+    }
+
+    /// Starts reserving allocations for a CUDA graph capture (see `allocator.rs`).
+    pub(crate) fn reserve(&self) -> Result<Reservation> {
+        self.inner.allocator.reserve()
+    }
+
+    /// An uninitialised buffer of `bytes` bytes.
+    pub(crate) fn alloc_buffer(&self, bytes: usize) -> Result<DeviceBuffer> {
+        self.inner.allocator.alloc(bytes)
     }
 
     /// Uninitialised storage of `n` elements.
@@ -283,11 +304,11 @@ impl CudaBackend {
                 // `bytes` can go.
                 unsafe { result::memcpy_htod_async(buf.ptr(), bytes, d.stream.cu_stream()) }
                     .map_err(cuda_err("upload"))?;
-                self.synchronize()?;
             }
             // SAFETY: a fresh emulated buffer of at least bytes.len() bytes.
             Target::Emulator => unsafe { emu::memory::write(buf.ptr(), bytes) },
         }
+        self.synchronize()?;
         Ok(buf)
     }
 
@@ -315,7 +336,6 @@ impl CudaBackend {
                 // before returning.
                 unsafe { result::memcpy_dtoh_async(&mut dst, src, d.stream.cu_stream()) }
                     .map_err(cuda_err("download"))?;
-                self.synchronize()?;
             }
             // SAFETY: the caller passes an address of this emulated device with dst.len()
             // elements of T behind it.
@@ -323,6 +343,7 @@ impl CudaBackend {
                 emu::memory::read(src, bytemuck::cast_slice_mut(&mut dst))
             },
         }
+        self.synchronize()?;
         Ok(dst)
     }
 }

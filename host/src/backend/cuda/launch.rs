@@ -11,7 +11,6 @@ use nano_infer_kernels::params::{
 };
 
 use super::context::CudaBackend;
-use super::dispatch::KernelArg;
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Layout};
@@ -19,7 +18,7 @@ use crate::tensor::{DType, Layout};
 /// A `#[repr(C)]` parameter struct passed by value to a kernel.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-struct ByValue<T>(T);
+pub(super) struct ByValue<T>(pub(super) T);
 // SAFETY: only plain-data param structs (`Param`: the kernel crate's `#[repr(C)]` ones), whose
 // layout the kernels share.
 unsafe impl<T: Param> DeviceRepr for ByValue<T> {}
@@ -35,16 +34,17 @@ unsafe impl<T: Param> Param for ByValue<T> {
 /// or the emulator (`CudaBackend::launch_kernel`).
 macro_rules! launch {
     ($be:expr, $name:expr, $cfg:expr, ($($arg:ident),* $(,)?)) => {{
-        let args: &[&dyn KernelArg] = &[$(&$arg),*];
+        let args: &[&dyn $crate::backend::cuda::KernelArg] = &[$(&$arg),*];
         // SAFETY: the launcher computed the grid from the sizes the kernel's contract names and
         // passes addresses of buffers that hold them.
         unsafe { $be.launch_kernel(&$name, $cfg, args) }?;
     }};
 }
+pub(super) use launch;
 
 /// The driver's launch configuration for a shape from `nano_infer_kernels::launch_shape` (the
 /// grid/block math is shared with the kernel emulator, which runs the same shapes on the CPU).
-fn config(s: LaunchShape) -> LaunchConfig {
+pub(super) fn config(s: LaunchShape) -> LaunchConfig {
     LaunchConfig {
         grid_dim: s.grid,
         block_dim: s.block,
@@ -61,7 +61,7 @@ fn rows_config(rows: usize, cols: usize) -> Result<LaunchConfig> {
 
 impl CudaBackend {
     /// A grid-stride launch over `items` work items, capped at full occupancy.
-    fn stride_config(&self, items: usize) -> LaunchConfig {
+    pub(super) fn stride_config(&self, items: usize) -> LaunchConfig {
         config(launch_shape::grid_stride(items, self.sm_count()))
     }
 
@@ -238,27 +238,34 @@ impl CudaBackend {
         head_dim.is_multiple_of(8) && (head_dim / 8).is_power_of_two() && head_dim / 8 <= 32
     }
 
-    /// One token's attention: `q` `[heads, d]` against `kv_len` rows of K and V (row stride
-    /// `kv_heads * d`), into `out` `[heads, d]`. See `gpu-kernels/src/attention_decode.rs`.
+    /// One token's attention: `q` `[heads, d]` against the first rows of K and V (row stride
+    /// `kv_heads * d`), into `out` `[heads, d]`: `kv_len` rows, plus the `u32` at `kv_len_dev`
+    /// when it is not 0 (then K and V hold `max_keys` rows, which bounds the grid). See
+    /// `gpu-kernels/src/attention_decode.rs`.
     ///
     /// # Safety
     /// The buffers hold those extents, 16-byte aligned; `decode_attention_supports(d)`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn decode_attention(
         &self,
-        q: u64,
-        k: u64,
-        v: u64,
-        out: u64,
+        [q, k, v, out]: [u64; 4],
         heads: usize,
         kv_heads: usize,
         d: usize,
         kv_len: usize,
+        (kv_len_dev, max_keys): (u64, usize),
         scale: f32,
         dt: DType,
     ) -> Result<()> {
-        let plan =
-            launch_shape::decode_attention(heads, kv_heads, d, kv_len, scale, self.sm_count());
+        let plan = launch_shape::decode_attention(
+            heads,
+            kv_heads,
+            d,
+            kv_len,
+            max_keys,
+            scale,
+            self.sm_count(),
+        );
         let p = plan.params;
         let acc = self.alloc(plan.acc_len(), DType::F32)?;
         let ml = self.alloc(plan.ml_len(), DType::F32)?;
@@ -268,14 +275,14 @@ impl CudaBackend {
             self,
             format!("decode_attn_h{per_block}_{}", dt.name()),
             cfg,
-            (q, k, v, acc_p, ml_p, params)
+            (q, k, v, acc_p, ml_p, kv_len_dev, params)
         );
         let cfg = config(plan.combine);
         launch!(
             self,
             format!("decode_attn_combine_{}", dt.name()),
             cfg,
-            (acc_p, ml_p, out, params)
+            (acc_p, ml_p, out, kv_len_dev, params)
         );
         Ok(())
     }

@@ -8,8 +8,13 @@
 //! x, h = x + a, post_attention_layernorm(x + a)           (one fused add_rms_norm)
 //! out = x + mlp(h)
 //! ```
+//!
+//! A one-token step on CUDA whose cache holds its length in device memory (see `KvCache`)
+//! rotates q and k and writes the cache in one kernel, and attends up to that device-side
+//! position, so that a CUDA graph of the step serves every position.
 
 use super::{Weights, tensor_seed};
+use crate::backend::cuda::DeviceU32;
 use crate::error::Result;
 use crate::functional::{self, RopeTable};
 use crate::kv_cache::KvCache;
@@ -148,6 +153,11 @@ impl LlamaLayer {
         let q = self.q_proj.forward(h)?.reshape([seq, self.heads, hd])?;
         let k = self.k_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
         let v = self.v_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
+        if seq == 1
+            && let Some(device_pos) = cache.device_len()
+        {
+            return self.attend_at_device_pos(&q, &k, &v, rope, cache, device_pos);
+        }
         let q = functional::rope(&q, rope, pos, interleaved)?;
         let k = functional::rope(&k, rope, pos, interleaved)?;
         // [pos + seq, kv_heads, head_dim]
@@ -155,5 +165,26 @@ impl LlamaLayer {
         let scale = 1.0 / (hd as f32).sqrt();
         let out = functional::attention(&q, &keys, &values, scale, true)?;
         self.o_proj.forward(&out.reshape([seq, self.heads * hd])?)
+    }
+
+    /// The one-token CUDA path of [`Self::self_attn`], positioned by the cache's device-side
+    /// length (so a CUDA graph captures it once for every step): RoPE fused with the KV-cache
+    /// write, then attention over the cache up to that position.
+    fn attend_at_device_pos(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        rope: &RopeTable,
+        cache: &KvCache,
+        pos: &DeviceU32,
+    ) -> Result<Tensor> {
+        let (keys, values) = cache.layer(self.index)?;
+        let interleaved = self.rope_interleaved;
+        let q = functional::rope_kv_write(q, k, v, rope, keys, values, pos, interleaved)?;
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let out = functional::decode_attention(&q, keys, values, pos, scale)?;
+        self.o_proj
+            .forward(&out.reshape([1, self.heads * self.head_dim])?)
     }
 }
