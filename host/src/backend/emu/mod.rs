@@ -29,4 +29,6 @@ pub(crate) mod memory;
 pub(crate) const SM_COUNT: usize = 2;
 
 #[cfg(test)]
+mod decode_step_tests;
+#[cfg(test)]
 mod tests;

@@ -14,13 +14,13 @@ use crate::error::Error;
 use crate::tensor::{CpuStorage, DType};
 
 /// `values` rounded to `dt`, on the device, and the rounded values.
-fn upload(be: &CudaBackend, values: Vec<f32>, dt: DType) -> (CudaStorage, Vec<f32>) {
+pub(super) fn upload(be: &CudaBackend, values: Vec<f32>, dt: DType) -> (CudaStorage, Vec<f32>) {
     let cpu = CpuStorage::from_f32(values, dt);
     let rounded = (0..cpu.len()).map(|i| cpu.get_f32(i)).collect();
     (be.upload(cpu.as_bytes(), dt).unwrap(), rounded)
 }
 
-fn download(s: &CudaStorage) -> Vec<f32> {
+pub(super) fn download(s: &CudaStorage) -> Vec<f32> {
     let cpu = s.download(0, s.len()).unwrap();
     (0..cpu.len()).map(|i| cpu.get_f32(i)).collect()
 }
