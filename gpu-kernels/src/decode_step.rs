@@ -5,7 +5,7 @@
 //! embedding reads its token id; launch: [`crate::launch_shape::argmax`], one block) and
 //! `add_u32` (adds to a device-side counter — the cache length; launch:
 //! [`crate::launch_shape::single`]).
-//! Test: `cargo test --release -p nano-infer-host --test emu decode_step`.
+//! Test: `cargo test --release -p nano-infer-host --lib decode_step` (the emulated device).
 
 use crate::elem::{aligned16, load4_f32};
 use crate::kernel_entries;
