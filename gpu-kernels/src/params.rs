@@ -81,10 +81,10 @@ pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;
 pub const DECODE_TOKENS_AHEAD: usize = 4;
 
 /// Most splits of the keys per decode step: the combine pass walks them serially.
-pub const DECODE_MAX_SPLITS: usize = 64;
+pub const DECODE_MAX_SPLITS: usize = 256;
 
 /// Fewest keys per split: below this the partial results outweigh the keys.
-pub const DECODE_MIN_SPLIT_LEN: usize = 64;
+pub const DECODE_MIN_SPLIT_LEN: usize = 32;
 
 /// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
