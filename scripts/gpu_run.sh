@@ -24,14 +24,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 grep -E "test result" "$out/tests.txt" | awk '{p+=$4; f+=$6} END {print "GPU host tests: " p " passed, " f " failed"}' | tee -a "$out/tests.txt"
 if command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    rms_norm elementwise softmax rope embedding gemv > "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding cuda::gemm cuda::gemv > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    rms_norm softmax gemv >> "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::softmax cuda::gemv >> "$out/sanitizer.txt" 2>&1
   # The attention kernels: shared-memory tiles (flash) and split partials (decode).
   timeout 400 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    flash_attention_matches decode_attention >> "$out/sanitizer.txt" 2>&1
+    cuda::flash_attention_matches cuda::decode_attention >> "$out/sanitizer.txt" 2>&1
   timeout 400 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    flash_attention_matches >> "$out/sanitizer.txt" 2>&1
+    cuda::flash_attention_matches >> "$out/sanitizer.txt" 2>&1
   # The decode graph's kernels (fused RoPE + KV write, device-length attention, argmax), eager
   # and replayed.
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/decode_graph" --include-ignored \

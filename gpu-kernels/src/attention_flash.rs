@@ -23,8 +23,8 @@
 //! Shared memory `[Q | K | V]`, each `64 x head_dim` b16, rows of 16-byte chunks XOR-swizzled
 //! by `row % 8` so the eight row addresses of every `ldmatrix` phase hit distinct banks.
 //!
-//! Test: `cargo test --release --test gpu_vs_cpu -- --include-ignored flash` (CUDA) and the
-//! emulator tests in `host/tests/emu`; bench: `cargo bench --bench gpu_kernels -- --only flash`.
+//! Test: `cargo test --release --test gpu_vs_cpu flash` (`emu::` on the emulated device;
+//! `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only flash`.
 
 use crate::elem::{BF16, F16, MmaElem};
 use crate::params::{FLASH_BLOCK_M, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams, flash_block_n};

@@ -5,9 +5,10 @@
 //! embedding reads its token id; launch: [`crate::launch_shape::argmax`], one block) and
 //! `add_u32` (adds to a device-side counter — the cache length; launch:
 //! [`crate::launch_shape::single`]).
-//! Test: `cargo test --release -p nano-infer-host --test emu decode_step`.
+//! Test: `cargo test --release -p nano-infer-host --lib decode_step` (the emulated device).
 
 use crate::elem::{aligned16, load4_f32};
+use crate::kernel_entries;
 use crate::params::ARGMAX_BLOCK;
 use crate::primitives::{
     dyn_smem_base, shfl_xor_f32, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32,
@@ -117,27 +118,5 @@ pub unsafe fn add_u32(counter: *mut u32, by: u32) {
     unsafe { *counter = (*counter).wrapping_add(by) };
 }
 
-/// Exported entries (no element type to instantiate, so written out rather than through
-/// `kernel_entries!`).
-#[cfg(target_arch = "nvptx64")]
-mod entries {
-    /// See [`super::argmax`].
-    ///
-    /// # Safety
-    /// As [`super::argmax`].
-    #[unsafe(no_mangle)]
-    pub unsafe extern "ptx-kernel" fn argmax_f32(x: *const f32, n: u32, out: *mut u32) {
-        // SAFETY: the host launcher upholds the body's contract.
-        unsafe { super::argmax(x, n, out) }
-    }
-
-    /// See [`super::add_u32`].
-    ///
-    /// # Safety
-    /// As [`super::add_u32`].
-    #[unsafe(no_mangle)]
-    pub unsafe extern "ptx-kernel" fn add_u32(counter: *mut u32, by: u32) {
-        // SAFETY: the host launcher upholds the body's contract.
-        unsafe { super::add_u32(counter, by) }
-    }
-}
+kernel_entries! { argmax(x: *const f32, n: u32, out: *mut u32); argmax_f32 }
+kernel_entries! { add_u32(counter: *mut u32, by: u32); add_u32 }

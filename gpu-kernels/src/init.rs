@@ -6,7 +6,7 @@
 //! multiply, so the host (which calls the same function) and the GPU produce the same bits —
 //! random models are identical on every device.
 //! Launch: grid-stride over [`crate::launch_shape::map_items`]`(n)` items of 8 elements.
-//! Test: `cargo test --release -p nano-infer-host --test emu uniform`.
+//! Test: `cargo test --release -p nano-infer-host --lib uniform` (the emulated device).
 
 use crate::elem::{BF16, CHUNK, Elem, F16};
 use crate::kernel_entries;

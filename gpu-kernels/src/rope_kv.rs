@@ -8,7 +8,7 @@
 //! every position. Rotation math and layouts are those of [`crate::rope`] (the unfused path,
 //! which is its reference test).
 //! Launch: grid-stride over [`crate::launch_shape::rope_kv_items`], `block.x = ELEMENTWISE_BLOCK`.
-//! Test: `cargo test --release -p nano-infer-host --test emu rope_kv`.
+//! Test: `cargo test --release -p nano-infer-host --lib rope_kv` (the emulated device).
 
 use crate::elem::{BF16, CHUNK, Elem, F16, aligned16};
 use crate::kernel_entries;

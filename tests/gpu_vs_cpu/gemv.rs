@@ -4,16 +4,20 @@
 //! reference, for m = 1..=8 (GEMV) and m = 11 (quantized: the GEMV 8 rows at a time; dense:
 //! cuBLAS + swiglu), with ragged tails (k not a multiple of 256, odd n).
 
-use crate::common::{check_tol, gpu, input, tol};
+use crate::common::{cases, check_tol, input, tol};
 use nano_infer::backend::cpu::reference as R;
 use nano_infer::functional::{self as F, LinearWeight};
 use nano_infer::tensor::quant_pack::QuantFormat;
 use nano_infer::{DType, Device, QuantizedTensor};
 
 const FORMATS: [QuantFormat; 3] = [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1];
-/// (n, k): one block per row, ragged groups, the 7B shapes' widths, an odd n.
+/// (n, k) on a GPU: one block per row, ragged groups, the 7B shapes' widths, an odd n.
 const SHAPES: [(usize, usize); 5] = [(5, 32), (33, 96), (300, 1056), (7, 4128), (11, 11008)];
+/// (n, k) on the emulator: one block per row, a ragged group, an odd n.
+const SHAPES_SMALL: [(usize, usize); 3] = [(5, 32), (33, 96), (3, 1056)];
 const MS: [usize; 6] = [1, 2, 3, 5, 8, 11];
+/// Row counts on the emulator: each GEMV width (1, 2, 4, 8 kernels) and the 8-row passes.
+const MS_SMALL: [usize; 5] = [1, 2, 3, 8, 11];
 
 /// `x · wᵀ` on the reference, then (SwiGLU) `silu(gate) · up` over the halves.
 fn reference(xv: &[f32], wv: &[f32], m: usize, k: usize, rows: usize, swiglu: bool) -> Vec<f32> {
@@ -29,12 +33,9 @@ fn reference(xv: &[f32], wv: &[f32], m: usize, k: usize, rows: usize, swiglu: bo
         .collect()
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn quantized_gemv_matches_dequantized_reference() {
-    let dev = gpu();
+pub fn quantized_gemv_matches_dequantized_reference(dev: &Device) {
     for f in FORMATS {
-        for (n, k) in SHAPES {
+        for (n, k) in cases(dev, &SHAPES, &SHAPES_SMALL) {
             for swiglu in [false, true] {
                 let rows = if swiglu { 2 * n } else { n };
                 let (w, _) = input(&[rows, k], DType::F32, 30);
@@ -44,11 +45,11 @@ fn quantized_gemv_matches_dequantized_reference() {
                     .unwrap()
                     .to_vec_f32()
                     .unwrap();
-                let qg = LinearWeight::Quantized(q.to_device(&dev).unwrap());
+                let qg = LinearWeight::Quantized(q.to_device(dev).unwrap());
                 for dt in [DType::F16] {
-                    for m in MS {
+                    for m in cases(dev, &MS, &MS_SMALL) {
                         let (x, xv) = input(&[m, k], dt, 31);
-                        let xg = x.to_device(&dev).unwrap();
+                        let xg = x.to_device(dev).unwrap();
                         let got = if swiglu {
                             F::linear_swiglu(&xg, &qg).unwrap()
                         } else {
@@ -70,17 +71,15 @@ fn quantized_gemv_matches_dequantized_reference() {
     }
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gate_up_swiglu_gemv_matches_unfused() {
-    let dev = gpu();
+pub fn gate_up_swiglu_gemv_matches_unfused(dev: &Device) {
+    let full = [(5, 7), (33, 64), (300, 1003), (11, 4096), (9, 11008)];
     for dt in crate::common::DTYPES {
-        for (n, k) in [(5, 7), (33, 64), (300, 1003), (11, 4096), (9, 11008)] {
+        for (n, k) in cases(dev, &full, &[(5, 7), (33, 64), (3, 1003)]) {
             let (w, wv) = input(&[2 * n, k], dt, 32);
-            let wg = LinearWeight::Dense(w.to_device(&dev).unwrap());
-            for m in MS {
+            let wg = LinearWeight::Dense(w.to_device(dev).unwrap());
+            for m in cases(dev, &MS, &MS_SMALL) {
                 let (x, xv) = input(&[m, k], dt, 33);
-                let got = F::linear_swiglu(&x.to_device(&dev).unwrap(), &wg).unwrap();
+                let got = F::linear_swiglu(&x.to_device(dev).unwrap(), &wg).unwrap();
                 let want = reference(&xv, &wv, m, k, 2 * n, true);
                 // The unfused path rounds gate and up to dt before SwiGLU; the fused one does not.
                 let (atol, rtol) = tol(dt);

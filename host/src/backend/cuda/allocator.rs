@@ -11,12 +11,16 @@
 //! every block handed out or freed joins it; freed reserved blocks go back to the reservation,
 //! which serves only the allocations it records, and reach the common free lists only when the
 //! reservation (the graph) is dropped. Nobody else can be handed memory a graph writes.
+//!
+//! The emulated device uses the same allocator over host memory ([`Memory::Host`]), so its
+//! buffers are reused and counted exactly as a GPU's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaContext, result, sys::CUdeviceptr};
 
+use crate::backend::emu;
 use crate::error::{Error, Result};
 
 /// Bytes in use and cached, for reports and tests.
@@ -143,9 +147,57 @@ impl Pools {
     }
 }
 
+/// Where blocks come from: the GPU's driver, or host memory for the emulated device.
+pub enum Memory {
+    Driver(Arc<CudaContext>),
+    Host,
+}
+
+impl Memory {
+    /// A new block of `size` bytes.
+    fn malloc(&self, size: usize) -> Result<CUdeviceptr> {
+        match self {
+            Memory::Driver(ctx) => {
+                ctx.bind_to_thread().map_err(|source| Error::Cuda {
+                    op: "alloc",
+                    source,
+                })?;
+                // SAFETY: the context is current; the pointer is freed exactly once
+                // (empty_cache/Drop).
+                unsafe { result::malloc_sync(size) }.map_err(|source| Error::Cuda {
+                    op: "alloc",
+                    source,
+                })
+            }
+            Memory::Host => emu::memory::alloc(size),
+        }
+    }
+
+    /// Returns a block to where it came from; a failure leaks it.
+    ///
+    /// # Safety
+    /// `ptr` came from `self.malloc(size)` and is in no live buffer.
+    unsafe fn free(&self, ptr: CUdeviceptr, size: usize) {
+        match self {
+            // SAFETY: the caller's contract; the context is current (`release`'s callers).
+            Memory::Driver(_) => drop(unsafe { result::free_sync(ptr) }),
+            // SAFETY: the caller's contract.
+            Memory::Host => unsafe { emu::memory::free(ptr, size) },
+        }
+    }
+
+    /// Makes the driver context current (nothing to do for host memory).
+    fn bind(&self) -> bool {
+        match self {
+            Memory::Driver(ctx) => ctx.bind_to_thread().is_ok(),
+            Memory::Host => true,
+        }
+    }
+}
+
 /// The allocator; shared by every buffer of one backend.
 pub struct CachingAllocator {
-    ctx: Arc<CudaContext>,
+    memory: Memory,
     pools: Mutex<Pools>,
 }
 
@@ -174,9 +226,9 @@ fn round_size(bytes: usize) -> usize {
 }
 
 impl CachingAllocator {
-    pub fn new(ctx: Arc<CudaContext>) -> Arc<Self> {
+    pub fn new(memory: Memory) -> Arc<Self> {
         Arc::new(CachingAllocator {
-            ctx,
+            memory,
             pools: Mutex::new(Pools::default()),
         })
     }
@@ -192,21 +244,12 @@ impl CachingAllocator {
         let ptr = match pools.take(size) {
             Some(p) => p,
             None => {
-                self.ctx.bind_to_thread().map_err(|source| Error::Cuda {
-                    op: "alloc",
-                    source,
-                })?;
-                // SAFETY: the context is current; the pointer is freed exactly once (empty_cache/Drop).
-                let p = match unsafe { result::malloc_sync(size) } {
+                let p = match self.memory.malloc(size) {
                     Ok(p) => p,
                     Err(_) => {
                         // Out of memory: give the cached blocks back and try once more.
-                        Self::release(&mut pools);
-                        // SAFETY: as above.
-                        unsafe { result::malloc_sync(size) }.map_err(|source| Error::Cuda {
-                            op: "alloc",
-                            source,
-                        })?
+                        self.release(&mut pools);
+                        self.memory.malloc(size)?
                     }
                 };
                 pools.add_new(p, size);
@@ -237,16 +280,16 @@ impl CachingAllocator {
 
     /// Returns every cached block to the driver.
     pub fn empty_cache(&self) {
-        if self.ctx.bind_to_thread().is_ok() {
-            Self::release(&mut self.pools());
+        if self.memory.bind() {
+            self.release(&mut self.pools());
         }
     }
 
-    fn release(pools: &mut Pools) {
+    fn release(&self, pools: &mut Pools) {
         for (size, ptrs) in pools.free.drain() {
             for p in ptrs {
-                // SAFETY: p came from malloc_sync and is in no live buffer; a failure leaks it.
-                let _ = unsafe { result::free_sync(p) };
+                // SAFETY: p came from malloc(size) and is in no live buffer.
+                unsafe { self.memory.free(p, size) };
                 pools.stats.cached -= size;
             }
         }
@@ -256,7 +299,9 @@ impl CachingAllocator {
 impl Drop for CachingAllocator {
     fn drop(&mut self) {
         // Queued work may still use cached blocks.
-        let _ = self.ctx.synchronize();
+        if let Memory::Driver(ctx) = &self.memory {
+            let _ = ctx.synchronize();
+        }
         self.empty_cache();
     }
 }

@@ -47,14 +47,19 @@ impl DeviceU32 {
         &self.backend
     }
 
-    /// Queues `*self = value` on the stream.
+    /// Queues `*self = value` on the stream (on the emulated device: writes it).
     pub fn set(&self, value: u32) -> Result<()> {
+        if self.backend.is_emulated() {
+            // SAFETY: the buffer holds one u32 of this emulated device; emulated launches are
+            // synchronous, so nothing else touches it meanwhile.
+            unsafe { crate::backend::emu::memory::write(self.ptr(), &value.to_ne_bytes()) };
+            return Ok(());
+        }
+        let stream = self.backend.stream()?;
         self.backend.bind()?;
         // SAFETY: the buffer holds one u32; the memset is ordered on the backend's stream.
-        unsafe {
-            sys::cuMemsetD32Async(self.ptr(), value, 1, self.backend.stream().cu_stream()).result()
-        }
-        .map_err(cuda_err("memset_d32"))
+        unsafe { sys::cuMemsetD32Async(self.ptr(), value, 1, stream.cu_stream()).result() }
+            .map_err(cuda_err("memset_d32"))
     }
 
     /// Queues `*self += by` (a one-thread kernel, so it can be captured in a graph).
@@ -103,8 +108,11 @@ impl CudaBackend {
     /// work invalidates the capture. Errors from the driver are [`Error::GraphUnavailable`];
     /// an error of `f` is returned as it is, after the capture is abandoned.
     pub fn capture<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(CapturedGraph, T)> {
+        // The emulated device has no stream to capture: a typed "stay eager".
+        let stream = self.stream().map_err(|e| Error::GraphUnavailable {
+            reason: e.to_string(),
+        })?;
         let memory = self.reserve()?;
-        let stream = self.stream();
         // Relaxed: the capture may meet an allocator miss (cuMemAlloc), which is no stream work.
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)

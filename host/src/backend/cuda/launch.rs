@@ -1,15 +1,17 @@
 //! Typed launchers for the kernels of `gpu-kernels/`: grid/block math, symbol names
 //! (`{op}_{dtype}`), parameter structs shared with the kernel crate. Shape and dtype checks
-//! happen one layer up (`functional`); these take raw device addresses.
+//! happen one layer up (`functional`); these take raw device addresses. The emulated device
+//! runs the same launchers: only the launch step (`dispatch.rs`) differs.
 
-use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{DeviceRepr, LaunchConfig};
+use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
     FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
 };
 use nano_infer_kernels::weights::QuantFormat;
 
-use super::context::{CudaBackend, cuda_err};
+use super::context::CudaBackend;
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Layout};
@@ -18,19 +20,25 @@ use crate::tensor::{DType, Layout};
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub(super) struct ByValue<T>(pub(super) T);
-// SAFETY: only instantiated with the kernel crate's `#[repr(C)]` plain-data param structs,
-// whose layout the kernels share.
-unsafe impl<T: Copy> DeviceRepr for ByValue<T> {}
+// SAFETY: only plain-data param structs (`Param`: the kernel crate's `#[repr(C)]` ones), whose
+// layout the kernels share.
+unsafe impl<T: Param> DeviceRepr for ByValue<T> {}
+// SAFETY: `repr(transparent)` over a `Param`, read as one.
+unsafe impl<T: Param> Param for ByValue<T> {
+    unsafe fn read(src: *const u8) -> Self {
+        // SAFETY: forwarded contract.
+        ByValue(unsafe { T::read(src) })
+    }
+}
 
-/// Launches kernel `$name` with the listed local variables as arguments, in order.
+/// Launches kernel `$name` with the listed local variables as arguments, in order, on the GPU
+/// or the emulator (`CudaBackend::launch_kernel`).
 macro_rules! launch {
     ($be:expr, $name:expr, $cfg:expr, ($($arg:ident),* $(,)?)) => {{
-        let f = $be.function(&$name)?;
-        let mut builder = $be.stream().launch_builder(&f);
-        $( builder.arg(&$arg); )*
+        let args: &[&dyn $crate::backend::cuda::KernelArg] = &[$(&$arg),*];
         // SAFETY: the launcher computed the grid from the sizes the kernel's contract names and
         // passes addresses of buffers that hold them.
-        unsafe { builder.launch($cfg) }.map_err(cuda_err("launch"))?;
+        unsafe { $be.launch_kernel(&$name, $cfg, args) }?;
     }};
 }
 pub(super) use launch;

@@ -2,11 +2,10 @@
 //! position counter (`gpu-kernels/src/{rope_kv,decode_step}.rs`) — and of the on-device random
 //! initialiser (`gpu-kernels/src/init.rs`). Raw device addresses, as in `launch.rs`.
 
-use cudarc::driver::PushKernelArg;
 use nano_infer_kernels::launch_shape;
 use nano_infer_kernels::params::RopeKvParams;
 
-use super::context::{CudaBackend, cuda_err};
+use super::context::CudaBackend;
 use super::launch::{ByValue, config, launch};
 use crate::error::Result;
 use crate::tensor::DType;
