@@ -20,8 +20,8 @@
 use crate::elem::{BF16, CHUNK, Elem, F16};
 use crate::{kernel_entries, unroll4};
 const _: () = assert!(
-    DECODE_MAX_HEADS_PER_BLOCK <= 4,
-    "per-head loops use unroll4!"
+    DECODE_MAX_HEADS_PER_BLOCK <= 4 && DECODE_TOKENS_AHEAD == 4,
+    "per-head and per-token loops use unroll4!"
 );
 use crate::params::{DECODE_MAX_HEADS_PER_BLOCK, DECODE_TOKENS_AHEAD, DecodeAttnParams};
 use crate::primitives::{
@@ -44,15 +44,34 @@ impl Running {
         acc: [0.0; CHUNK],
     };
 
-    /// Folds in one key with log2-domain score `s` and value chunk `v`.
+    /// Folds in a block of keys with log2-domain scores `s` (`-inf` for keys past the split)
+    /// and value chunks `v`: one max and one rescale for the whole block, and independent
+    /// exponentials, so the per-key dependency chain of a key-at-a-time update is gone.
     #[inline(always)]
-    fn push(&mut self, s: f32, v: &[f32; CHUNK]) {
-        let m = self.m.max(s);
-        let (c, p) = (exp2_approx(self.m - m), exp2_approx(s - m));
-        self.l = self.l * c + p;
-        for e in 0..CHUNK {
-            self.acc[e] = self.acc[e] * c + p * v[e];
+    fn push_block(
+        &mut self,
+        s: &[f32; DECODE_TOKENS_AHEAD],
+        v: &[[f32; CHUNK]; DECODE_TOKENS_AHEAD],
+    ) {
+        let mut m = self.m;
+        unroll4!(u => {
+            m = m.max(s[u]);
+        });
+        if m == f32::NEG_INFINITY {
+            return; // nothing valid yet (exp2(-inf - -inf) would be NaN)
         }
+        let c = exp2_approx(self.m - m);
+        self.l *= c;
+        for e in 0..CHUNK {
+            self.acc[e] *= c;
+        }
+        unroll4!(u => {
+            let p = exp2_approx(s[u] - m);
+            self.l += p;
+            for e in 0..CHUNK {
+                self.acc[e] += p * v[u][e];
+            }
+        });
         self.m = m;
     }
 
@@ -152,39 +171,43 @@ unsafe fn decode_partial<E: Elem, const G: usize>(
                 }
             }
         });
-        // Every lane runs the same number of steps (shuffles need the whole warp); a lane whose
-        // token is past the split folds nothing but still joins the row sums.
-        let fold = |st: &mut [Running; G], kc: &[f32; CHUNK], vc: &[f32; CHUNK], valid: bool| {
-            unroll4!(g => {
-                if g < G {
-                    let mut s = 0.0;
-                    for e in 0..CHUNK {
-                        s += qr[g][e] * kc[e];
-                    }
-                    let s = row_sum(s, lanes_per_row);
-                    if valid {
-                        st[g].push(s, vc);
-                    }
-                }
-            });
-        };
         let row_at = |t: u32| t as usize * p.kv_stride as usize + kv_off;
-        let zero = [0.0f32; CHUNK];
-        // DECODE_TOKENS_AHEAD tokens per lane in flight: load all, then fold.
+        // DECODE_TOKENS_AHEAD tokens per lane in flight: load all (kept packed as stored), then
+        // score all, then fold them as one block. Every lane runs the same steps (shuffles
+        // need the whole warp); a lane whose token is past the split scores it -inf.
         let mut tw = split * split_len;
         while tw < t_end {
-            let mut kc = [zero; DECODE_TOKENS_AHEAD];
-            let mut vc = [zero; DECODE_TOKENS_AHEAD];
+            let mut kp = [E::PACKED_ZERO; DECODE_TOKENS_AHEAD];
+            let mut vp = [E::PACKED_ZERO; DECODE_TOKENS_AHEAD];
             unroll4!(u => {
                 let t = tw + row_in_warp + u as u32 * rows_per_warp;
                 if t < t_end {
-                    kc[u] = E::load_chunk(k, row_at(t));
-                    vc[u] = E::load_chunk(v, row_at(t));
+                    kp[u] = E::load_packed(k, row_at(t));
+                    vp[u] = E::load_packed(v, row_at(t));
                 }
             });
+            let mut vc = [[0.0f32; CHUNK]; DECODE_TOKENS_AHEAD];
             unroll4!(u => {
-                let t = tw + row_in_warp + u as u32 * rows_per_warp;
-                fold(&mut st, &kc[u], &vc[u], t < t_end);
+                vc[u] = E::unpack(vp[u]);
+            });
+            unroll4!(g => {
+                if g < G {
+                    let mut sc = [0.0f32; DECODE_TOKENS_AHEAD];
+                    unroll4!(u => {
+                        let kc = E::unpack(kp[u]);
+                        let mut dot = 0.0;
+                        for e in 0..CHUNK {
+                            dot += qr[g][e] * kc[e];
+                        }
+                        sc[u] = dot;
+                    });
+                    unroll4!(u => {
+                        let t = tw + row_in_warp + u as u32 * rows_per_warp;
+                        let dot = row_sum(sc[u], lanes_per_row);
+                        sc[u] = if t < t_end { dot } else { f32::NEG_INFINITY };
+                    });
+                    st[g].push_block(&sc, &vc);
+                }
             });
             tw += DECODE_TOKENS_AHEAD as u32 * rows_per_warp;
         }
