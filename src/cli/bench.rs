@@ -3,7 +3,8 @@
 //! Prefill runs `--prompt-tokens` ids in one forward pass; decode then runs `--gen-tokens`
 //! one-token steps (greedy). Each timing ends when the logits are on the host, so GPU work is
 //! finished. Decode is bound by reading the weights once per token, so its rate is also shown
-//! as weight GB/s (decimal).
+//! as weight GB/s (decimal). `--runs N` repeats both and reports the median; the process's peak
+//! resident memory (VmHWM) is printed last.
 
 use std::time::Instant;
 
@@ -36,6 +37,13 @@ pub struct BenchArgs {
     /// Decode steps.
     #[arg(long, default_value_t = 64)]
     gen_tokens: usize,
+    /// Timed runs (prefill then decode, from an empty cache) after the warm-up; the median is
+    /// reported.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Print one JSON line (every run's rates, the weight format, VmHWM) instead of text.
+    #[arg(long)]
+    json: bool,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -86,25 +94,50 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .to_vec_f32()?;
     cache.reset();
 
-    let start = Instant::now();
-    let mut next = argmax(&model.forward(&prompt, &mut cache)?.to_vec_f32()?);
-    let prefill = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for _ in 0..args.gen_tokens {
-        next = argmax(&model.forward(&[next], &mut cache)?.to_vec_f32()?);
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    for _ in 0..args.runs.max(1) {
+        cache.reset();
+        let start = Instant::now();
+        let mut next = argmax(&model.forward(&prompt, &mut cache)?.to_vec_f32()?);
+        prefill.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for _ in 0..args.gen_tokens {
+            next = argmax(&model.forward(&[next], &mut cache)?.to_vec_f32()?);
+        }
+        decode.push(start.elapsed().as_secs_f64());
     }
-    let decode = start.elapsed().as_secs_f64();
-
+    let weights = if model.is_quantized() {
+        "quantized".to_string()
+    } else {
+        model.dtype.name().to_string()
+    };
+    let hwm_kb = vm_hwm_kb();
+    if args.json {
+        let rates = |secs: &[f64], n: usize| -> Vec<String> {
+            secs.iter()
+                .map(|s| format!("{:.2}", n as f64 / s))
+                .collect()
+        };
+        println!(
+            "{{\"dtype\": \"{weights}\", \"threads\": {}, \"prefill\": [{}], \"decode\": [{}], \"vm_hwm_kb\": {}}}",
+            rayon::current_num_threads(),
+            rates(&prefill, args.prompt_tokens).join(", "),
+            rates(&decode, args.gen_tokens).join(", "),
+            hwm_kb.unwrap_or(0)
+        );
+        return Ok(());
+    }
+    let (prefill, decode) = (median(&mut prefill), median(&mut decode));
     let c = &model.config;
     println!(
-        "model: {} layers, hidden {}, {} heads ({} KV), vocab {}; {} on {}",
+        "model: {} layers, hidden {}, {} heads ({} KV), vocab {}; {weights} on {}, {} threads",
         c.num_layers,
         c.hidden_size,
         c.num_heads,
         c.num_kv_heads,
         c.vocab_size,
-        model.dtype.name(),
-        model.device
+        model.device,
+        rayon::current_num_threads()
     );
     println!(
         "prefill: {:>5} tokens in {:>8.3} s = {:>9.1} tokens/s",
@@ -123,5 +156,24 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             model.weight_bytes() as f64 / per_token / 1e9
         );
     }
+    if let Some(kb) = hwm_kb {
+        println!(
+            "peak resident memory (VmHWM, mapped file pages included): {:.1} MB",
+            kb as f64 / 1e3
+        );
+    }
     Ok(())
+}
+
+/// The middle value (upper middle for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The process's peak resident set (`VmHWM` in `/proc/self/status`, kB), where Linux offers it.
+fn vm_hwm_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -5,10 +5,12 @@
 
 mod attention;
 mod matmul;
+mod quantized;
 mod rope;
 
 pub use attention::attention;
 pub use matmul::{linear, matmul};
+pub use quantized::linear_quantized;
 pub use rope::{RopeTable, rope};
 
 use nano_infer_kernels::params::SoftmaxParams;

@@ -1,15 +1,17 @@
-//! `Linear`: `y = x · Wᵀ` without bias (Llama has none).
+//! `Linear`: `y = x · Wᵀ` without bias (Llama has none); the weight dense or block-quantized.
 
-use super::{INIT_STD, Module};
+use super::{INIT_STD, Module, Weight};
 use crate::error::{Error, Result};
 use crate::functional;
-use crate::tensor::{DType, Device, Tensor};
+use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
 /// A bias-free linear layer.
 #[derive(Clone, Debug)]
 pub struct Linear {
     /// `[out_features, in_features]` (PyTorch's layout).
-    weight: Tensor,
+    weight: Weight,
+    /// Quantized weights only: round the activations' rounding error in a second pass.
+    residual: bool,
 }
 
 impl Linear {
@@ -22,7 +24,34 @@ impl Linear {
                 got: weight.shape().to_string(),
             });
         }
-        Ok(Linear { weight })
+        Ok(Linear {
+            weight: Weight::Dense(weight),
+            residual: false,
+        })
+    }
+    /// Wraps a block-quantized `[out, in]` weight (CPU products read its blocks directly).
+    pub fn quantized(weight: QuantizedTensor) -> Linear {
+        Linear {
+            weight: Weight::Quantized(weight),
+            residual: false,
+        }
+    }
+    /// For a quantized weight: multiply the 8-bit activations' rounding error too, so the
+    /// outputs are ~100× closer to f32 math at little cost when the product is memory-bound
+    /// (see [`crate::backend::cpu::quant::QuantKernels::matmul_residual`]). The LM head uses it:
+    /// its outputs are the logits, where rounding flips near-ties.
+    pub fn with_residual_pass(self) -> Linear {
+        Linear {
+            residual: true,
+            ..self
+        }
+    }
+    /// Wraps either kind of weight (a dense one must be `[out, in]`).
+    pub fn from_weight(weight: Weight) -> Result<Linear> {
+        match weight {
+            Weight::Dense(t) => Linear::new(t),
+            Weight::Quantized(q) => Ok(Linear::quantized(q)),
+        }
     }
     /// Weights drawn from N(0, INIT_STD²) with `seed`.
     pub fn random(
@@ -40,8 +69,15 @@ impl Linear {
             device,
         )?)
     }
-    pub fn weight(&self) -> &Tensor {
+    pub fn weight(&self) -> &Weight {
         &self.weight
+    }
+    /// The same layer on `device` (a quantized weight stays on the CPU; see [`Weight::to_device`]).
+    pub fn to_device(&self, device: &Device) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.weight.to_device(device)?,
+            residual: self.residual,
+        })
     }
     pub fn in_features(&self) -> usize {
         self.weight.dims()[1]
@@ -53,6 +89,9 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        functional::linear(x, &self.weight)
+        match &self.weight {
+            Weight::Dense(w) => functional::linear(x, w),
+            Weight::Quantized(w) => functional::linear_quantized(x, w, self.residual),
+        }
     }
 }

@@ -45,7 +45,7 @@ impl LlamaMlp {
     }
     /// The same weights on another device.
     pub fn to_device(&self, device: &Device) -> Result<LlamaMlp> {
-        let mv = |l: &Linear| Linear::new(l.weight().to_device(device)?);
+        let mv = |l: &Linear| l.to_device(device);
         Ok(LlamaMlp {
             gate_proj: mv(&self.gate_proj)?,
             up_proj: mv(&self.up_proj)?,

@@ -1,8 +1,10 @@
-//! Tensors: [`DType`], [`Shape`]/[`Layout`], [`Storage`], [`Device`] and the [`Tensor`] handle.
+//! Tensors: [`DType`], [`Shape`]/[`Layout`], [`Storage`], [`Device`] and the [`Tensor`] handle;
+//! [`QuantizedTensor`] for weights kept in ggml block formats.
 
 mod device;
 mod dtype;
 mod layout;
+mod quantized;
 mod random;
 mod storage;
 #[allow(clippy::module_inception)]
@@ -11,6 +13,7 @@ mod tensor;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use layout::{Layout, Shape};
+pub use quantized::{QuantizedTensor, SharedBytes};
 pub use storage::{CpuStorage, Storage};
 pub use tensor::Tensor;
 pub(crate) use tensor::check_same_device;

@@ -12,8 +12,9 @@
 //! - [`QuantKernels`] binds the kernels of one ISA (scalar, AVX2+FMA+F16C, or AVX-512 with
 //!   BW/VL/VNNI), chosen at run time; [`QuantKernels::best`] is this CPU's best.
 //! - [`QuantKernels::matmul`] is `out [m, n] = x [m, k] · Wᵀ` for `W` `[n, k]` in a block format:
-//!   rayon tasks own blocks of weight rows; each row is unpacked once per group of up to 4
-//!   activation rows (prefill reuses it 4 times). Formats without an integer kernel (Q4_K, Q6_K)
+//!   rayon tasks own blocks of weight rows, which the kernels take in tiles of weight rows ×
+//!   activation rows ([`DECODE_TILE`], [`PREFILL_TILE`]): prefill unpacks each weight block once
+//!   for 4 activation rows, decode shares each activation block among 4 weight rows. Formats without an integer kernel (Q4_K, Q6_K)
 //!   dequantize a row at a time into a stack buffer and use f32 dots.
 //! - `scalar` is the reference each SIMD kernel is tested against (`tests`): same quantized
 //!   activations bit for bit, dots equal up to f32 rounding order.
@@ -83,6 +84,16 @@ impl Q8Acts {
         }
     }
 
+    /// `x − dequantized(self)`: what rounding lost (`x` is what was quantized).
+    fn residual(&self, x: &[f32]) -> Vec<f32> {
+        let scales = self.d.iter().flat_map(|&d| std::iter::repeat_n(d, QK));
+        x.iter()
+            .zip(&self.qs)
+            .zip(scales)
+            .map(|((&x, &q), d)| x - d * q as f32)
+            .collect()
+    }
+
     /// Resizes for `m` rows of `k` (reusing the allocation).
     fn resize(&mut self, m: usize, k: usize) {
         self.k = k;
@@ -95,16 +106,28 @@ impl Q8Acts {
 /// `(x, qs, d, s)`: quantizes one row of `x` (a whole number of blocks) into `qs`, `d`, `s`.
 type QuantizeRow = unsafe fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
 
-/// `(w, acts, out)`: `out[t] = W_row · act_t` for one weight row `w` (whole blocks of its format)
-/// and up to 4 activation rows (`acts.len() == out.len()`).
-type DotRow = unsafe fn(&[u8], &[ActRow<'_>], &mut [f32]);
+/// `(w, acts, out)`: `out[r·N + t] = w_r · act_t` for a tile of weight rows `w` (each whole
+/// blocks of the format) and `N = acts.len()` activation rows, at most [`PREFILL_TILE`] or
+/// [`DECODE_TILE`] in shape
+/// (`out.len() == w.len() · acts.len()`).
+type DotTile = unsafe fn(&[&[u8]], &[ActRow<'_>], &mut [f32]);
+
+/// Tile shapes `(weight rows, activation rows)`: decode (one activation row) takes 4 weight rows
+/// at a time, sharing each activation block's load among them and keeping 4 independent
+/// accumulator chains in flight; prefill takes 2 × 4, reusing each unpacked weight block for 4
+/// activation rows and each activation block for 2 weight rows (8 accumulators, half the
+/// AVX2 register file). Smaller tiles finish the edges.
+pub(super) const DECODE_TILE: (usize, usize) = (4, 1);
+pub(super) const PREFILL_TILE: (usize, usize) = (2, 4);
+/// Decode with the residual pass: 4 weight rows × (the activation row, its rounding error).
+pub(super) const DECODE_RESIDUAL_TILE: (usize, usize) = (4, 2);
 
 /// One ISA's kernels. `unsafe fn` because the SIMD ones are `#[target_feature]` functions.
 pub(super) struct Table {
     pub quantize: QuantizeRow,
-    pub q8_0: DotRow,
-    pub q4_0: DotRow,
-    pub q4_1: DotRow,
+    pub q8_0: DotTile,
+    pub q4_0: DotTile,
+    pub q4_1: DotTile,
 }
 
 /// The quantized kernels of one ISA this CPU supports (holding one is the proof that its
@@ -206,6 +229,39 @@ impl QuantKernels {
         m: usize,
         out: &mut [f32],
     ) -> Result<()> {
+        self.product(format, w, n, k, x, m, out, false)
+    }
+
+    /// [`QuantKernels::matmul`] with the activations' rounding error rounded to 8 bits in turn
+    /// and multiplied too: `W·q(x) + W·q(x − q(x))`, about 100× closer to `W·x`. The second
+    /// activation row rides in the same tile as the first, so the weights are still read once:
+    /// a memory-bound product (the LM head, whose outputs are the logits) costs little more.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_residual(
+        &self,
+        format: StorageType,
+        w: &[u8],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        m: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.product(format, w, n, k, x, m, out, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        format: StorageType,
+        w: &[u8],
+        n: usize,
+        k: usize,
+        x: &[f32],
+        m: usize,
+        out: &mut [f32],
+        residual: bool,
+    ) -> Result<()> {
         let row_bytes = format
             .byte_len(k)
             .filter(|&b| b > 0 && format.is_quantized());
@@ -241,25 +297,48 @@ impl QuantKernels {
                 return Ok(());
             }
         };
-        ACTS.with_borrow_mut(|acts| {
+        ACTS.with_borrow_mut(|[acts, rest]| {
             self.quantize(x, k, acts)?;
-            let acts = &*acts;
+            let passes = if residual {
+                let r = acts.residual(x);
+                self.quantize(&r, k, rest)?;
+                2
+            } else {
+                1
+            };
+            let (acts, rest) = (&*acts, &*rest);
+            let act = |t: usize, pass: usize| if pass == 0 { acts.row(t) } else { rest.row(t) };
+            let (tr, tn) = match (m, residual) {
+                (1, false) => DECODE_TILE,
+                (1, true) => DECODE_RESIDUAL_TILE,
+                _ => PREFILL_TILE,
+            };
+            // Output rows per tile: each takes `passes` activation rows.
+            let per_tile = tn / passes;
             let run = |j0: usize, outs: &mut [&mut [f32]]| {
                 let width = outs[0].len();
-                let mut rows4 = [acts.row(0); 4];
-                let mut res = [0.0f32; 4];
-                for (g, outs) in outs.chunks_mut(4).enumerate() {
-                    for (i, r) in rows4.iter_mut().take(outs.len()).enumerate() {
-                        *r = acts.row(4 * g + i);
+                let mut arows = [acts.row(0); 4];
+                let mut wrows: [&[u8]; 4] = [&[]; 4];
+                let mut res = [0.0f32; 16];
+                for (g, outs) in outs.chunks_mut(per_tile).enumerate() {
+                    let nt = outs.len() * passes;
+                    for (i, r) in arows.iter_mut().take(nt).enumerate() {
+                        *r = act(per_tile * g + i / passes, i % passes);
                     }
-                    let rows = &rows4[..outs.len()];
-                    for j in 0..width {
-                        let wr = &w[(j0 + j) * row_bytes..][..row_bytes];
-                        // SAFETY: the ISA is supported (see `new`); `wr` is whole blocks of
-                        // `format` and each act row has `k` values, as the kernels require.
-                        unsafe { dot(wr, rows, &mut res[..rows.len()]) };
-                        for (o, &v) in outs.iter_mut().zip(&res) {
-                            o[j] = v;
+                    for j in (0..width).step_by(tr) {
+                        let nr = tr.min(width - j);
+                        for (r, wr) in wrows.iter_mut().take(nr).enumerate() {
+                            *wr = &w[(j0 + j + r) * row_bytes..][..row_bytes];
+                        }
+                        // SAFETY: the ISA is supported (see `new`); each weight row is whole
+                        // blocks of `format` and each act row has `k` values; the tile is at most
+                        // `tr × tn`, as the kernels require.
+                        unsafe { dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]) };
+                        for (t, o) in outs.iter_mut().enumerate() {
+                            for r in 0..nr {
+                                let at = r * nt + t * passes;
+                                o[j + r] = res[at..at + passes].iter().sum();
+                            }
                         }
                     }
                 }
@@ -271,9 +350,10 @@ impl QuantKernels {
 }
 
 thread_local! {
-    /// The quantized activations of the current product, reused across calls (no allocation
-    /// per token once warm).
-    static ACTS: RefCell<Q8Acts> = RefCell::new(Q8Acts::default());
+    /// The quantized activations of the current product (and of their rounding error, for
+    /// [`QuantKernels::matmul_residual`]), reused across calls (no allocation per token once
+    /// warm).
+    static ACTS: RefCell<[Q8Acts; 2]> = RefCell::new(Default::default());
 }
 
 /// Whether this CPU has what `isa`'s quantized kernels use.

@@ -45,16 +45,17 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
 
-/// `Σ_blocks (d_w·d_a·Σ w_j·a_j + m_w·s_a)` for one weight row whose block `b` gives
-/// `(d_w, m_w, w_j for j in 0..32)` through `block`.
+/// `out[r·N + t] = Σ_blocks (d_w·d_a·Σ w_j·a_j + m_w·s_a)` for each weight row `w[r]` (whose
+/// block gives `(d_w, m_w, w_j for j in 0..32)` through `block`) and activation row `acts[t]`.
 fn dot_with(
-    w: &[u8],
+    w: &[&[u8]],
     block_bytes: usize,
     acts: &[ActRow<'_>],
     out: &mut [f32],
     block: impl Fn(&[u8]) -> (f32, f32, [i32; QK]),
 ) {
-    for (o, a) in out.iter_mut().zip(acts) {
+    let pairs = w.iter().flat_map(|w| acts.iter().map(move |a| (w, a)));
+    for (o, (w, a)) in out.iter_mut().zip(pairs) {
         let mut sum = 0.0f32;
         for (b, wb) in w.chunks_exact(block_bytes).enumerate() {
             let (dw, mw, q) = block(wb);
@@ -67,7 +68,7 @@ fn dot_with(
 }
 
 /// Q8_0: `w = d · q`, q an i8.
-fn q8_0(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
+fn q8_0(w: &[&[u8]], acts: &[ActRow<'_>], out: &mut [f32]) {
     dot_with(w, Q8_0_BLOCK_BYTES, acts, out, |b| {
         (
             f16_at(b, 0),
@@ -90,7 +91,7 @@ fn nibbles(qs: &[u8]) -> [i32; QK] {
 }
 
 /// Q4_0: `w = d · (q − 8)`, taken as `d·q + (−8d)` so that it shares Q4_1's form.
-fn q4_0(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
+fn q4_0(w: &[&[u8]], acts: &[ActRow<'_>], out: &mut [f32]) {
     dot_with(w, Q4_0_BLOCK_BYTES, acts, out, |b| {
         let d = f16_at(b, 0);
         (d, -8.0 * d, nibbles(&b[2..]))
@@ -98,7 +99,7 @@ fn q4_0(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
 }
 
 /// Q4_1: `w = d · q + m`.
-fn q4_1(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
+fn q4_1(w: &[&[u8]], acts: &[ActRow<'_>], out: &mut [f32]) {
     dot_with(w, Q4_1_BLOCK_BYTES, acts, out, |b| {
         (f16_at(b, 0), f16_at(b, 2), nibbles(&b[4..]))
     });

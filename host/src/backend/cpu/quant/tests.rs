@@ -173,11 +173,28 @@ fn matmul_matches_scalar_and_f32_math() {
                     .map(|(&b, &g)| b + 1e-5 * g)
                     .collect();
                 assert_within(&format!("scalar vs f32 {what}"), &want, &exact, &loose, 1.0);
+                // The residual pass: within 1/50 of one pass's bound of f32 math.
+                let mut fine = vec![0.0; m * n];
+                scalar
+                    .matmul_residual(format, &w, n, k, &x, m, &mut fine)
+                    .unwrap();
+                let tight: Vec<f32> = loose.iter().map(|b| b / 50.0 + 1e-5).collect();
+                assert_within(
+                    &format!("residual vs f32 {what}"),
+                    &fine,
+                    &exact,
+                    &tight,
+                    1.0,
+                );
                 for q in every_isa() {
                     let mut got = vec![0.0; m * n];
                     q.matmul(format, &w, n, k, &x, m, &mut got).unwrap();
                     let name = format!("{} vs scalar {what}", q.isa().name());
                     assert_within(&name, &got, &want, &mag, 1e-4);
+                    q.matmul_residual(format, &w, n, k, &x, m, &mut got)
+                        .unwrap();
+                    let name = format!("{} residual vs scalar {what}", q.isa().name());
+                    assert_within(&name, &got, &fine, &mag, 1e-4);
                 }
             }
         }

@@ -2,27 +2,51 @@
 //! `avx512` modules, which differ only in their `#[target_feature]` list and in the 32-lane
 //! u8·i8 → i32×8 dot primitive (`maddubs` + `madd` on AVX2, one `vpdpbusd` with VNNI).
 //!
-//! Per weight block of 32: the nibbles are unpacked once to 32 × u8 (low nibbles are elements
-//! 0..16, high nibbles 16..32, as ggml stores them) and dotted with the block of each of up to 4
-//! activation rows; `d_w·d_a` scales the eight i32 lane sums into an f32 accumulator per row and
-//! the min term `m_w·s_a` goes to a scalar one. Q8_0's signed weights take the abs/sign trick
+//! A kernel computes a tile of weight rows × activation rows. Per block of 32: each activation
+//! row's block is loaded once for the tile's weight rows; each weight row's nibbles are unpacked
+//! once to 32 × u8 (low nibbles are elements 0..16, high nibbles 16..32, as ggml stores them) and
+//! dotted with every activation block; `d_w·d_a` scales the eight i32 lane sums into an f32
+//! accumulator per (row, row) pair and the min term `m_w·s_a` goes to a scalar one. Q8_0's signed weights take the abs/sign trick
 //! (`|w|` as u8, `sign(a, w)` as i8). Activations are quantized with `cvtps_epi32` (round half
 //! to even, as the scalar reference) and packed with saturating packs.
 
-/// Calls `$kernel::<N>` with `N = acts.len()` (1 to 4) and stores its results in `out`.
-macro_rules! by_rows {
-    ($kernel:ident $(, $extra:tt)*; $w:expr, $acts:expr, $out:expr) => {{
-        let (acts, out) = ($acts, $out);
-        match acts.len() {
-            1 => $crate::backend::cpu::quant::x86::by_rows!(@n 1, $kernel $(, $extra)*; $w, acts, out),
-            2 => $crate::backend::cpu::quant::x86::by_rows!(@n 2, $kernel $(, $extra)*; $w, acts, out),
-            3 => $crate::backend::cpu::quant::x86::by_rows!(@n 3, $kernel $(, $extra)*; $w, acts, out),
-            _ => $crate::backend::cpu::quant::x86::by_rows!(@n 4, $kernel $(, $extra)*; $w, acts, out),
+/// Calls `$kernel::<R, N, ..>` with `R = w.len()`, `N = acts.len()` for the tile shapes the
+/// product uses (up to [`super::DECODE_TILE`], [`super::DECODE_RESIDUAL_TILE`] and
+/// [`super::PREFILL_TILE`]) and stores the
+/// `R × N` results in `out`; other shapes go row by row.
+macro_rules! by_tile {
+    ($kernel:ident; $w:expr, $acts:expr, $out:expr) => {{
+        let (w, acts, out): (&[&[u8]], &[ActRow<'_>], &mut [f32]) = ($w, $acts, $out);
+        let tiled = $crate::backend::cpu::quant::x86::by_tile!(@shapes $kernel; w, acts, out;
+            (4, 1) (3, 1) (2, 1) (1, 1) (1, 2) (1, 3) (1, 4) (2, 2) (2, 3) (2, 4)
+            (4, 2) (3, 2));
+        if !tiled {
+            let n = acts.len();
+            for (w1, o) in w.iter().zip(out.chunks_mut(n.max(1))) {
+                let w1 = std::slice::from_ref(w1);
+                $crate::backend::cpu::quant::x86::by_tile!(@shapes $kernel; w1, acts, o;
+                    (1, 1) (1, 2) (1, 3) (1, 4));
+            }
         }
     }};
-    (@n $n:literal, $kernel:ident $(, $extra:tt)*; $w:expr, $acts:expr, $out:expr) => {
-        if let (Some(a), Some(o)) = ($acts.first_chunk::<$n>(), $out.first_chunk_mut::<$n>()) {
-            *o = $kernel::<$n $(, $extra)*>($w, a);
+    // Runs the kernel when (R, N) is one of the listed shapes; evaluates to whether it did.
+    (@shapes $kernel:ident; $w:ident, $acts:ident, $out:ident;
+     $(($r:literal, $n:literal))*) => {
+        match ($w.len(), $acts.len()) {
+            $(($r, $n) => {
+                if let (Some(w), Some(a), Some(o)) = (
+                    $w.first_chunk::<$r>(),
+                    $acts.first_chunk::<$n>(),
+                    $out.first_chunk_mut::<{ $r * $n }>(),
+                ) {
+                    let res = $kernel::<$r, $n>(w, a);
+                    for (o, v) in o.iter_mut().zip(res.as_flattened()) {
+                        *o = *v;
+                    }
+                }
+                true
+            })*
+            _ => false,
         }
     };
 }
@@ -123,81 +147,142 @@ macro_rules! x86_kernels {
             }
         }
 
-        /// Weight row of Q4 blocks of `BYTES` (`MIN`: an f16 min follows the scale, Q4_1;
-        /// else Q4_0's `−8·d`) against `N` activation rows.
+        /// A tile of `R` weight rows of Q4 blocks of `BYTES` (`MIN`: an f16 min follows the
+        /// scale, Q4_1; else Q4_0's `−8·d`) against `N` activation rows: `out[r][t]`.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn dot_q4<const N: usize, const BYTES: usize, const MIN: bool>(
-            w: &[u8],
+        fn dot_q4<const R: usize, const N: usize, const BYTES: usize, const MIN: bool>(
+            w: &[&[u8]; R],
             acts: &[ActRow<'_>; N],
-        ) -> [f32; N] {
-            let (blocks, _) = w.as_chunks::<BYTES>();
-            let aq: [&[[i8; QK]]; N] = std::array::from_fn(|t| acts[t].qs.as_chunks().0);
-            let nb = (0..N).fold(blocks.len(), |n, t| {
-                n.min(aq[t].len()).min(acts[t].d.len()).min(acts[t].s.len())
-            });
+        ) -> [[f32; N]; R] {
+            let mut wb: [&[[u8; BYTES]]; R] = [&[]; R];
+            let mut aq: [&[[i8; QK]]; N] = [&[]; N];
+            let mut nb = usize::MAX;
+            for r in 0..R {
+                wb[r] = w[r].as_chunks().0;
+                nb = nb.min(wb[r].len());
+            }
+            for t in 0..N {
+                aq[t] = acts[t].qs.as_chunks().0;
+                nb = nb.min(aq[t].len()).min(acts[t].d.len()).min(acts[t].s.len());
+            }
             let low = _mm_set1_epi8(0x0F);
-            let mut acc = [_mm256_setzero_ps(); N];
-            let mut acc_min = [0.0f32; N];
-            for (b, blk) in blocks[..nb].iter().enumerate() {
-                let (d, m) = f16_pair([blk[0], blk[1], blk[2], blk[3]]);
-                let m = if MIN { m } else { -8.0 * d };
-                let Some(qs) = blk.last_chunk::<16>() else {
-                    break;
-                };
-                let qs = ld_128(qs);
-                let lo = _mm_and_si128(qs, low);
-                let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), low);
-                let wq = _mm256_set_m128i(hi, lo);
+            let mut acc = [[_mm256_setzero_ps(); N]; R];
+            let mut acc_min = [[0.0f32; N]; R];
+            let mut a = [_mm256_setzero_si256(); N];
+            for b in 0..nb {
                 for t in 0..N {
-                    let p = $dot(wq, ld_256(&aq[t][b]));
-                    let scale = _mm256_set1_ps(d * acts[t].d[b]);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[t]);
-                    acc_min[t] += m * acts[t].s[b];
+                    a[t] = ld_256(&aq[t][b]);
+                }
+                for r in 0..R {
+                    let blk = &wb[r][b];
+                    let (d, m) = f16_pair([blk[0], blk[1], blk[2], blk[3]]);
+                    let m = if MIN { m } else { -8.0 * d };
+                    let Some(qs) = blk.last_chunk::<16>() else {
+                        break;
+                    };
+                    let qs = ld_128(qs);
+                    let lo = _mm_and_si128(qs, low);
+                    let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), low);
+                    let wq = _mm256_set_m128i(hi, lo);
+                    for t in 0..N {
+                        let p = _mm256_cvtepi32_ps($dot(wq, a[t]));
+                        let scale = _mm256_set1_ps(d * acts[t].d[b]);
+                        acc[r][t] = _mm256_fmadd_ps(p, scale, acc[r][t]);
+                        acc_min[r][t] += m * acts[t].s[b];
+                    }
                 }
             }
-            std::array::from_fn(|t| hsum(acc[t]) + acc_min[t])
+            let mut out = [[0.0; N]; R];
+            for r in 0..R {
+                for t in 0..N {
+                    out[r][t] = hsum(acc[r][t]) + acc_min[r][t];
+                }
+            }
+            out
         }
 
-        /// Q8_0 weight row against `N` activation rows.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn dot_q8<const N: usize>(w: &[u8], acts: &[ActRow<'_>; N]) -> [f32; N] {
-            let (blocks, _) = w.as_chunks::<Q8_0_BLOCK_BYTES>();
-            let aq: [&[[i8; QK]]; N] = std::array::from_fn(|t| acts[t].qs.as_chunks().0);
-            let nb = (0..N).fold(blocks.len(), |n, t| n.min(aq[t].len()).min(acts[t].d.len()));
-            let mut acc = [_mm256_setzero_ps(); N];
-            for (b, blk) in blocks[..nb].iter().enumerate() {
-                let (d, _) = f16_pair([blk[0], blk[1], 0, 0]);
-                let Some(qs) = blk.last_chunk::<QK>() else {
-                    break;
-                };
-                let wq = ld_256(qs);
-                let wabs = _mm256_sign_epi8(wq, wq);
+        fn dot_q4_0<const R: usize, const N: usize>(
+            w: &[&[u8]; R],
+            acts: &[ActRow<'_>; N],
+        ) -> [[f32; N]; R] {
+            dot_q4::<R, N, Q4_0_BLOCK_BYTES, false>(w, acts)
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn dot_q4_1<const R: usize, const N: usize>(
+            w: &[&[u8]; R],
+            acts: &[ActRow<'_>; N],
+        ) -> [[f32; N]; R] {
+            dot_q4::<R, N, Q4_1_BLOCK_BYTES, true>(w, acts)
+        }
+
+        /// A tile of `R` Q8_0 weight rows against `N` activation rows: `out[r][t]`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn dot_q8<const R: usize, const N: usize>(
+            w: &[&[u8]; R],
+            acts: &[ActRow<'_>; N],
+        ) -> [[f32; N]; R] {
+            let mut wb: [&[[u8; Q8_0_BLOCK_BYTES]]; R] = [&[]; R];
+            let mut aq: [&[[i8; QK]]; N] = [&[]; N];
+            let mut nb = usize::MAX;
+            for r in 0..R {
+                wb[r] = w[r].as_chunks().0;
+                nb = nb.min(wb[r].len());
+            }
+            for t in 0..N {
+                aq[t] = acts[t].qs.as_chunks().0;
+                nb = nb.min(aq[t].len()).min(acts[t].d.len());
+            }
+            let mut acc = [[_mm256_setzero_ps(); N]; R];
+            let mut a = [_mm256_setzero_si256(); N];
+            for b in 0..nb {
                 for t in 0..N {
-                    let p = $dot(wabs, _mm256_sign_epi8(ld_256(&aq[t][b]), wq));
-                    let scale = _mm256_set1_ps(d * acts[t].d[b]);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[t]);
+                    a[t] = ld_256(&aq[t][b]);
+                }
+                for r in 0..R {
+                    let blk = &wb[r][b];
+                    let (d, _) = f16_pair([blk[0], blk[1], 0, 0]);
+                    let Some(qs) = blk.last_chunk::<QK>() else {
+                        break;
+                    };
+                    let wq = ld_256(qs);
+                    let wabs = _mm256_sign_epi8(wq, wq);
+                    for t in 0..N {
+                        let p = _mm256_cvtepi32_ps($dot(wabs, _mm256_sign_epi8(a[t], wq)));
+                        let scale = _mm256_set1_ps(d * acts[t].d[b]);
+                        acc[r][t] = _mm256_fmadd_ps(p, scale, acc[r][t]);
+                    }
                 }
             }
-            std::array::from_fn(|t| hsum(acc[t]))
+            let mut out = [[0.0; N]; R];
+            for r in 0..R {
+                for t in 0..N {
+                    out[r][t] = hsum(acc[r][t]);
+                }
+            }
+            out
         }
 
         #[target_feature(enable = $feat)]
-        fn q8_0(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
-            super::x86::by_rows!(dot_q8; w, acts, out)
+        fn q8_0(w: &[&[u8]], acts: &[ActRow<'_>], out: &mut [f32]) {
+            super::x86::by_tile!(dot_q8; w, acts, out)
         }
 
         #[target_feature(enable = $feat)]
-        fn q4_0(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
-            super::x86::by_rows!(dot_q4, Q4_0_BLOCK_BYTES, false; w, acts, out)
+        fn q4_0(w: &[&[u8]], acts: &[ActRow<'_>], out: &mut [f32]) {
+            super::x86::by_tile!(dot_q4_0; w, acts, out)
         }
 
         #[target_feature(enable = $feat)]
-        fn q4_1(w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
-            super::x86::by_rows!(dot_q4, Q4_1_BLOCK_BYTES, true; w, acts, out)
+        fn q4_1(w: &[&[u8]], acts: &[ActRow<'_>], out: &mut [f32]) {
+            super::x86::by_tile!(dot_q4_1; w, acts, out)
         }
     };
 }
 
-pub(super) use {by_rows, x86_kernels};
+pub(super) use {by_tile, x86_kernels};
