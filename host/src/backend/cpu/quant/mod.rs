@@ -297,56 +297,85 @@ impl QuantKernels {
                 return Ok(());
             }
         };
-        ACTS.with_borrow_mut(|[acts, rest]| {
-            self.quantize(x, k, acts)?;
-            let passes = if residual {
-                let r = acts.residual(x);
-                self.quantize(&r, k, rest)?;
-                2
-            } else {
-                1
-            };
-            let (acts, rest) = (&*acts, &*rest);
-            let act = |t: usize, pass: usize| if pass == 0 { acts.row(t) } else { rest.row(t) };
-            let (tr, tn) = match (m, residual) {
-                (1, false) => DECODE_TILE,
-                (1, true) => DECODE_RESIDUAL_TILE,
-                _ => PREFILL_TILE,
-            };
-            // Output rows per tile: each takes `passes` activation rows.
-            let per_tile = tn / passes;
-            let run = |j0: usize, outs: &mut [&mut [f32]]| {
-                let width = outs[0].len();
-                let mut arows = [acts.row(0); 4];
-                let mut wrows: [&[u8]; 4] = [&[]; 4];
-                let mut res = [0.0f32; 16];
-                for (g, outs) in outs.chunks_mut(per_tile).enumerate() {
-                    let nt = outs.len() * passes;
-                    for (i, r) in arows.iter_mut().take(nt).enumerate() {
-                        *r = act(per_tile * g + i / passes, i % passes);
+        // A product inside a rayon job can be re-entered on the same thread when its wait steals
+        // another product's job; that one gets fresh buffers instead of the borrowed ones.
+        let w = WeightRows { w, row_bytes, n };
+        ACTS.with(|c| match c.try_borrow_mut() {
+            Ok(mut bufs) => self.tiles(dot, w, k, x, m, out, residual, &mut bufs),
+            Err(_) => self.tiles(dot, w, k, x, m, out, residual, &mut Default::default()),
+        })
+    }
+
+    /// The integer-kernel product of [`QuantKernels::matmul`]/[`QuantKernels::matmul_residual`]
+    /// with `bufs` for the quantized activations (and their residual).
+    #[allow(clippy::too_many_arguments)]
+    fn tiles(
+        &self,
+        dot: DotTile,
+        WeightRows { w, row_bytes, n }: WeightRows<'_>,
+        k: usize,
+        x: &[f32],
+        m: usize,
+        out: &mut [f32],
+        residual: bool,
+        [acts, rest]: &mut [Q8Acts; 2],
+    ) -> Result<()> {
+        self.quantize(x, k, acts)?;
+        let passes = if residual {
+            let r = acts.residual(x);
+            self.quantize(&r, k, rest)?;
+            2
+        } else {
+            1
+        };
+        let (acts, rest) = (&*acts, &*rest);
+        let act = |t: usize, pass: usize| if pass == 0 { acts.row(t) } else { rest.row(t) };
+        let (tr, tn) = match (m, residual) {
+            (1, false) => DECODE_TILE,
+            (1, true) => DECODE_RESIDUAL_TILE,
+            _ => PREFILL_TILE,
+        };
+        // Output rows per tile: each takes `passes` activation rows.
+        let per_tile = tn / passes;
+        let run = |j0: usize, outs: &mut [&mut [f32]]| {
+            let width = outs[0].len();
+            let mut arows = [acts.row(0); 4];
+            let mut wrows: [&[u8]; 4] = [&[]; 4];
+            let mut res = [0.0f32; 16];
+            for (g, outs) in outs.chunks_mut(per_tile).enumerate() {
+                let nt = outs.len() * passes;
+                for (i, r) in arows.iter_mut().take(nt).enumerate() {
+                    *r = act(per_tile * g + i / passes, i % passes);
+                }
+                for j in (0..width).step_by(tr) {
+                    let nr = tr.min(width - j);
+                    for (r, wr) in wrows.iter_mut().take(nr).enumerate() {
+                        *wr = &w[(j0 + j + r) * row_bytes..][..row_bytes];
                     }
-                    for j in (0..width).step_by(tr) {
-                        let nr = tr.min(width - j);
-                        for (r, wr) in wrows.iter_mut().take(nr).enumerate() {
-                            *wr = &w[(j0 + j + r) * row_bytes..][..row_bytes];
-                        }
-                        // SAFETY: the ISA is supported (see `new`); each weight row is whole
-                        // blocks of `format` and each act row has `k` values; the tile is at most
-                        // `tr × tn`, as the kernels require.
-                        unsafe { dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]) };
-                        for (t, o) in outs.iter_mut().enumerate() {
-                            for r in 0..nr {
-                                let at = r * nt + t * passes;
-                                o[j + r] = res[at..at + passes].iter().sum();
-                            }
+                    // SAFETY: the ISA is supported (see `new`); each weight row is whole
+                    // blocks of `format` and each act row has `k` values; the tile is at most
+                    // `tr × tn`, as the kernels require.
+                    unsafe { dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]) };
+                    for (t, o) in outs.iter_mut().enumerate() {
+                        for r in 0..nr {
+                            let at = r * nt + t * passes;
+                            o[j + r] = res[at..at + passes].iter().sum();
                         }
                     }
                 }
-            };
-            for_row_blocks(out, m, n, row_bytes, run);
-            Ok(())
-        })
+            }
+        };
+        for_row_blocks(out, m, n, row_bytes, run);
+        Ok(())
     }
+}
+
+/// `n` weight rows of `row_bytes` each in `w`.
+#[derive(Clone, Copy)]
+struct WeightRows<'a> {
+    w: &'a [u8],
+    row_bytes: usize,
+    n: usize,
 }
 
 thread_local! {
