@@ -141,13 +141,13 @@ fn gemm(b: &mut Bench) -> Result<()> {
     Ok(())
 }
 
-/// GEMV (decode Linear layers): our kernel through `linear` for m <= GEMV_MAX_M (4), bytes = weight + x + y.
+/// GEMV (decode Linear layers): our kernel through `linear` for m <= GEMV_MAX_M (8), bytes = weight + x + y.
 fn gemv(b: &mut Bench) -> Result<()> {
     let dev = b.dev.clone();
     for dt in [DType::F16, DType::BF16] {
         for (k, n) in [(4096, 11008), (11008, 4096), (4096, 4096)] {
             let w = Tensor::randn([n, k], 0.02, 8, dt, &dev)?;
-            for m in [1usize, 2, 4] {
+            for m in [1usize, 2, 4, 8] {
                 let x = Tensor::randn([m, k], 1.0, 9, dt, &dev)?;
                 let bytes = ((n * k + m * k + m * n) * 2) as f64;
                 b.tbps(&format!("gemv_{}_M{m}_K{k}_N{n}", dt.name()), bytes, || {
@@ -155,6 +155,94 @@ fn gemv(b: &mut Bench) -> Result<()> {
                 })?;
             }
         }
+    }
+    Ok(())
+}
+
+/// FlashAttention-2 prefill, B1 H32 D128, as `torch_anchors.py --only attention` measures
+/// SDPA-flash: TFLOP/s with FLOPs = 4·H·S²·D, halved under the causal mask.
+fn flash_attention(b: &mut Bench) -> Result<()> {
+    let dev = b.dev.clone();
+    for dt in [DType::F16, DType::BF16] {
+        let nm = if dt == DType::F16 {
+            "float16"
+        } else {
+            "bfloat16"
+        };
+        for s in [1024usize, 2048, 4096, 8192] {
+            for causal in [false, true] {
+                let key = format!(
+                    "flash_{nm}_B1_H32_D128_S{s}_{}",
+                    if causal { "causal" } else { "full" }
+                );
+                if !b.wants(&key) {
+                    continue;
+                }
+                let q = Tensor::randn([s, 32, 128], 1.0, 1, dt, &dev)?;
+                let k = Tensor::randn([s, 32, 128], 1.0, 2, dt, &dev)?;
+                let v = Tensor::randn([s, 32, 128], 1.0, 3, dt, &dev)?;
+                let ms = b
+                    .gpu
+                    .time_median_ms(3, 20, || F::attention(&q, &k, &v, 0.088, causal).map(drop))?;
+                let flops = 4.0 * 32.0 * (s * s) as f64 * 128.0 / if causal { 2.0 } else { 1.0 };
+                b.out.insert(format!("nano_{key}_TFLOPs"), flops / ms / 1e9);
+                b.out.insert(format!("nano_{key}_ms"), ms);
+                eprintln!("{key}: {ms:.3} ms, {:.1} TFLOP/s", flops / ms / 1e9);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Quantized GEMV (weights kept quantized, `F::linear_any`) and the fused gate+up GEMV with
+/// SwiGLU (`F::linear_swiglu`, dense f16 and Q4_1): bytes = weight as stored (repacked blocks:
+/// quants + scales) + x + y. Keys `gemv_{q8_0,q4_0,q4_1}_f16_M{m}_K{k}_N{n}` and
+/// `gemv_swiglu_{f16,q4_1_f16}_M{m}_K{k}_N{n}` (N = outputs; the weight has 2N rows).
+fn gemv_quantized(b: &mut Bench) -> Result<()> {
+    use nano_infer::functional::LinearWeight;
+    use nano_infer::tensor::quant_pack::QuantFormat;
+    let dev = b.dev.clone();
+    for f in [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1] {
+        for (k, n) in [(4096, 11008), (11008, 4096), (4096, 4096)] {
+            if !b.wants(&format!("gemv_{}_f16", f.name())) {
+                continue;
+            }
+            // Quantized once on the host from a random f32 matrix (same values for every format).
+            let w = Tensor::randn([n, k], 0.02, 8, DType::F32, &Device::Cpu)?;
+            let q = nano_infer::QuantizedTensor::quantize(&w, f, &dev)?;
+            let wbytes = q.size_in_bytes();
+            let q = LinearWeight::Quantized(q);
+            for m in [1usize, 2, 4, 8] {
+                let x = Tensor::randn([m, k], 1.0, 9, DType::F16, &dev)?;
+                let bytes = (wbytes + (m * k + m * n) * 2) as f64;
+                b.tbps(
+                    &format!("gemv_{}_f16_M{m}_K{k}_N{n}", f.name()),
+                    bytes,
+                    || F::linear_any(&x, &q).map(drop),
+                )?;
+            }
+        }
+    }
+    let (k, n) = (4096, 11008);
+    let w = Tensor::randn([2 * n, k], 0.02, 8, DType::F16, &dev)?;
+    let dense = LinearWeight::Dense(w.clone());
+    let w32 = w.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+    let q = nano_infer::QuantizedTensor::quantize(&w32, QuantFormat::Q4_1, &dev)?;
+    let q_bytes = q.size_in_bytes();
+    let q = LinearWeight::Quantized(q);
+    for m in [1usize, 8] {
+        let x = Tensor::randn([m, k], 1.0, 9, DType::F16, &dev)?;
+        let io = ((m * k + m * n) * 2) as f64;
+        b.tbps(
+            &format!("gemv_swiglu_f16_M{m}_K{k}_N{n}"),
+            (2 * n * k * 2) as f64 + io,
+            || F::linear_swiglu(&x, &dense).map(drop),
+        )?;
+        b.tbps(
+            &format!("gemv_swiglu_q4_1_f16_M{m}_K{k}_N{n}"),
+            q_bytes as f64 + io,
+            || F::linear_swiglu(&x, &q).map(drop),
+        )?;
     }
     Ok(())
 }
@@ -211,6 +299,8 @@ fn main() -> Result<()> {
     kernels(&mut b)?;
     gemm(&mut b)?;
     gemv(&mut b)?;
+    flash_attention(&mut b)?;
+    gemv_quantized(&mut b)?;
     decode_attention(&mut b)?;
     let mut json = String::from("{\n");
     json += &format!(" \"device\": \"{}\",\n", gpu.name());

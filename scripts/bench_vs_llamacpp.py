@@ -100,15 +100,20 @@ def ensure_llama_venv(venv):
     return py
 
 
-def nano_run(nano, model, threads, prompt_tokens, gen_tokens):
-    """One `nano-infer bench` process: (prefill tok/s list, decode tok/s list, VmHWM line)."""
+def nano_run(nano, model, threads, prefill_tokens, context, gen_tokens):
+    """One `nano-infer bench` process: its JSON line, with `prefill` and `decode` reduced to the
+    tok/s list of their one measurement (empty when not run)."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    cmd = [nano, "bench", "--model", model, "--prompt-tokens", str(prompt_tokens),
-           "--gen-tokens", str(gen_tokens), "--runs", str(RUNS), "--json"]
+    cmd = [nano, "bench", "--model", model, "--prefill-tokens", str(prefill_tokens),
+           "--contexts", str(context), "--gen-tokens", str(gen_tokens), "--runs", str(RUNS),
+           "--json"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{res.stderr}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    for key in ("prefill", "decode"):
+        out[key] = out[key][0]["tokens_per_s"] if out[key] else []
+    return out
 
 
 def main():
@@ -139,8 +144,8 @@ def main():
     if res.returncode != 0:
         sys.exit(f"llama.cpp worker failed:\n{res.stderr}")
     llama = json.loads(res.stdout.strip().splitlines()[-1])
-    ours_prompt = nano_run(nano, args.model, args.threads, PROMPT_TOKENS, 0)
-    ours_gen = nano_run(nano, args.model, args.threads, GEN_PROMPT_TOKENS, GEN_TOKENS)
+    ours_prompt = nano_run(nano, args.model, args.threads, PROMPT_TOKENS, 1, 0)
+    ours_gen = nano_run(nano, args.model, args.threads, 0, GEN_PROMPT_TOKENS, GEN_TOKENS)
 
     size_mb = os.path.getsize(args.model) / 1e6
     print(f"model: {args.model} ({size_mb:.1f} MB), threads: {args.threads}, "

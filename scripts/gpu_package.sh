@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf gpu-run && mkdir -p gpu-run/bin
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release --bin nano-infer
 exes=$( { cargo test --release --workspace --no-run --message-format=json; \
           cargo bench --bench gpu_kernels --no-run --message-format=json; } 2>/dev/null |
@@ -17,12 +18,12 @@ for e in $exes; do
     name=$(basename "$e" | sed 's/-[0-9a-f]\{16\}$//')
     # Only what has GPU work or runs without the model: the full model (98 MB) and the text
     # fixtures stay here (64 MiB carry limit); CI runs those tests. `emu` has gpu_probe.
-    case "$name" in gpu_vs_cpu|llama_gpu|seed_llama_mlp|gpu_kernels|emu) ;; *) continue ;; esac
+    case "$name" in gpu_vs_cpu|llama_gpu|decode_graph|seed_llama_mlp|gpu_kernels|emu) ;; *) continue ;; esac
     cp "$e" "gpu-run/bin/$name" && strip "gpu-run/bin/$name"
 done
-cp target/release/nano-infer gpu-run/bin/nano-infer && strip gpu-run/bin/nano-infer
+cp "$target/release/nano-infer" gpu-run/bin/nano-infer && strip gpu-run/bin/nano-infer
 # A 2-layer SmolLM2 (~36 MB) for the end-to-end GPU tests and benchmarks.
-target/release/nano-infer fixture --layers 2 --out gpu-run/smollm2-2l.gguf
+"$target/release/nano-infer" fixture --layers 2 --out gpu-run/smollm2-2l.gguf
 # The test-only probe kernels, for the emulator's gpu_probe test (hardware vs emulated semantics).
 cp "$(scripts/ptx_primitives_check.sh --build-only)" gpu-run/probe.ptx
 cp -r ../shared/anchors gpu-run/anchors

@@ -24,23 +24,37 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 grep -E "test result" "$out/tests.txt" | awk '{p+=$4; f+=$6} END {print "GPU host tests: " p " passed, " f " failed"}' | tee -a "$out/tests.txt"
 if command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    rms_norm elementwise softmax rope embedding > "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding cuda::gemm cuda::gemv > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    rms_norm softmax >> "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::softmax cuda::gemv >> "$out/sanitizer.txt" 2>&1
+  # The attention kernels: shared-memory tiles (flash) and split partials (decode).
+  timeout 400 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
+    cuda::flash_attention_matches cuda::decode_attention >> "$out/sanitizer.txt" 2>&1
+  timeout 400 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
+    cuda::flash_attention_matches >> "$out/sanitizer.txt" 2>&1
+  # The decode graph's kernels (fused RoPE + KV write, device-length attention, argmax), eager
+  # and replayed.
+  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/decode_graph" --include-ignored \
+    graph_replay_equals_eager_steps >> "$out/sanitizer.txt" 2>&1
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$out/sanitizer.txt"
 fi
 "$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"
 parts=${*:-kernels gemm}
-# End to end: our CLI bench (GPU, random SmolLM2/Llama weights and the fixture) beside the
-# CUDA-graph PyTorch decode and HF eager, when "decode" is among the parts.
+# End to end: our CLI bench (GPU, random SmolLM2/Llama weights made on the GPU, and the fixture):
+# prefill 512/2048 tokens, decode from one CUDA graph at context 128/2048 (SmolLM2 also eager,
+# to show what the graph saves), GB/s against the copy bandwidth of the same run; beside the
+# CUDA-graph PyTorch decode for the same configs and contexts, when "decode" is among the parts.
 if [[ " $parts " == *" decode "* ]]; then
   {
     for cfg in smollm2-135m llama2-7b llama3-8b; do
-      "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prompt-tokens 128 --gen-tokens 128 2>&1
+      echo "== nano-infer bench --config $cfg"
+      "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 512,2048 --contexts 128,2048 --gen-tokens 128 2>&1
     done
-    "$here/bin/nano-infer" bench --device cuda --model "$NANO_INFER_FIXTURE" --prompt-tokens 128 --gen-tokens 128 2>&1
-    python3 "$here/anchors/torch_graph_decode.py" --config smollm2_135m --context 128 2>&1 | tail -n 1
-    python3 "$here/anchors/torch_graph_decode.py" --config llama2_7b --context 128 2>&1 | tail -n 1
+    "$here/bin/nano-infer" bench --device cuda --config smollm2-135m --prefill-tokens 0 --contexts 128 --gen-tokens 128 --eager 2>&1 | grep decode
+    echo "== nano-infer bench --model smollm2-2l.gguf"
+    "$here/bin/nano-infer" bench --device cuda --model "$NANO_INFER_FIXTURE" --prefill-tokens 128 --contexts 128 --gen-tokens 128 2>&1
+    echo "== torch_graph_decode.py (all configs, contexts 128 and 2048)"
+    python3 "$here/anchors/torch_graph_decode.py" --config all --context 128 --context 2048 2>&1 | tail -n 1
   } > "$out/e2e.txt"
   cat "$out/e2e.txt"
 fi

@@ -29,3 +29,24 @@ pub fn cuda(ordinal: usize) -> Result<Device> {
         KERNELS_PTX,
     )?))
 }
+
+/// The emulated GPU: NanoInfer's CUDA backend with host memory, running the kernels' own Rust
+/// source under the SIMT emulator (cuBLAS GEMMs: a scalar GEMM on the cuBLAS call's arguments).
+/// Needs no GPU; slow, for tests and for stepping through a kernel in a debugger (README).
+///
+/// ```
+/// use nano_infer::functional as F;
+/// use nano_infer::{DType, Device, Tensor};
+///
+/// let emu = nano_infer::emu();
+/// let x = Tensor::randn([3, 64], 1.0, 1, DType::F16, &emu)?;
+/// let w = Tensor::randn([64], 1.0, 2, DType::F16, &emu)?;
+/// let y = F::rms_norm(&x, &w, 1e-5)?; // the `rmsnorm_f16` kernel, run by the emulator
+/// let cpu = F::rms_norm(&x.to_device(&Device::Cpu)?, &w.to_device(&Device::Cpu)?, 1e-5)?;
+/// let (got, want) = (y.to_vec_f32()?, cpu.to_vec_f32()?);
+/// assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 2e-3 + 2e-3 * w.abs()));
+/// # Ok::<(), nano_infer::Error>(())
+/// ```
+pub fn emu() -> Device {
+    Device::Cuda(backend::cuda::CudaBackend::emulated())
+}

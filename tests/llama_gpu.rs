@@ -1,6 +1,8 @@
 //! The Llama forward on CUDA against the CPU f32 path (the oracle), on a real checkpoint.
 //!
-//! All tests are `#[ignore = "needs a CUDA GPU"]`. The model is `$NANO_INFER_FIXTURE` — a
+//! The checkpoint tests are `#[ignore = "needs a CUDA GPU"]`; the random-weight test runs per
+//! device (`common::device_tests!`): `emu::*` on the emulated GPU on every `cargo test`,
+//! `cuda::*` on a GPU. The model is `$NANO_INFER_FIXTURE` — a
 //! truncated SmolLM2 written by `nano-infer fixture --layers 2 --out FILE` (about 36 MB, small
 //! enough to carry to a GPU host) — else the full SmolLM2 GGUF (`$NANO_INFER_GGUF` or the
 //! cache). On a GPU host:
@@ -16,8 +18,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use nano_infer::sampler::argmax;
 use nano_infer::{DType, Device, Llama, LlamaConfig, loaders};
 
@@ -30,24 +30,8 @@ const F16_TOL: f32 = 0.25;
 const PROMPT: [u32; 5] = [504, 3575, 282, 4649, 314];
 const STEPS: usize = 16;
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("NANO_INFER_FIXTURE")
-        .or_else(|| std::env::var_os("NANO_INFER_GGUF"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "no model at {}: set NANO_INFER_FIXTURE (nano-infer fixture --layers 2 --out FILE)",
-        path.display()
-    );
-    path
-}
-
 fn load(dtype: DType, device: &Device) -> Llama {
-    let source = loaders::open(&model_path()).expect("open the model");
+    let source = loaders::open(&common::fixture_path()).expect("open the model");
     Llama::load(source.as_ref(), dtype, device, MAX_SEQ).expect("load")
 }
 
@@ -163,26 +147,48 @@ fn cuda_prefill_equals_decode() {
     }
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn cuda_random_smollm2_matches_cpu() {
-    let gpu = common::gpu();
-    let config = LlamaConfig {
+common::device_tests!(random_smollm2_matches_cpu);
+
+/// Random weights (on a GPU: SmolLM2's shapes with 4 layers; on the emulated GPU a 2-layer
+/// model of SmolLM2's structure with hidden size 64, GQA 4/2): the prompt's prefill (GEMM,
+/// prefill attention) and one decode step (GEMV, split-KV decode attention) in f16 against the
+/// CPU in f32.
+fn random_smollm2_matches_cpu(dev: &Device) {
+    let full = LlamaConfig {
         num_layers: 4,
         ..LlamaConfig::smollm2_135m()
     };
+    let small = LlamaConfig {
+        num_layers: 2,
+        vocab_size: 5000, // past the prompt's ids
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 16,
+        ..LlamaConfig::smollm2_135m()
+    };
+    let config = common::cases(dev, &[full], &[small]).remove(0);
     let cpu = Llama::random(&config, DType::F32, &Device::Cpu, 11).unwrap();
-    let cuda = Llama::random(&config, DType::F16, &gpu, 11).unwrap();
+    let gpu = Llama::random(&config, DType::F16, dev, 11).unwrap();
     let run = |m: &Llama| {
         let mut cache = m.new_cache_with_capacity(16).unwrap();
-        m.forward(&PROMPT, &mut cache)
+        let prefill = m
+            .forward(&PROMPT, &mut cache)
             .unwrap()
             .to_vec_f32()
-            .unwrap()
+            .unwrap();
+        let decode = m.forward(&[42], &mut cache).unwrap().to_vec_f32().unwrap();
+        (prefill, decode)
     };
-    let (want, got) = (run(&cpu), run(&cuda));
-    let (d, at) = max_diff(&got, &want);
-    eprintln!("random smollm2 (4 layers) cuda f16 vs cpu f32: worst |diff| {d:.3e} at {at}");
-    assert!(got.iter().all(|v| v.is_finite()));
-    assert!(d <= 0.05, "|diff| {d} at {at}");
+    let (want, got) = (run(&cpu), run(&gpu));
+    for (step, got, want) in [("prefill", &got.0, &want.0), ("decode", &got.1, &want.1)] {
+        let (d, at) = max_diff(got, want);
+        eprintln!(
+            "random smollm2 ({} layers) {dev} f16 vs cpu f32, {step}: worst |diff| {d:.3e} at {at}",
+            config.num_layers
+        );
+        assert!(got.iter().all(|v| v.is_finite()));
+        assert!(d <= 0.05, "{step}: |diff| {d} at {at}");
+    }
 }

@@ -66,11 +66,12 @@ fn seed_example_cpu_and_cuda_agree() {
         nano_infer::nn::Linear::new(l.weight().as_dense().unwrap().to_dtype(DType::F16).unwrap())
             .unwrap()
     };
-    let half = LlamaMlp {
-        gate_proj: cast(&on_gpu.gate_proj),
-        up_proj: cast(&on_gpu.up_proj),
-        down_proj: cast(&on_gpu.down_proj),
-    };
+    let half = LlamaMlp::from_parts(
+        cast(&on_gpu.gate_proj),
+        cast(&on_gpu.up_proj),
+        cast(&on_gpu.down_proj),
+    )
+    .unwrap();
     let got16 = half
         .forward(&x.to_device(&gpu).unwrap().to_dtype(DType::F16).unwrap())
         .unwrap();

@@ -11,6 +11,9 @@
 //! [`DECODE_MAX_HEADS_PER_BLOCK`] query heads of its KV group, so K/V are read once for them.
 //! Online softmax in registers (log2 domain); partial `(acc, max, sum)` per split go to f32
 //! scratch; the combine kernel (`grid.x = heads`, `block.x = head_dim`) rescales and sums them.
+//! The key count may live in device memory (`kv_len_dev`, see [`DecodeAttnParams`]): the grid
+//! is then sized for the whole cache and blocks past the last key return at once, so a CUDA
+//! graph captures one launch for every length.
 //! Test: `cargo test --release --test gpu_vs_cpu -- --include-ignored attention`;
 //! bench: `cargo bench --bench gpu_kernels -- --only decode_attn`.
 
@@ -84,13 +87,28 @@ fn row_sum(mut v: f32, lanes: u32) -> f32 {
     v
 }
 
+/// The number of keys: `p.kv_len` plus the device-side count when there is one.
+///
+/// # Safety
+/// `kv_len_dev` is null or points at a `u32`.
+#[inline(always)]
+unsafe fn total_keys(kv_len_dev: *const u32, p: &DecodeAttnParams) -> u32 {
+    if kv_len_dev.is_null() {
+        p.kv_len
+    } else {
+        // SAFETY: the caller's contract.
+        p.kv_len + unsafe { *kv_len_dev }
+    }
+}
+
 /// Partial attention of `G` query heads over one split of the keys.
 ///
 /// # Safety
-/// Launched as the module doc says with `G == p.heads_per_block`; `q` holds `heads * head_dim`,
-/// `k`/`v` hold `kv_len` rows of stride `kv_stride`, all 16-byte aligned with `head_dim` and
-/// `kv_stride` multiples of 8 and `head_dim / 8` a power of two <= 32; `part_acc` holds
-/// `splits * heads * head_dim` f32 and `part_ml` `splits * heads * 2`.
+/// Launched as the module doc says with `G == p.heads_per_block`; `kv_len_dev` is null or
+/// points at a `u32`; `q` holds `heads * head_dim`, `k`/`v` hold [`total_keys`] rows of stride
+/// `kv_stride`, all 16-byte aligned with `head_dim` and `kv_stride` multiples of 8 and
+/// `head_dim / 8` a power of two <= 32; `part_acc` holds `splits * heads * head_dim` f32 and
+/// `part_ml` `splits * heads * 2`.
 #[inline(always)]
 unsafe fn decode_partial<E: Elem, const G: usize>(
     q: *const E,
@@ -98,10 +116,18 @@ unsafe fn decode_partial<E: Elem, const G: usize>(
     v: *const E,
     part_acc: *mut f32,
     part_ml: *mut f32,
+    kv_len_dev: *const u32,
     p: DecodeAttnParams,
 ) {
     // Sub-groups of one KV head run side by side (x), so their K/V re-reads hit L2.
     let (sub, kvh, split) = (block_idx_x(), block_idx_y(), block_idx_z());
+    // SAFETY: the caller's contract.
+    let kv_len = unsafe { total_keys(kv_len_dev, &p) };
+    let split_len = p.split_len(kv_len);
+    if split * split_len >= kv_len {
+        // Past the last key (uniform over the block): the combine reads only the splits in use.
+        return;
+    }
     let lane = thread_idx_x();
     let d = p.head_dim as usize;
     let lanes_per_row = p.head_dim / CHUNK as u32;
@@ -109,7 +135,7 @@ unsafe fn decode_partial<E: Elem, const G: usize>(
     let (row_in_warp, chunk) = (lane / lanes_per_row, (lane % lanes_per_row) as usize);
     let group = p.heads / p.kv_heads;
     let h0 = (kvh * group + sub * G as u32) as usize;
-    let t_end = ((split + 1) * p.split_len).min(p.kv_len);
+    let t_end = ((split + 1) * split_len).min(kv_len);
     let kv_off = kvh as usize * d + chunk * CHUNK;
     // SAFETY (whole body): head h0 + g < heads, token t < kv_len, chunk offsets inside a row;
     // alignment as the contract states.
@@ -145,7 +171,7 @@ unsafe fn decode_partial<E: Elem, const G: usize>(
         let row_at = |t: u32| t as usize * p.kv_stride as usize + kv_off;
         let zero = [0.0f32; CHUNK];
         // DECODE_TOKENS_AHEAD tokens per lane in flight: load all, then fold.
-        let mut tw = split * p.split_len;
+        let mut tw = split * split_len;
         while tw < t_end {
             let mut kc = [zero; DECODE_TOKENS_AHEAD];
             let mut vc = [zero; DECODE_TOKENS_AHEAD];
@@ -202,13 +228,14 @@ macro_rules! decode_variants {
             v: *const E,
             part_acc: *mut f32,
             part_ml: *mut f32,
+            kv_len_dev: *const u32,
             p: DecodeAttnParams,
         ) {
             // SAFETY: forwarded contract.
-            unsafe { decode_partial::<E, $g>(q, k, v, part_acc, part_ml, p) }
+            unsafe { decode_partial::<E, $g>(q, k, v, part_acc, part_ml, kv_len_dev, p) }
         }
         kernel_entries! {
-            $body(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, p: DecodeAttnParams);
+            $body(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, kv_len_dev: *const u32, p: DecodeAttnParams);
             $($sym = $ty),+
         }
     )+};
@@ -221,28 +248,30 @@ decode_variants! {
     decode_attn_h4 = 4: decode_attn_h4_f32 = f32, decode_attn_h4_f16 = F16, decode_attn_h4_bf16 = BF16;
 }
 
-/// `out[h, :] = Σ_s 2^(m_s - M) acc_s / Σ_s 2^(m_s - M) l_s` over the splits.
+/// `out[h, :] = Σ_s 2^(m_s - M) acc_s / Σ_s 2^(m_s - M) l_s` over the splits in use.
 ///
 /// # Safety
-/// `grid.x = heads`, `block.x = head_dim`; buffers as [`decode_partial`] wrote them; `out`
-/// holds `heads * head_dim` elements.
+/// `grid.x = heads`, `block.x = head_dim`; `kv_len_dev` and the scratch buffers as
+/// [`decode_partial`] saw and wrote them; `out` holds `heads * head_dim` elements.
 #[inline(always)]
 pub unsafe fn decode_attn_combine<E: Elem>(
     part_acc: *const f32,
     part_ml: *const f32,
     out: *mut E,
+    kv_len_dev: *const u32,
     p: DecodeAttnParams,
 ) {
     let (h, i) = (block_idx_x() as usize, thread_idx_x() as usize);
     let (heads, d) = (p.heads as usize, p.head_dim as usize);
-    // SAFETY: h < heads, i < head_dim, s < splits.
+    // SAFETY: h < heads, i < head_dim, s < the splits the partial kernel wrote.
     unsafe {
+        let splits = p.splits_used(total_keys(kv_len_dev, &p)) as usize;
         let mut m = f32::NEG_INFINITY;
-        for s in 0..p.splits as usize {
+        for s in 0..splits {
             m = m.max(*part_ml.add(2 * (s * heads + h)));
         }
         let (mut num, mut den) = (0.0f32, 0.0f32);
-        for s in 0..p.splits as usize {
+        for s in 0..splits {
             let slot = s * heads + h;
             let ms = *part_ml.add(2 * slot);
             if ms != f32::NEG_INFINITY {
@@ -256,6 +285,6 @@ pub unsafe fn decode_attn_combine<E: Elem>(
 }
 
 kernel_entries! {
-    decode_attn_combine(part_acc: *const f32, part_ml: *const f32, out: *mut E, p: DecodeAttnParams);
+    decode_attn_combine(part_acc: *const f32, part_ml: *const f32, out: *mut E, kv_len_dev: *const u32, p: DecodeAttnParams);
     decode_attn_combine_f32 = f32, decode_attn_combine_f16 = F16, decode_attn_combine_bf16 = BF16,
 }

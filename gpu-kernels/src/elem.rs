@@ -5,7 +5,8 @@
 //! multiples of [`CHUNK`]; kernels check that once (uniformly) and fall back to scalar access.
 
 use crate::primitives::{
-    Bytes16, bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, load_16b, store_16b,
+    Bytes16, bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32x2_to_bf16x2, f32x2_to_f16x2,
+    load_16b, mma_m16n8k16_bf16, mma_m16n8k16_f16, store_16b,
 };
 
 /// Elements per vector chunk (16 bytes of f16/bf16; 32 bytes of f32).
@@ -16,6 +17,8 @@ pub trait Elem: Copy {
     /// One chunk as stored (16 bytes for f16/bf16, 32 for f32): what a kernel keeps in registers
     /// between passes when it wants half the registers of the f32 values.
     type Packed: Copy;
+    /// A packed chunk of zeros.
+    const PACKED_ZERO: Self::Packed;
 
     /// Converts one element to f32.
     fn load(self) -> f32;
@@ -61,6 +64,7 @@ pub trait Elem: Copy {
 
 impl Elem for f32 {
     type Packed = [Bytes16; 2];
+    const PACKED_ZERO: Self::Packed = [Bytes16([0; 4]); 2];
 
     #[inline(always)]
     fn load(self) -> f32 {
@@ -126,6 +130,7 @@ macro_rules! half_elem {
     ($ty:ident, $to_f32:ident, $from_f32:ident) => {
         impl Elem for $ty {
             type Packed = Bytes16;
+            const PACKED_ZERO: Bytes16 = Bytes16([0; 4]);
 
             #[inline(always)]
             fn load(self) -> f32 {
@@ -177,6 +182,36 @@ pub struct BF16(pub u16);
 
 half_elem!(F16, f16_to_f32, f32_to_f16);
 half_elem!(BF16, bf16_to_f32, f32_to_bf16);
+
+/// The 16-bit types the tensor cores multiply (`mma.m16n8k16`, f32 accumulators).
+pub trait MmaElem: Elem {
+    /// `D = A·B + C` on one 16x8x16 tile (fragments as in [`mma_m16n8k16_f16`]).
+    fn mma(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4];
+    /// Two f32 packed into one operand register (`lo` in the low half).
+    fn pack2(lo: f32, hi: f32) -> u32;
+}
+
+impl MmaElem for F16 {
+    #[inline(always)]
+    fn mma(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4] {
+        mma_m16n8k16_f16(a, b, c)
+    }
+    #[inline(always)]
+    fn pack2(lo: f32, hi: f32) -> u32 {
+        f32x2_to_f16x2(lo, hi)
+    }
+}
+
+impl MmaElem for BF16 {
+    #[inline(always)]
+    fn mma(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4] {
+        mma_m16n8k16_bf16(a, b, c)
+    }
+    #[inline(always)]
+    fn pack2(lo: f32, hi: f32) -> u32 {
+        f32x2_to_bf16x2(lo, hi)
+    }
+}
 
 /// True when `p` is 16-byte aligned (chunked access allowed).
 #[inline(always)]

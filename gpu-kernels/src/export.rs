@@ -7,9 +7,11 @@
 //! }
 //! ```
 //! expands on nvptx64 to `extern "ptx-kernel" fn rmsnorm_f16(x: *const F16, ...)` etc., each
-//! calling `rmsnorm_body::<F16>(...)`. `E` in the signature names the element type. On the host
-//! it makes the same symbols as plain `pub unsafe fn`s (`norm::rmsnorm_f16`), which tests run
-//! under the emulator (`emu::launch`) by the names the CUDA launchers use.
+//! calling `rmsnorm_body::<F16>(...)`. `E` in the signature names the element type;
+//! `kernel_entries! { argmax(..); argmax_f32 }` exports a body without type parameters. On the
+//! host it makes the same symbols as plain `pub unsafe fn`s (`norm::rmsnorm_f16`), and
+//! registers each in the emulator's kernel table (`emu::find("rmsnorm_f16")`), so the host's
+//! CUDA launchers run them under the emulator by the names and arguments they give the driver.
 
 /// Generates the exported `extern "ptx-kernel"` entry points of a generic kernel body (and
 /// their host twins). `sym = T` instantiates `body::<T>` with `E = T` in the signature;
@@ -17,12 +19,25 @@
 #[macro_export]
 macro_rules! kernel_entries {
     ($body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
-        $( $crate::kernel_entries!(@one $body $args $sym [$src, $dst] { type A = $src; type B = $dst; }); )+
+        $(
+            $crate::kernel_entries!(@one $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
+            #[cfg(not(target_arch = "nvptx64"))]
+            pub use self::$sym::$sym;
+        )+
     };
     ($body:ident $args:tt; $($sym:ident = $ty:ty),+ $(,)?) => {
-        $( $crate::kernel_entries!(@one $body $args $sym [$ty] { type E = $ty; }); )+
+        $(
+            $crate::kernel_entries!(@one $body $args $sym [$ty] { type E = $ty; });
+            #[cfg(not(target_arch = "nvptx64"))]
+            pub use self::$sym::$sym;
+        )+
     };
-    (@one $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($ty:ty),+] { $($alias:item)* }) => {
+    // A body without type parameters, one symbol (`argmax_f32`); the host twin stays at
+    // `module::sym::sym` (the symbol may be the body's own name).
+    ($body:ident $args:tt; $sym:ident $(,)?) => {
+        $crate::kernel_entries!(@one $body $args $sym [] {});
+    };
+    (@one $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($ty:ty),*] { $($alias:item)* }) => {
         #[cfg(target_arch = "nvptx64")]
         #[allow(non_snake_case, dead_code)]
         mod $sym {
@@ -36,7 +51,7 @@ macro_rules! kernel_entries {
             #[unsafe(no_mangle)]
             pub unsafe extern "ptx-kernel" fn $sym($($arg: $t),*) {
                 // SAFETY: the host launcher upholds the body's contract.
-                unsafe { super::$body::<$($ty),+>($($arg),*) }
+                unsafe { super::$body::<$($ty),*>($($arg),*) }
             }
         }
 
@@ -55,10 +70,38 @@ macro_rules! kernel_entries {
             #[allow(clippy::too_many_arguments)] // a kernel's signature, as in the PTX
             pub unsafe fn $sym($($arg: $t),*) {
                 // SAFETY: the caller upholds the body's contract.
-                unsafe { super::$body::<$($ty),+>($($arg),*) }
+                unsafe { super::$body::<$($ty),*>($($arg),*) }
+            }
+
+            #[$crate::emu::linkme::distributed_slice($crate::emu::KERNELS)]
+            #[linkme(crate = $crate::emu::linkme)]
+            static ENTRY: $crate::emu::Kernel = $crate::emu::Kernel {
+                name: stringify!($sym),
+                params: &[$(core::mem::size_of::<$t>()),*],
+                run,
+            };
+
+            /// Reads the launch arguments as this kernel's parameters and runs it under the
+            /// emulator (the registry's `Kernel::run`).
+            ///
+            /// # Safety
+            /// As `Kernel::launch`, which has checked each argument's size.
+            unsafe fn run(
+                shape: $crate::launch_shape::LaunchShape,
+                args: &[$crate::emu::Arg<'_>],
+            ) -> Result<(), $crate::emu::EmuError> {
+                let mut next = args.iter();
+                // SAFETY: Kernel::launch checked the count and that each argument has its
+                // parameter's size.
+                let all = $crate::emu::Shared(unsafe {
+                    ($( next.next().expect("argument count checked").read::<$t>(), )*)
+                });
+                $crate::emu::launch_shape(stringify!($sym), shape, move || {
+                    let ($($arg,)*) = all.get();
+                    // SAFETY: the launcher upholds the body's contract (Kernel::launch).
+                    unsafe { $sym($($arg),*) }
+                })
             }
         }
-        #[cfg(not(target_arch = "nvptx64"))]
-        pub use self::$sym::$sym;
     };
 }

@@ -8,9 +8,10 @@
 //! Plain integer math: nothing here reaches the PTX.
 
 use crate::params::{
-    CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN,
-    DecodeAttnParams, ELEMENTWISE_BLOCK, GEMV_BLOCK, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
-    WARP_ROWS_PER_BLOCK,
+    ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS,
+    DECODE_MIN_SPLIT_LEN, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
+    GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_ROWS, GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES,
+    ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, flash_block_n,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -78,16 +79,24 @@ pub fn embedding(n_ids: usize, cols: usize) -> LaunchShape {
     }
 }
 
-/// `gemv_*`: blocks of `GEMV_BLOCK` threads (independent warps, one output row at a time),
-/// enough warps for the `n` rows, capped at `16 * sm_count` blocks (warps stride over rows).
-pub fn gemv(n: usize, sm_count: usize) -> LaunchShape {
-    let warps_per_block = (GEMV_BLOCK / 32) as usize;
-    let blocks = n.div_ceil(warps_per_block).clamp(1, sm_count.max(1) * 16);
-    LaunchShape {
-        grid: (blocks as u32, 1, 1),
-        block: (GEMV_BLOCK, 1, 1),
-        shared_mem_bytes: 0,
-    }
+/// `gemv_*`: one block per [`GEMV_ROWS`] weight rows (per output `j` for `gemv_swiglu_*`, whose
+/// weight has `2n` rows), `block.x` a multiple of 32 giving each thread about one group of
+/// [`GEMV_GROUP_ELEMS`] weights per row, at most [`GEMV_MAX_THREADS`]. `None` when `n` exceeds
+/// the grid limit.
+pub fn gemv(n: usize, k: usize, swiglu: bool) -> Option<LaunchShape> {
+    let threads = (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32)
+        .clamp(32, GEMV_MAX_THREADS as usize) as u32;
+    let blocks = if swiglu { n } else { n.div_ceil(GEMV_ROWS) };
+    Some(LaunchShape {
+        grid: (u32::try_from(blocks.max(1)).ok()?, 1, 1),
+        block: (threads, 1, 1),
+        shared_mem_bytes: GEMV_SMEM_BYTES,
+    })
+}
+
+/// The compiled GEMV width (`M` of `gemv_m{M}_*`) that serves `m` (1..=`GEMV_MAX_M`) rows.
+pub fn gemv_width(m: usize) -> usize {
+    m.next_power_of_two()
 }
 
 /// Split-KV decode attention: the parameters both kernels share and their two launches.
@@ -113,14 +122,18 @@ impl DecodeAttnPlan {
     }
 }
 
-/// Plans one token's attention over `kv_len` cached keys: as many query heads of a KV group
-/// per block as divide the group (up to `DECODE_MAX_HEADS_PER_BLOCK`), and about one wave of
-/// one-warp blocks (32 per SM) within the split limits.
+/// Plans one token's attention over at most `max_keys` cached keys, `kv_len` of them known to
+/// the host (the params' `kv_len`; a device-side count adds the rest, see
+/// [`DecodeAttnParams`]): as many query heads of a KV group per block as divide the group (up to
+/// `DECODE_MAX_HEADS_PER_BLOCK`), and about one wave of one-warp blocks (32 per SM) within the
+/// split limits, for the longest length. Each length then uses
+/// [`DecodeAttnParams::splits_used`] of the splits.
 pub fn decode_attention(
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
     kv_len: usize,
+    max_keys: usize,
     scale: f32,
     sm_count: usize,
 ) -> DecodeAttnPlan {
@@ -131,11 +144,10 @@ pub fn decode_attention(
         .unwrap_or(1);
     let subgroups = group / per_block;
     let wanted = (sm_count.max(1) * 32).div_ceil(kv_heads * subgroups);
-    let most = DECODE_MAX_SPLITS
-        .min(kv_len.div_ceil(DECODE_MIN_SPLIT_LEN))
+    let splits = wanted
+        .min(DECODE_MAX_SPLITS)
+        .min(max_keys.max(kv_len).div_ceil(DECODE_MIN_SPLIT_LEN))
         .max(1);
-    let split_len = kv_len.div_ceil(wanted.clamp(1, most));
-    let splits = kv_len.div_ceil(split_len);
     DecodeAttnPlan {
         params: DecodeAttnParams {
             heads: heads as u32,
@@ -143,7 +155,6 @@ pub fn decode_attention(
             head_dim: head_dim as u32,
             kv_len: kv_len as u32,
             kv_stride: (kv_heads * head_dim) as u32,
-            split_len: split_len as u32,
             splits: splits as u32,
             heads_per_block: per_block as u32,
             scale_log2: scale * core::f32::consts::LOG2_E,
@@ -159,4 +170,51 @@ pub fn decode_attention(
             shared_mem_bytes: 0,
         },
     }
+}
+
+/// FlashAttention-2 prefill (`flash_attn_d{head_dim}_*`): one block of `FLASH_WARPS` warps per
+/// head and `FLASH_BLOCK_M`-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
+/// exceed the driver's limits (more than 65535 query tiles or sequences).
+pub fn flash_attention(
+    heads: usize,
+    q_len: usize,
+    batch: usize,
+    head_dim: usize,
+) -> Option<LaunchShape> {
+    let tiles = u16::try_from(q_len.div_ceil(FLASH_BLOCK_M)).ok()?;
+    let batch = u16::try_from(batch).ok()?;
+    Some(LaunchShape {
+        grid: (
+            u32::try_from(heads).ok()?,
+            tiles.max(1) as u32,
+            batch as u32,
+        ),
+        block: (FLASH_WARPS as u32 * 32, 1, 1),
+        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2) as u32,
+    })
+}
+
+/// `argmax_f32`: one block of [`ARGMAX_BLOCK`] threads and a (value, index) pair per warp in
+/// shared memory.
+pub fn argmax() -> LaunchShape {
+    LaunchShape {
+        grid: (1, 1, 1),
+        block: (ARGMAX_BLOCK, 1, 1),
+        shared_mem_bytes: ARGMAX_BLOCK / 32 * 8,
+    }
+}
+
+/// A single thread (`add_u32`: the decode step's position update).
+pub fn single() -> LaunchShape {
+    LaunchShape {
+        grid: (1, 1, 1),
+        block: (1, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Work items of `rope_kv_write_*` (before chunking, as [`rope_items`]): the rotated pairs of
+/// `q` and `k` plus the elements of `v`.
+pub fn rope_kv_items(seq: usize, heads: usize, kv_heads: usize, head_dim: usize) -> usize {
+    rope_items(seq * (heads + kv_heads), head_dim) + map_items(seq * kv_heads * head_dim)
 }

@@ -29,12 +29,15 @@ pub mod params;
 
 pub mod activation;
 pub mod attention_decode;
+pub mod attention_flash;
+pub mod decode_step;
 pub mod elem;
 pub mod elementwise;
 #[cfg(not(target_arch = "nvptx64"))]
 pub mod emu;
 mod export;
 pub mod gemv;
+pub mod init;
 pub mod launch_shape;
 pub mod norm;
 pub mod primitives;
@@ -42,8 +45,10 @@ pub mod primitives;
 pub mod probe;
 pub mod reduce;
 pub mod rope;
+pub mod rope_kv;
 pub mod softmax;
 pub mod unroll;
+pub mod weights;
 
 #[cfg(target_arch = "nvptx64")]
 #[panic_handler]

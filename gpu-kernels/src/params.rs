@@ -62,17 +62,28 @@ pub struct SoftmaxParams {
     pub causal: u32,
 }
 
-/// Largest number of activation rows the GEMV kernels take; more rows go to cuBLAS. Measured
-/// on an H100 (f16, 4096x11008): 2.4 TB/s at m=1, 2.1 at m=2, 1.6 at m=4, but 0.3-0.5 at m=8,
-/// where re-reading `x` from L1 for every weight chunk is the limit (cuBLAS is faster there).
-pub const GEMV_MAX_M: usize = 4;
+/// Largest number of activation rows the GEMV kernels take; more rows go to cuBLAS. Each
+/// block loads a piece of `x` once for its [`GEMV_ROWS`] weight rows, so `x` traffic (from L1)
+/// is `M / GEMV_ROWS` times the weight traffic.
+pub const GEMV_MAX_M: usize = 8;
 
-/// 16-byte chunks each GEMV lane loads before doing math (bytes in flight per warp:
-/// `32 * 16 * GEMV_UNROLL`).
-pub const GEMV_UNROLL: usize = 4;
+/// Weight rows one GEMV block reduces (gate and up row `j` in the SwiGLU variant): the `x`
+/// pieces it loads serve all of them.
+pub const GEMV_ROWS: usize = 2;
 
-/// Threads per block of the GEMV kernels (independent warps).
-pub const GEMV_BLOCK: u32 = 256;
+/// 8-element pieces of a row each GEMV thread loads before doing math (a *group*: 4 chunks of
+/// f16/bf16, 2 of Q8_0, 1 of Q4; see `weights::WeightFormat::UNROLL`).
+pub const GEMV_GROUP_PIECES: usize = 4;
+
+/// Weights of a row per GEMV thread group.
+pub const GEMV_GROUP_ELEMS: usize = 8 * GEMV_GROUP_PIECES;
+
+/// Most threads of a GEMV block (threads split a row into groups of `GEMV_GROUP_ELEMS`
+/// weights, so a 4096-wide row takes 128 threads and one group of loads).
+pub const GEMV_MAX_THREADS: u32 = 128;
+
+/// Dynamic shared memory of a GEMV block: one f32 per warp, row and activation row.
+pub const GEMV_SMEM_BYTES: u32 = (GEMV_MAX_THREADS / 32) * (GEMV_ROWS * GEMV_MAX_M) as u32 * 4;
 
 /// Query heads one decode-attention block serves at most (its accumulators live in registers).
 pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;
@@ -81,28 +92,114 @@ pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;
 pub const DECODE_TOKENS_AHEAD: usize = 4;
 
 /// Most splits of the keys per decode step: the combine pass walks them serially.
-pub const DECODE_MAX_SPLITS: usize = 64;
+pub const DECODE_MAX_SPLITS: usize = 256;
 
 /// Fewest keys per split: below this the partial results outweigh the keys.
-pub const DECODE_MIN_SPLIT_LEN: usize = 64;
+pub const DECODE_MIN_SPLIT_LEN: usize = 32;
 
 /// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
-/// `t * kv_stride + h * head_dim`. Block `(subgroup, kv_head, split)` handles `heads_per_block`
-/// query heads of that KV head over keys `split * split_len ..` and writes unnormalised partial
-/// results; `decode_attn_combine_*` merges the splits.
+/// `t * kv_stride + h * head_dim`. The number of keys is `kv_len`, plus the `u32` the kernels'
+/// `kv_len_dev` argument points at when it is not null (a CUDA graph's decode step keeps the
+/// cache length in device memory, so one captured launch serves every length). Both kernels
+/// derive the split length from that total with [`DecodeAttnParams::split_len`]: block
+/// `(subgroup, kv_head, split)` handles `heads_per_block` query heads of that KV head over keys
+/// `split * split_len ..` and writes unnormalised partial results (blocks past the last key
+/// exit at once); `decode_attn_combine_*` merges the splits in use.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct DecodeAttnParams {
     pub heads: u32,
     pub kv_heads: u32,
     pub head_dim: u32,
+    /// Keys known to the host (all of them when `kv_len_dev` is null).
     pub kv_len: u32,
     pub kv_stride: u32,
-    pub split_len: u32,
+    /// Splits the grid has (`grid.z`): the most that any length uses.
     pub splits: u32,
     /// Query heads per block (1..=DECODE_MAX_HEADS_PER_BLOCK, dividing heads / kv_heads).
     pub heads_per_block: u32,
     /// softmax scale times log2(e): scores are kept in the log2 domain.
     pub scale_log2: f32,
 }
+
+/// FlashAttention-2 prefill: warps per block.
+pub const FLASH_WARPS: usize = 4;
+
+/// FlashAttention-2 prefill: 16-row blocks of queries per warp. Two let every K/V fragment
+/// read from shared memory feed two `mma`s, which halves the shared-memory traffic per FLOP.
+pub const FLASH_ROW_BLOCKS: usize = 2;
+
+/// FlashAttention-2 prefill: query rows per block.
+pub const FLASH_BLOCK_M: usize = FLASH_WARPS * 16 * FLASH_ROW_BLOCKS;
+
+/// FlashAttention-2 prefill: keys per K/V tile streamed through shared memory. Head dim 128
+/// takes 32: with 32 query rows per warp, 64-key score tiles next to the 128 f32 output
+/// accumulators per thread exceed the 255 registers (ptxas spills).
+pub const fn flash_block_n(head_dim: usize) -> usize {
+    if head_dim > 64 { 32 } else { 64 }
+}
+
+/// `flash_attn_d{64,128}_*`: causal or full attention of `q_len` queries over `kv_len` keys.
+/// Element strides (all multiples of 8, base pointers 16-byte aligned): the row of token `t`,
+/// head `h`, sequence `b` of q starts at `b * q_batch_stride + t * q_row_stride + h * q_head_stride`,
+/// and likewise for K/V (KV head `h / (heads / kv_heads)`) and the output. With `causal`, query
+/// `i` sees keys `j <= i + kv_len - q_len` (bottom-right aligned, as a prefill after cached
+/// tokens needs). Grid `(heads, ceil(q_len / FLASH_BLOCK_M), batch)`, `FLASH_WARPS * 32`
+/// threads, `(FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2` bytes of shared memory.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct FlashAttnParams {
+    pub q_len: u32,
+    pub kv_len: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub q_row_stride: u32,
+    pub q_head_stride: u32,
+    pub kv_row_stride: u32,
+    pub kv_head_stride: u32,
+    pub o_row_stride: u32,
+    pub o_head_stride: u32,
+    pub q_batch_stride: u64,
+    pub kv_batch_stride: u64,
+    pub o_batch_stride: u64,
+    /// 1: causal mask; 0: every query sees every key.
+    pub causal: u32,
+    /// softmax scale times log2(e): scores are exponentiated in the log2 domain.
+    pub scale_log2: f32,
+}
+impl DecodeAttnParams {
+    /// Keys per split for `kv_len` keys: as many splits as the grid has, but none shorter than
+    /// [`DECODE_MIN_SPLIT_LEN`] keys (the host plan and both kernels call this, so they agree).
+    #[inline(always)]
+    pub fn split_len(&self, kv_len: u32) -> u32 {
+        let by_length = kv_len.div_ceil(DECODE_MIN_SPLIT_LEN as u32);
+        let splits = self.splits.min(by_length).max(1);
+        kv_len.div_ceil(splits).max(1)
+    }
+
+    /// Splits that hold at least one of `kv_len` keys.
+    #[inline(always)]
+    pub fn splits_used(&self, kv_len: u32) -> u32 {
+        kv_len.div_ceil(self.split_len(kv_len))
+    }
+}
+
+/// `rope_kv_write_*`: RoPE on `q` and `k` (`[seq, heads | kv_heads, head_dim]`) fused with the
+/// KV-cache write: rotated `k` rows and `v` rows go to cache rows `pos .. pos + seq` (rows of
+/// `kv_heads * head_dim` elements), where `pos = pos_offset` plus the `u32` the kernel's
+/// `pos_dev` argument points at when it is not null.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct RopeKvParams {
+    pub seq: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub pos_offset: u32,
+    /// As [`RopeParams::interleaved`].
+    pub interleaved: u32,
+}
+
+/// Threads of the one-block `argmax_f32` kernel.
+pub const ARGMAX_BLOCK: u32 = 1024;

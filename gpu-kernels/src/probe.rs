@@ -10,14 +10,14 @@
 //!
 //! Launch: one block of 32 threads, `PROBE_SMEM_BYTES` of dynamic shared memory.
 
-use crate::elem::{BF16, F16};
+use crate::elem::{BF16, F16, MmaElem};
 use crate::kernel_entries;
 use crate::primitives::{
     Bytes16, atomic_add_f32, cp_async_16, cp_async_16_zfill, cp_async_commit_group,
     cp_async_wait_all, cp_async_wait_group, dyn_smem_base, ldmatrix_x1, ldmatrix_x1_trans,
-    ldmatrix_x2, ldmatrix_x2_trans, ldmatrix_x4, ldmatrix_x4_trans, mma_m16n8k16_bf16,
-    mma_m16n8k16_f16, shfl_idx_f32, smem_load_16b, smem_load_u32, smem_store_16b, smem_store_u32,
-    sync_threads, thread_idx_x, vote_all, vote_any, vote_ballot,
+    ldmatrix_x2, ldmatrix_x2_trans, ldmatrix_x4, ldmatrix_x4_trans, shfl_idx_f32, smem_load_16b,
+    smem_load_u32, smem_store_16b, smem_store_u32, sync_threads, thread_idx_x, vote_all, vote_any,
+    vote_ballot,
 };
 
 /// Shared bytes the probe needs: A (16x16 b16), Bᵀ (8x16 b16), and 16 bytes per lane of scratch.
@@ -25,23 +25,6 @@ pub const PROBE_SMEM_BYTES: u32 = 512 + 256 + 32 * 16;
 
 /// Words per lane in the probe's `misc` output.
 pub const PROBE_MISC_WORDS: usize = 13;
-
-/// The 16-bit input types of `mma`.
-pub trait MmaInput {
-    fn mma(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4];
-}
-impl MmaInput for F16 {
-    #[inline(always)]
-    fn mma(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4] {
-        mma_m16n8k16_f16(a, b, c)
-    }
-}
-impl MmaInput for BF16 {
-    #[inline(always)]
-    fn mma(a: [u32; 4], b: [u32; 2], c: [f32; 4]) -> [f32; 4] {
-        mma_m16n8k16_bf16(a, b, c)
-    }
-}
 
 /// `d = a · bᵀᵀ` for a 16x16 `a` (row-major) and an 8x16 `bt` (Bᵀ row-major, i.e. B 16x8
 /// column-major), plus per-lane results of the other primitives in `misc`
@@ -52,7 +35,7 @@ impl MmaInput for BF16 {
 /// `32 * PROBE_MISC_WORDS` words, `sum` one f32; one block of 32 threads with
 /// `PROBE_SMEM_BYTES` of shared memory.
 #[inline(always)]
-pub unsafe fn tc_probe<E: MmaInput>(
+pub unsafe fn tc_probe<E: MmaElem>(
     a: *const E,
     bt: *const E,
     d: *mut f32,

@@ -56,9 +56,24 @@ pub enum Error {
         #[source]
         source: cudarc::cublas::result::CublasError,
     },
-    /// A kernel the backend expects is missing from the loaded PTX.
+    /// A decode step cannot be captured in a CUDA graph (driver support, an op that cannot be
+    /// captured, an unsupported shape); callers fall back to eager launches.
+    #[error("CUDA graph unavailable: {reason}")]
+    GraphUnavailable { reason: String },
+    /// A kernel the backend expects is missing from the loaded PTX (or, on the emulated
+    /// device, from the kernel crate's table).
     #[error("kernel `{name}` is missing from the PTX module")]
     MissingKernel { name: String },
+    /// The SIMT emulator found a kernel bug (shared memory out of bounds, a race, a divergent
+    /// barrier, a panic) or could not run the launch; the source names kernel, block, thread.
+    #[error("emulated launch failed: {source}")]
+    Emulator {
+        #[source]
+        source: nano_infer_kernels::emu::EmuError,
+    },
+    /// A driver-only feature (streams, events) was asked of the emulated device.
+    #[error("{op} needs a CUDA GPU; the emulated device has none")]
+    NeedsGpu { op: &'static str },
     /// Reading a file failed.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -7,6 +7,11 @@
 //! ([`StopReason`]), not errors. Text goes to the callback as soon as it is complete UTF-8 and can
 //! no longer turn into a stop string, so a stop string is never printed, even in part.
 //!
+//! On CUDA the one-token steps after the prefill replay a captured CUDA graph
+//! ([`GraphDecoder`]; eager launches where none can be captured), and greedy sampling without a
+//! repetition penalty picks the token on the device, so a step reads back 4 bytes, not the
+//! logits.
+//!
 //! ```no_run
 //! use std::ops::ControlFlow;
 //! use nano_infer_host::generate::{GenerateConfig, Generator};
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
-use crate::models::Llama;
+use crate::models::{GraphDecoder, Llama};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
 
@@ -201,19 +206,27 @@ impl<'a> Generator<'a> {
 
         let start = Instant::now();
         let new = &prompt[reuse..];
-        let mut logits = self.step(new)?;
+        let logits = self.step(new)?;
         stats.prompt_time = start.elapsed();
 
         let mut history = prompt.to_vec();
         let mut ids = Vec::new();
         let mut stream = self.tokenizer.decode_stream();
         let mut text = StopScanner::new(&config.stop);
+        let max_positions = self.max_positions();
+        // The device's argmax is the sampler's pick when nothing else shapes the logits.
+        let on_device = config.sampler.is_greedy() && config.sampler.repetition_penalty == 1.0;
+        let mut steps = Steps::new(self.model, &mut self.cache, config.max_tokens);
+        let mut out = StepOutput::Logits(logits);
         let decode_start = Instant::now();
         let stop = loop {
             if ids.len() >= config.max_tokens {
                 break StopReason::MaxTokens;
             }
-            let next = sampler.sample(&logits, &history)?;
+            let next = match &out {
+                StepOutput::Logits(logits) => sampler.sample(logits, &history)?,
+                StepOutput::Token(id) => *id,
+            };
             ids.push(next);
             history.push(next);
             if self.end_ids.contains(&next) {
@@ -231,10 +244,11 @@ impl<'a> Generator<'a> {
             if ids.len() >= config.max_tokens {
                 break StopReason::MaxTokens;
             }
-            if self.cache.len() >= self.max_positions() {
+            if steps.cache().len() >= max_positions {
                 break StopReason::ContextFull;
             }
-            logits = self.step(&[next])?;
+            out = steps.run(next, on_device)?;
+            self.cached.push(next);
             stats.decode_steps += 1;
         };
         stats.decode_time = decode_start.elapsed();
@@ -263,6 +277,57 @@ impl<'a> Generator<'a> {
         let logits = self.model.forward(ids, &mut self.cache)?;
         self.cached.extend_from_slice(ids);
         logits.to_vec_f32()
+    }
+}
+
+/// What a one-token step hands back: the logits for the host sampler, or the token the device
+/// picked.
+enum StepOutput {
+    Logits(Vec<f32>),
+    Token(u32),
+}
+
+/// The one-token steps of one `generate` call: replayed from a CUDA graph when the model is on
+/// a GPU and one can be captured, else eager.
+struct Steps<'a> {
+    model: &'a Llama,
+    cache: &'a mut KvCache,
+    graph: Option<GraphDecoder<'a>>,
+    /// Capture at the first step (not before: the first token streams out at once).
+    capture: bool,
+}
+
+impl<'a> Steps<'a> {
+    /// Fewest decode steps for which capturing a graph pays (a capture costs about one eager
+    /// step plus instantiation).
+    const GRAPH_MIN_STEPS: usize = 4;
+
+    /// Steps for up to `max_tokens` tokens.
+    fn new(model: &'a Llama, cache: &'a mut KvCache, max_tokens: usize) -> Self {
+        Steps {
+            capture: !model.device.is_cpu() && max_tokens >= Self::GRAPH_MIN_STEPS,
+            model,
+            cache,
+            graph: None,
+        }
+    }
+
+    fn cache(&self) -> &KvCache {
+        self.cache
+    }
+
+    /// Runs token `id`: the device's argmax when `on_device` (and a graph runs), else the logits.
+    /// Where no graph can be captured (`Error::GraphUnavailable`; any other error surfaces again
+    /// at the eager step) the steps stay eager.
+    fn run(&mut self, id: u32, on_device: bool) -> Result<StepOutput> {
+        if std::mem::take(&mut self.capture) {
+            self.graph = GraphDecoder::new(self.model, self.cache).ok();
+        }
+        Ok(match &mut self.graph {
+            Some(g) if on_device => StepOutput::Token(g.step_greedy(self.cache, id)?),
+            Some(g) => StepOutput::Logits(g.step_logits(self.cache, id)?),
+            None => StepOutput::Logits(self.model.forward(&[id], self.cache)?.to_vec_f32()?),
+        })
     }
 }
 

@@ -10,7 +10,16 @@
 //!
 //! Rows of one position are contiguous (`kv_heads * head_dim` elements), so the view of the first
 //! `n` positions is itself contiguous and attention reads it without a copy.
+//!
+//! A CUDA cache also keeps its length in device memory ([`DeviceU32`]), for one-token steps
+//! whose kernels read the position there — so a CUDA graph captured once serves every step.
+//! The host length stays the truth: the device copy is refreshed (a queued 4-byte memset)
+//! whenever it may differ, and a graph step that advances it on the device says so with
+//! [`KvCache::advance_on_device`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::backend::cuda::DeviceU32;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, Tensor};
 
@@ -24,6 +33,10 @@ pub struct KvCache {
     /// Positions filled (the next token's position).
     len: usize,
     capacity: usize,
+    /// CUDA only: the length in device memory, and the value it holds when the host knows it.
+    device_len: Option<(DeviceU32, Option<usize>)>,
+    /// Unique per cache made (a CUDA graph checks that it is given the cache it writes).
+    id: u64,
 }
 
 impl KvCache {
@@ -46,11 +59,21 @@ impl KvCache {
         }
         let shape = [capacity, kv_heads, head_dim];
         let alloc = || Tensor::zeros(shape, dtype, device);
+        let device_len = match device {
+            Device::Cpu => None,
+            // Unknown until a one-token step syncs it (only steps that read it do).
+            Device::Cuda(b) => Some((DeviceU32::new(b, 0)?, None)),
+        };
         Ok(KvCache {
             keys: (0..num_layers).map(|_| alloc()).collect::<Result<_>>()?,
             values: (0..num_layers).map(|_| alloc()).collect::<Result<_>>()?,
             len: 0,
             capacity,
+            device_len,
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         })
     }
 
@@ -137,6 +160,75 @@ impl KvCache {
         self.check_room(seq)?;
         self.len += seq;
         Ok(())
+    }
+
+    /// A number no other cache of this process has.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Layer `layer`'s whole key and value caches, `[capacity, kv_heads, head_dim]` (for the
+    /// device-position kernels, which write and read rows by the device-side length).
+    pub(crate) fn layer(&self, layer: usize) -> Result<(&Tensor, &Tensor)> {
+        match (self.keys.get(layer), self.values.get(layer)) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(Error::invalid(
+                "KvCache::layer",
+                format!("layer {layer} of a {}-layer cache", self.keys.len()),
+            )),
+        }
+    }
+
+    /// Makes the device-side length equal [`KvCache::len`] (queueing a memset only when it
+    /// may differ). A no-op for a CPU cache.
+    pub(crate) fn sync_device_len(&mut self) -> Result<()> {
+        if let Some((value, holds)) = &mut self.device_len
+            && *holds != Some(self.len)
+        {
+            value.set(self.len as u32)?;
+            *holds = Some(self.len);
+        }
+        Ok(())
+    }
+
+    /// The device-side length, when it is known to equal [`KvCache::len`] (after
+    /// [`KvCache::sync_device_len`]); `None` for a CPU cache or a stale copy.
+    pub(crate) fn device_len(&self) -> Option<&DeviceU32> {
+        match &self.device_len {
+            Some((value, Some(holds))) if *holds == self.len => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Commits one position after a step that also advanced the device-side length itself (a
+    /// decode graph's replay).
+    pub(crate) fn advance_on_device(&mut self) -> Result<()> {
+        self.check_room(1)?;
+        let synced = self.device_len().is_some();
+        let Some((_, holds)) = &mut self.device_len else {
+            return Err(Error::invalid(
+                "KvCache::advance_on_device",
+                "a CPU cache has no device-side length",
+            ));
+        };
+        if !synced {
+            *holds = None;
+            return Err(Error::invalid(
+                "KvCache::advance_on_device",
+                "the device-side length was not in sync before the step",
+            ));
+        }
+        self.len += 1;
+        *holds = Some(self.len);
+        Ok(())
+    }
+
+    /// Marks the device-side length unknown (a step that may have advanced it failed), so the
+    /// next step sets it again.
+    pub(crate) fn forget_device_len(&mut self) {
+        if let Some((_, holds)) = &mut self.device_len {
+            *holds = None;
+        }
     }
 }
 

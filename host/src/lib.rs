@@ -15,6 +15,6 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use kv_cache::KvCache;
-pub use models::{Llama, LlamaConfig};
+pub use models::{GraphDecoder, Llama, LlamaConfig};
 pub use sampler::{Sampler, SamplerConfig};
-pub use tensor::{DType, Device, Shape, Tensor};
+pub use tensor::{DType, Device, QuantizedTensor, Shape, Tensor};

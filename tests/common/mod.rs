@@ -1,4 +1,5 @@
-//! Shared test helpers: devices, rounded random inputs, per-dtype tolerances.
+//! Shared test helpers: devices, per-device test bodies, rounded random inputs, per-dtype
+//! tolerances.
 #![allow(dead_code)]
 
 use nano_infer::backend::cpu::testing::assert_close;
@@ -15,6 +16,42 @@ pub fn gpu() -> Device {
         ),
     }
 }
+
+/// The emulated GPU: the CUDA backend's launchers and kernels on the CPU (always available).
+pub fn emu() -> Device {
+    nano_infer::emu()
+}
+
+/// True for the emulated GPU, where test bodies take their small shapes.
+pub fn is_emulated(dev: &Device) -> bool {
+    dev.as_cuda().is_some_and(|b| b.is_emulated())
+}
+
+/// The cases a test body runs on `dev`: `full` on a GPU, `small` on the emulated one (whose
+/// every block costs thread rendezvous: keep its grids tiny, but take every kernel path).
+pub fn cases<T: Clone>(dev: &Device, full: &[T], small: &[T]) -> Vec<T> {
+    if is_emulated(dev) { small } else { full }.to_vec()
+}
+
+/// Writes each test body `fn name(dev: &Device)` once and runs it per device, as candle's
+/// `test_device!`: `emu::name` on the emulated GPU (always: CPU-only CI runs it) and
+/// `cuda::name` on GPU 0 (`#[ignore = "needs a CUDA GPU"]`: run with `--include-ignored` on a
+/// GPU host). A new kernel's test is its body plus one name in the list.
+#[allow(unused_macros)] // every test binary includes `common`; not all have device tests
+macro_rules! device_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The test bodies on the emulated GPU.
+        mod emu {
+            $( #[test] fn $name() { super::$name(&crate::common::emu()) } )*
+        }
+        /// The test bodies on CUDA GPU 0.
+        mod cuda {
+            $( #[test] #[ignore = "needs a CUDA GPU"] fn $name() { super::$name(&crate::common::gpu()) } )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use device_tests;
 
 /// `(atol, rtol)` for one rounding of an f32 result into `dt` plus f32 math differences.
 pub fn tol(dt: DType) -> (f32, f32) {
@@ -55,6 +92,25 @@ pub fn model_path() -> std::path::PathBuf {
     assert!(
         path.is_file(),
         "SmolLM2 GGUF not found at {}: run `cargo run --release -- fetch` or set NANO_INFER_GGUF",
+        path.display()
+    );
+    path
+}
+
+/// The model the GPU end-to-end tests load: `$NANO_INFER_FIXTURE` — a truncated SmolLM2 written
+/// by `nano-infer fixture --layers 2 --out FILE` (small enough to carry to a GPU host) — else
+/// the full SmolLM2 GGUF (`$NANO_INFER_GGUF` or the cache).
+pub fn fixture_path() -> std::path::PathBuf {
+    let path = std::env::var_os("NANO_INFER_FIXTURE")
+        .or_else(|| std::env::var_os("NANO_INFER_GGUF"))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/nano-infer/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "no model at {}: set NANO_INFER_FIXTURE (nano-infer fixture --layers 2 --out FILE)",
         path.display()
     );
     path

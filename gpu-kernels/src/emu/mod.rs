@@ -20,8 +20,9 @@
 //! - Shared memory is per block, `shared_mem_bytes` long, filled with `0xff` (NaN), bounds- and
 //!   alignment-checked on every access and race-checked per byte between barriers
 //!   (see `shared.rs`: the verdict does not depend on how the host schedules the threads).
-//! - Global memory is host memory: kernels get raw pointers into the test's `Vec`s
-//!   ([`SyncPtr`] carries them into the `Sync` launch closure).
+//! - Global memory is host memory: kernels get raw pointers into host buffers ([`SyncPtr`]
+//!   carries them into the `Sync` launch closure; the kernel table rebuilds them from the
+//!   addresses a launcher passes, see [`Param`]).
 //! - `ex2`/`rsqrt`/`rcp` are computed exactly (with the PTX flush-to-zero rules); f16/bf16
 //!   conversions are bit-exact. Results can differ from the GPU's by the approximate
 //!   instructions' error (~2 ulp), well inside the test tolerances.
@@ -40,17 +41,21 @@
 //!     unsafe { norm::rmsnorm_f32(xp.get(), wp.get(), op.get(), 3, 64, 1e-5) }
 //! })?;
 //! ```
-//! `host/tests/emu/` does this for every kernel (`harness.rs` mirrors the CUDA launchers, with
-//! the launch shapes of [`crate::launch_shape`] that they use) and checks the results against
-//! the CPU reference: `cargo test --release -p nano-infer-host --test emu [filter]`.
+//! Launchers normally go through the kernel table instead: [`find`]`("rmsnorm_f32")` is the
+//! entry `kernel_entries!` registered for that PTX symbol, and [`Kernel::launch`] runs it with
+//! the launch's arguments as `cuLaunchKernel` would ([`Arg`]: each parameter's bytes, sizes
+//! checked). That is how the host's CUDA backend runs on the emulated device
+//! (`nano_infer::emu()`, `host/src/backend/emu/`): the same launchers, shapes and arguments as
+//! on a GPU. `tests/gpu_vs_cpu.rs` runs every kernel that way against the CPU reference
+//! (`cargo test --release --test gpu_vs_cpu emu::`); `host/tests/emu/` tests the emulator itself.
 //!
 //! # Stepping through a kernel in a debugger
 //! Build the test without optimisations so locals survive, then run it under gdb (or lldb)
 //! with `NANO_EMU_NAMES=1`, which names every worker after the emulated thread it runs:
 //! ```text
-//! cargo test -p nano-infer-host --test emu --no-run     # prints the executable's path
-//! NANO_EMU_NAMES=1 NANO_EMU_BLOCK=0 rust-gdb --args target/debug/deps/emu-<hash> \
-//!     kernels::rms_norm_and_add_rms_norm --exact --test-threads=1
+//! cargo test --test gpu_vs_cpu --no-run      # prints the executable's path
+//! NANO_EMU_NAMES=1 NANO_EMU_BLOCK=0 rust-gdb --args target/debug/deps/gpu_vs_cpu-<hash> \
+//!     emu::rms_norm_and_add_rms_norm --exact --test-threads=1
 //! (gdb) break nano_infer_kernels::norm::rmsnorm_rows     # or: break norm.rs:108
 //! (gdb) run
 //! (gdb) info threads           # emulated threads are named b<block>t<thread>
@@ -65,10 +70,12 @@
 //! of every launch (the other blocks' outputs stay untouched, so the test's comparison will
 //! fail — that is expected while debugging), which makes a breakpoint hit only there.
 
+mod args;
 mod block;
 mod error;
 pub mod fragments;
 mod pool;
+mod registry;
 mod shared;
 pub(crate) mod thread;
 
@@ -77,7 +84,13 @@ use std::format;
 use std::string::String;
 use std::sync::Arc;
 
+pub use args::{Arg, Param};
 pub use error::{Dim3, EmuError, RaceKind};
+#[doc(hidden)]
+pub use linkme;
+#[doc(hidden)]
+pub use registry::Shared;
+pub use registry::{KERNELS, Kernel, find};
 
 use crate::launch_shape::LaunchShape;
 use block::{Abort, Block};

@@ -215,6 +215,12 @@ pub fn rcp_approx(x: f32) -> f32 {
     ftz(1.0 / ftz(x))
 }
 
+/// `a * b + c` with one rounding, as `fma.rn.f32`.
+#[inline(always)]
+pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
 /// IEEE f16 bits → f32 (exact).
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {
@@ -231,6 +237,36 @@ pub fn f32_to_f16(v: f32) -> u16 {
 #[inline(always)]
 pub fn f32_to_bf16(v: f32) -> u16 {
     f32_to_bf16_bits(v)
+}
+
+/// Two f32 → two packed f16 bits (`lo` in the low half), round to nearest even.
+#[inline(always)]
+pub fn f32x2_to_f16x2(lo: f32, hi: f32) -> u32 {
+    f32_to_f16_bits(lo) as u32 | (f32_to_f16_bits(hi) as u32) << 16
+}
+
+/// Two f32 → two packed bf16 bits (`lo` in the low half), round to nearest even.
+#[inline(always)]
+pub fn f32x2_to_bf16x2(lo: f32, hi: f32) -> u32 {
+    f32_to_bf16_bits(lo) as u32 | (f32_to_bf16_bits(hi) as u32) << 16
+}
+
+/// log2(x) (`lg2.approx.ftz`); exact on the host, with the same flush of subnormal inputs.
+#[inline(always)]
+pub fn log2_approx(x: f32) -> f32 {
+    ftz(x).log2()
+}
+
+/// `x`; on the GPU a move the optimiser cannot see through (see the nvptx twin).
+#[inline(always)]
+pub fn opaque_u32(x: u32) -> u32 {
+    x
+}
+
+/// `p`; on the GPU a move the optimiser cannot see through (see the nvptx twin).
+#[inline(always)]
+pub fn opaque_ptr<T>(p: *const T) -> *const T {
+    p
 }
 
 /// Loads 16 bytes with one 128-bit global load.

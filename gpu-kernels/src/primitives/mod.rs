@@ -27,8 +27,9 @@
 //! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`] |
 //! | tensor cores | [`ldmatrix_x1`], [`ldmatrix_x2`], [`ldmatrix_x4`] (and `_trans`), [`mma_m16n8k16_f16`], [`mma_m16n8k16_bf16`] |
 //! | async copy | [`cp_async_16`], [`cp_async_16_zfill`], [`cp_async_commit_group`], [`cp_async_wait_group`], [`cp_async_wait_all`] |
-//! | math | [`exp2_approx`], [`exp_approx`], [`rsqrt_approx`], [`rcp_approx`] |
-//! | conversions | [`f16_to_f32`], [`f32_to_f16`], [`f32_to_bf16`], [`bf16_to_f32`] |
+//! | math | [`exp2_approx`], [`exp_approx`], [`log2_approx`], [`rsqrt_approx`], [`rcp_approx`], [`fma_f32`] |
+//! | optimiser | [`opaque_u32`], [`opaque_ptr`] |
+//! | conversions | [`f16_to_f32`], [`f32_to_f16`], [`f32_to_bf16`], [`bf16_to_f32`], [`f32x2_to_f16x2`], [`f32x2_to_bf16x2`] |
 
 #[cfg(target_arch = "nvptx64")]
 mod nvptx;

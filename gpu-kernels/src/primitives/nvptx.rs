@@ -251,6 +251,19 @@ pub fn rcp_approx(x: f32) -> f32 {
     r
 }
 
+/// `a * b + c` with one rounding (`fma.rn.f32`). LLVM emits `mul.rn` + `add.rn` for `a * b + c`,
+/// which ptxas may not fuse: dot-product loops call this instead.
+#[inline(always)]
+pub fn fma_f32(a: f32, b: f32, c: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure arithmetic.
+    unsafe {
+        asm!("fma.rn.f32 {r}, {a}, {b}, {c};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b,
+             c = in(reg32) c)
+    };
+    r
+}
+
 /// IEEE f16 bits → f32 (exact).
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {
@@ -276,6 +289,62 @@ pub fn f32_to_bf16(v: f32) -> u16 {
     // SAFETY: pure conversion.
     unsafe { asm!("cvt.rn.bf16.f32 {r}, {v};", r = out(reg16) r, v = in(reg32) v) };
     r
+}
+
+/// Two f32 → one register of two f16 (`lo` in the low half), round to nearest even: the
+/// packed operand layout of `mma` (one `cvt.rn.f16x2.f32`).
+#[inline(always)]
+pub fn f32x2_to_f16x2(lo: f32, hi: f32) -> u32 {
+    let r: u32;
+    // SAFETY: pure conversion.
+    unsafe {
+        asm!("cvt.rn.f16x2.f32 {r}, {h}, {l};", r = out(reg32) r, h = in(reg32) hi, l = in(reg32) lo)
+    };
+    r
+}
+
+/// As [`f32x2_to_f16x2`], to two bf16 (sm_80+).
+#[inline(always)]
+pub fn f32x2_to_bf16x2(lo: f32, hi: f32) -> u32 {
+    let r: u32;
+    // SAFETY: pure conversion.
+    unsafe {
+        asm!("cvt.rn.bf16x2.f32 {r}, {h}, {l};", r = out(reg32) r, h = in(reg32) hi, l = in(reg32) lo)
+    };
+    r
+}
+
+/// log2(x), approximate, flushing subnormals.
+#[inline(always)]
+pub fn log2_approx(x: f32) -> f32 {
+    let r: f32;
+    // SAFETY: pure arithmetic.
+    unsafe { asm!("lg2.approx.ftz.f32 {r}, {x};", r = out(reg32) r, x = in(reg32) x) };
+    r
+}
+
+/// `x`, unseen by the optimiser: a loop that calls this recomputes what depends on `x` in
+/// place, instead of hoisting every loop-invariant address into its own register (LLVM's LICM
+/// does that to unrolled tile loops and ptxas then spills). Costs one `mov`.
+#[inline(always)]
+pub fn opaque_u32(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register move; not `pure`, so LLVM neither hoists nor merges it.
+    unsafe {
+        asm!("mov.b32 {r}, {x};", r = out(reg32) r, x = in(reg32) x, options(nomem, nostack))
+    };
+    r
+}
+
+/// As [`opaque_u32`], for a pointer.
+#[inline(always)]
+pub fn opaque_ptr<T>(p: *const T) -> *const T {
+    let r: u64;
+    // SAFETY: a register move; not `pure`, so LLVM neither hoists nor merges it.
+    unsafe {
+        asm!("mov.b64 {r}, {x};", r = out(reg64) r, x = in(reg64) p as u64, options(nomem, nostack))
+    };
+    r as *const T
 }
 
 /// Loads 16 bytes with one 128-bit global load.

@@ -1,9 +1,11 @@
 //! Scaled dot-product attention with GQA and an optional causal mask.
 //!
 //! CPU: the SIMD attention (rayon over heads, one row of scores at a time). CUDA: one query
-//! token (decode) runs the split-KV kernel; prefill the simple correct path — two cuBLAS
-//! batched GEMMs around the softmax kernel, materialising the `[heads, q_len, k_len]` scores
-//! (the FlashAttention-2 kernel is to replace it).
+//! token (decode) runs the split-KV kernel; several (prefill) the FlashAttention-2 kernel for
+//! f16/bf16 and head dims 64/128. What neither serves (f32, other head dims) takes the simple
+//! path — two cuBLAS batched GEMMs around the softmax kernel, materialising the
+//! `[heads, q_len, k_len]` scores — which is also the GPU reference the kernels are tested
+//! against.
 
 use super::matmul::product;
 use super::{check_same, cpu_result, cuda_ptr, softmax, with_f32};
@@ -11,6 +13,7 @@ use crate::backend::cpu::simd;
 use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Tensor};
+use nano_infer_kernels::params::FlashAttnParams;
 
 /// `softmax(q·kᵀ·scale)·v` for `q` `[q_len, heads, head_dim]` and `k`, `v`
 /// `[k_len, kv_heads, head_dim]`; query head `h` reads KV head `h / (heads / kv_heads)`.
@@ -62,14 +65,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
                 // SAFETY: contiguous tensors of the checked shapes; alignment checked above.
                 unsafe {
                     be.decode_attention(
-                        ptrs[0],
-                        ptrs[1],
-                        ptrs[2],
-                        ptrs[3],
+                        ptrs,
                         heads,
                         kv_heads,
                         d,
                         k_len,
+                        (0, k_len),
                         scale,
                         q.dtype(),
                     )?
@@ -85,10 +86,43 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
                 causal,
             )
         }
+        Device::Cuda(be) if CudaBackend::flash_attention_supports(d, q.dtype()) => {
+            let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+            let out = Tensor::uninit(q.shape().clone(), q.dtype(), q.device())?;
+            let ptrs = [cuda_ptr(&q), cuda_ptr(&k), cuda_ptr(&v), cuda_ptr(&out)];
+            if !ptrs.iter().all(|p| p % 16 == 0) {
+                let dims = [q_len, k_len, heads, kv_heads, d];
+                return gemm_attention(&q, &k, &v, dims, scale, causal);
+            }
+            let p = FlashAttnParams {
+                q_len: u32_dim(q_len)?,
+                kv_len: u32_dim(k_len)?,
+                heads: heads as u32,
+                kv_heads: kv_heads as u32,
+                q_row_stride: (heads * d) as u32,
+                q_head_stride: d as u32,
+                kv_row_stride: (kv_heads * d) as u32,
+                kv_head_stride: d as u32,
+                o_row_stride: (heads * d) as u32,
+                o_head_stride: d as u32,
+                causal: causal as u32,
+                scale_log2: scale * std::f32::consts::LOG2_E,
+                ..Default::default()
+            };
+            // SAFETY: contiguous tensors of the checked shapes (row strides heads·d and
+            // kv_heads·d, multiples of 8 as d is 64 or 128); alignment checked above.
+            unsafe { be.flash_attention(ptrs[0], ptrs[1], ptrs[2], ptrs[3], 0, p, d, q.dtype())? };
+            Ok(out)
+        }
         Device::Cuda(_) => {
             gemm_attention(q, k, v, [q_len, k_len, heads, kv_heads, d], scale, causal)
         }
     }
+}
+
+/// A sequence length as the kernels' u32, or a typed error.
+fn u32_dim(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::invalid("attention", format!("length {n} exceeds u32")))
 }
 
 /// The simple CUDA path: two batched cuBLAS GEMMs around the softmax kernel.

@@ -104,10 +104,10 @@ pub(crate) fn product(
                     cuda_ptr(&b),
                     cuda_ptr(&a),
                     cuda_ptr(&out),
-                    m,
-                    n,
-                    k,
+                    (m, n, k),
                     a.dtype(),
+                    None,
+                    false,
                 )?;
                 return Ok(out);
             }

@@ -39,6 +39,10 @@ impl RopeTable {
     pub fn max_pos(&self) -> usize {
         self.max_pos
     }
+    /// The cos and sin tables.
+    pub(crate) fn tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
+    }
 }
 
 /// Rotates `x` (`[.., seq, heads, head_dim]`), token `s` at position `pos_offset + s`.

@@ -4,4 +4,4 @@ pub mod config;
 pub mod llama;
 
 pub use config::LlamaConfig;
-pub use llama::{Llama, LlamaLayer};
+pub use llama::{GraphDecoder, Llama, LlamaLayer};

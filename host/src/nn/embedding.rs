@@ -1,15 +1,14 @@
 //! `Embedding`: token ids → rows of a table (a quantized table dequantizes just those rows).
 
-use super::Weight;
 use crate::error::{Error, Result};
-use crate::functional;
+use crate::functional::{self, LinearWeight};
 use crate::tensor::{DType, Device, Tensor};
 
 /// A token embedding table.
 #[derive(Clone, Debug)]
 pub struct Embedding {
     /// `[vocab, dim]`.
-    table: Weight,
+    table: LinearWeight,
 }
 
 impl Embedding {
@@ -22,25 +21,25 @@ impl Embedding {
             });
         }
         Ok(Embedding {
-            table: Weight::Dense(table),
+            table: LinearWeight::Dense(table),
         })
     }
     /// Wraps either kind of table (a dense one must be `[vocab, dim]`).
-    pub fn from_weight(table: Weight) -> Result<Embedding> {
+    pub fn from_weight(table: LinearWeight) -> Result<Embedding> {
         match table {
-            Weight::Dense(t) => Embedding::new(t),
+            LinearWeight::Dense(t) => Embedding::new(t),
             q => Ok(Embedding { table: q }),
         }
     }
-    pub fn table(&self) -> &Weight {
+    pub fn table(&self) -> &LinearWeight {
         &self.table
     }
     /// `[ids.len(), dim]` (f32 on the CPU for a quantized table); an id past the vocabulary is
     /// an error.
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor> {
         match &self.table {
-            Weight::Dense(t) => functional::embedding(ids, t),
-            Weight::Quantized(q) => Tensor::from_f32(
+            LinearWeight::Dense(t) => functional::embedding(ids, t),
+            LinearWeight::Quantized(q) => Tensor::from_f32(
                 q.dequantize_rows(ids)?,
                 [ids.len(), q.dims()[1]],
                 DType::F32,

@@ -1,15 +1,15 @@
 //! `Linear`: `y = x · Wᵀ` without bias (Llama has none); the weight dense or block-quantized.
 
-use super::{INIT_STD, Module, Weight};
+use super::{INIT_STD, Module};
 use crate::error::{Error, Result};
-use crate::functional;
+use crate::functional::{self, LinearWeight};
 use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
 /// A bias-free linear layer.
 #[derive(Clone, Debug)]
 pub struct Linear {
     /// `[out_features, in_features]` (PyTorch's layout).
-    weight: Weight,
+    weight: LinearWeight,
     /// Quantized weights only: round the activations' rounding error in a second pass.
     residual: bool,
 }
@@ -25,14 +25,14 @@ impl Linear {
             });
         }
         Ok(Linear {
-            weight: Weight::Dense(weight),
+            weight: LinearWeight::Dense(weight),
             residual: false,
         })
     }
-    /// Wraps a block-quantized `[out, in]` weight (CPU products read its blocks directly).
+    /// Wraps a block-quantized `[out, in]` weight.
     pub fn quantized(weight: QuantizedTensor) -> Linear {
         Linear {
-            weight: Weight::Quantized(weight),
+            weight: LinearWeight::Quantized(weight),
             residual: false,
         }
     }
@@ -47,13 +47,14 @@ impl Linear {
         }
     }
     /// Wraps either kind of weight (a dense one must be `[out, in]`).
-    pub fn from_weight(weight: Weight) -> Result<Linear> {
+    pub fn from_weight(weight: LinearWeight) -> Result<Linear> {
         match weight {
-            Weight::Dense(t) => Linear::new(t),
-            Weight::Quantized(q) => Ok(Linear::quantized(q)),
+            LinearWeight::Dense(t) => Linear::new(t),
+            LinearWeight::Quantized(q) => Ok(Linear::quantized(q)),
         }
     }
-    /// Weights drawn from N(0, INIT_STD²) with `seed`.
+    /// Weights drawn uniformly with standard deviation `INIT_STD` and `seed`, on `device`
+    /// (see [`Tensor::rand_uniform`]).
     pub fn random(
         in_features: usize,
         out_features: usize,
@@ -61,7 +62,7 @@ impl Linear {
         dtype: DType,
         device: &Device,
     ) -> Result<Linear> {
-        Linear::new(Tensor::randn(
+        Linear::new(Tensor::rand_uniform(
             [out_features, in_features],
             INIT_STD,
             seed,
@@ -69,10 +70,10 @@ impl Linear {
             device,
         )?)
     }
-    pub fn weight(&self) -> &Weight {
+    pub fn weight(&self) -> &LinearWeight {
         &self.weight
     }
-    /// The same layer on `device` (a quantized weight stays on the CPU; see [`Weight::to_device`]).
+    /// The same layer on `device` (see [`LinearWeight::to_device`]).
     pub fn to_device(&self, device: &Device) -> Result<Linear> {
         Ok(Linear {
             weight: self.weight.to_device(device)?,
@@ -90,8 +91,8 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.weight {
-            Weight::Dense(w) => functional::linear(x, w),
-            Weight::Quantized(w) => functional::linear_quantized(x, w, self.residual),
+            LinearWeight::Quantized(q) if self.residual => functional::linear_quantized(x, q, true),
+            w => functional::linear_any(x, w),
         }
     }
 }

@@ -5,13 +5,11 @@ mod embedding;
 mod linear;
 mod mlp;
 mod norm;
-mod weight;
 
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use mlp::LlamaMlp;
 pub use norm::RmsNorm;
-pub use weight::Weight;
 
 use crate::error::Result;
 use crate::tensor::Tensor;

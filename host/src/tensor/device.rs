@@ -2,7 +2,9 @@
 
 use crate::backend::cuda::CudaBackend;
 
-/// A compute device: the host CPU or one CUDA GPU (a cheap handle to its backend).
+/// A compute device: the host CPU or one CUDA GPU (a cheap handle to its backend). The
+/// emulated GPU (`CudaBackend::emulated()`, shown as `emu`) is a `Cuda` device too: it runs the
+/// same launchers and kernels, on the CPU.
 #[derive(Clone)]
 pub enum Device {
     Cpu,
@@ -35,7 +37,7 @@ impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu"),
-            Device::Cuda(b) => write!(f, "cuda:{}", b.ordinal()),
+            Device::Cuda(b) => write!(f, "{b}"),
         }
     }
 }

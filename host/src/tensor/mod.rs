@@ -4,6 +4,7 @@
 mod device;
 mod dtype;
 mod layout;
+pub mod quant_pack;
 mod quantized;
 mod random;
 mod storage;

@@ -1,16 +1,25 @@
-//! [`QuantizedTensor`]: a 2-D weight kept in a ggml block format (Q8_0, Q4_0, Q4_1, Q4_K,
-//! Q6_K), its bytes exactly as the GGUF file stores them and, for a mapped file, borrowed from
-//! the map through [`SharedBytes`] (no copy: a model's resident memory is then the file's pages).
+//! [`QuantizedTensor`]: a `[n, k]` weight (a Linear layer's, PyTorch layout: `n` outputs, `k`
+//! inputs) kept in a ggml block format.
 //!
-//! Why a type of its own rather than a [`crate::DType`]: no elementwise op can run on blocks, so
-//! the only consumers are products that read blocks ([`crate::functional::linear_quantized`])
-//! and row gathers that dequantize on the fly ([`QuantizedTensor::dequantize_rows`]). A backend
-//! that wants it elsewhere (a GPU) uploads [`QuantizedTensor::as_bytes`] with its format.
+//! On the CPU it holds the blocks exactly as the GGUF file stores them (Q8_0, Q4_0, Q4_1, Q4_K,
+//! Q6_K) and, for a mapped file, borrows them from the map through [`SharedBytes`] (no copy: a
+//! model's resident memory is then the file's pages); the CPU's quantized kernels read them as
+//! they are (`functional::linear_quantized`). On CUDA (Q8_0, Q4_0, Q4_1) it holds the blocks
+//! repacked into the GEMV's layout (`gpu-kernels/src/weights.rs`: quants of a row contiguous,
+//! scales in their own section) — 4.5 (Q4_0), 5 (Q4_1) or 8.5 (Q8_0) bits per weight in GPU
+//! memory, dequantized in registers by `gemv_*_{q8_0,q4_0,q4_1}_*`.
+//!
+//! Why a type of its own rather than a [`DType`]: no elementwise op can run on blocks, so the
+//! only consumers are products that read blocks and row gathers that dequantize on the fly
+//! ([`QuantizedTensor::dequantize_rows`]).
 
 use std::sync::Arc;
 
+use super::quant_pack::{self, QuantFormat, QuantLayout};
+use crate::backend::cuda::DeviceBuffer;
 use crate::loaders::StorageType;
 use crate::loaders::quant::dequantize;
+use crate::tensor::{DType, Device, Tensor};
 use crate::{Error, Result};
 
 /// A byte range kept alive by a shared owner (a file's memory map, or a vector).
@@ -59,26 +68,38 @@ impl std::fmt::Debug for SharedBytes {
     }
 }
 
-/// A `[rows, cols]` matrix in a ggml block format; each row is a whole number of blocks.
+/// Where the blocks live.
+#[derive(Clone, Debug)]
+enum Blocks {
+    /// ggml blocks, as in the file, row after row.
+    Cpu(SharedBytes),
+    /// Repacked blocks in GPU memory ([`QuantLayout`]).
+    Cuda(Arc<DeviceBuffer>),
+}
+
+/// A quantized `[n, k]` weight; each row is a whole number of blocks.
 #[derive(Clone, Debug)]
 pub struct QuantizedTensor {
     format: StorageType,
-    rows: usize,
-    cols: usize,
-    bytes: SharedBytes,
+    /// `[n, k]`.
+    dims: [usize; 2],
+    blocks: Blocks,
+    device: Device,
 }
 
 impl QuantizedTensor {
-    /// Wraps `bytes` holding `rows × cols` elements of `format`; errors unless `format` is a
+    /// Wraps CPU `bytes` holding `n × k` elements of `format`; errors unless `format` is a
     /// block format, a row is whole blocks and the byte count matches.
-    pub fn new(format: StorageType, [rows, cols]: [usize; 2], bytes: SharedBytes) -> Result<Self> {
-        let row_bytes = format.byte_len(cols).filter(|_| format.is_quantized());
-        let expected = row_bytes.and_then(|r| r.checked_mul(rows));
+    pub fn new(format: StorageType, [n, k]: [usize; 2], bytes: SharedBytes) -> Result<Self> {
+        let row_bytes = format
+            .byte_len(k)
+            .filter(|_| format.is_quantized() && k > 0);
+        let expected = row_bytes.and_then(|r| r.checked_mul(n));
         if expected != Some(bytes.as_slice().len()) {
             return Err(Error::invalid(
-                "QuantizedTensor::new",
+                "quantized tensor",
                 format!(
-                    "[{rows}, {cols}] {} needs rows of whole blocks of {} ({} bytes), got {} bytes",
+                    "[{n}, {k}] {} needs rows of whole blocks of {} ({} bytes), got {} bytes",
                     format.name(),
                     format.block_size(),
                     expected.map_or("?".into(), |e| e.to_string()),
@@ -88,52 +109,134 @@ impl QuantizedTensor {
         }
         Ok(QuantizedTensor {
             format,
-            rows,
-            cols,
-            bytes,
+            dims: [n, k],
+            blocks: Blocks::Cpu(bytes),
+            device: Device::Cpu,
         })
+    }
+
+    /// Quantizes a `[n, k]` tensor (any dtype and device) with ggml's reference quantizer, onto
+    /// `device`.
+    pub fn quantize(w: &Tensor, format: QuantFormat, device: &Device) -> Result<Self> {
+        let [n, k] = <[usize; 2]>::try_from(w.dims()).map_err(|_| Error::ShapeMismatch {
+            op: "quantize",
+            expected: "a [n, k] matrix".into(),
+            got: w.shape().to_string(),
+        })?;
+        let ggml = quant_pack::quantize(format, &w.to_vec_f32()?, n, k)?;
+        let t = Self::new(
+            quant_pack::storage_type(format),
+            [n, k],
+            SharedBytes::from_vec(ggml),
+        )?;
+        t.to_device(device)
     }
 
     pub fn format(&self) -> StorageType {
         self.format
     }
-
-    /// `[rows, cols]`.
+    /// `[n, k]`.
     pub fn dims(&self) -> [usize; 2] {
-        [self.rows, self.cols]
+        self.dims
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
-    /// The packed blocks, row after row.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.as_slice()
+    /// Bytes the weight occupies where it lives (what a product reads once per token).
+    pub fn size_in_bytes(&self) -> usize {
+        let [n, k] = self.dims;
+        match &self.blocks {
+            Blocks::Cpu(b) => b.as_slice().len(),
+            Blocks::Cuda(_) => QuantLayout {
+                format: self.cuda_format().expect("CUDA blocks have a GPU format"),
+                n,
+                k,
+            }
+            .total_bytes(),
+        }
     }
 
-    /// Bytes of one row.
-    pub fn row_bytes(&self) -> usize {
-        self.as_bytes().len() / self.rows.max(1)
+    /// Copies to `device` (CPU → CUDA repacks, for Q8_0, Q4_0 and Q4_1; CUDA → CPU is not
+    /// offered: the loaders keep a CPU copy when they need one).
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let [n, k] = self.dims;
+        match (&self.blocks, device) {
+            (_, d) if d.same(&self.device) => Ok(self.clone()),
+            (Blocks::Cpu(b), Device::Cuda(be)) => {
+                let format = self.cuda_format().ok_or_else(|| {
+                    Error::invalid(
+                        "quantized tensor",
+                        format!(
+                            "{} weights stay on the CPU (the GPU keeps Q8_0, Q4_0 and Q4_1); \
+                             load with a float dtype for {device}",
+                            self.format.name()
+                        ),
+                    )
+                })?;
+                let packed = quant_pack::repack(format, b.as_slice(), n, k)?;
+                Ok(QuantizedTensor {
+                    blocks: Blocks::Cuda(Arc::new(be.upload_buffer(&packed)?)),
+                    device: device.clone(),
+                    ..self.clone()
+                })
+            }
+            _ => Err(Error::invalid(
+                "quantized tensor",
+                "copies from the GPU back to the CPU are not supported",
+            )),
+        }
     }
 
-    /// Rows `ids` dequantized to f32, `[ids.len(), cols]` row-major (an embedding lookup).
+    /// The ggml blocks, row after row (CPU only).
+    pub fn cpu_blocks(&self) -> Result<&[u8]> {
+        match &self.blocks {
+            Blocks::Cpu(b) => Ok(b.as_slice()),
+            Blocks::Cuda(_) => Err(Error::invalid(
+                "quantized tensor",
+                "the blocks are on the GPU (read them before moving the weight)",
+            )),
+        }
+    }
+
+    /// The weight dequantized to a `[n, k]` tensor of `dtype` on `device` (CPU blocks only: the
+    /// reference the quantized paths are tested against).
+    pub fn dequantize(&self, dtype: DType, device: &Device) -> Result<Tensor> {
+        let [n, k] = self.dims;
+        let mut v = vec![0.0; n * k];
+        dequantize(self.format, self.cpu_blocks()?, n * k, &mut v)?;
+        Tensor::from_f32(v, [n, k], dtype, device)
+    }
+
+    /// Rows `ids` dequantized to f32, `[ids.len(), k]` row-major (an embedding lookup; CPU
+    /// blocks only).
     pub fn dequantize_rows(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.rows) {
+        let [n, k] = self.dims;
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= n) {
             return Err(Error::invalid(
                 "embedding",
-                format!("token id {bad} is outside the vocabulary of {}", self.rows),
+                format!("token id {bad} is outside the vocabulary of {n}"),
             ));
         }
-        let rb = self.row_bytes();
-        let mut out = vec![0.0; ids.len() * self.cols];
-        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(self.cols.max(1))) {
-            let bytes = &self.as_bytes()[id as usize * rb..][..rb];
-            dequantize(self.format, bytes, self.cols, row)?;
+        let blocks = self.cpu_blocks()?;
+        let rb = blocks.len() / n.max(1);
+        let mut out = vec![0.0; ids.len() * k];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(k.max(1))) {
+            dequantize(self.format, &blocks[id as usize * rb..][..rb], k, row)?;
         }
         Ok(out)
     }
 
-    /// The whole matrix dequantized to f32, row-major.
-    pub fn to_f32(&self) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; self.rows * self.cols];
-        dequantize(self.format, self.as_bytes(), out.len(), &mut out)?;
-        Ok(out)
+    /// The GPU's format for these blocks (Q8_0, Q4_0, Q4_1), if it has one.
+    pub(crate) fn cuda_format(&self) -> Option<QuantFormat> {
+        quant_pack::quant_format(self.format)
+    }
+
+    /// The repacked blocks' device address (CUDA only).
+    pub(crate) fn cuda_ptr(&self) -> Option<u64> {
+        match &self.blocks {
+            Blocks::Cuda(b) => Some(b.ptr()),
+            Blocks::Cpu(_) => None,
+        }
     }
 }

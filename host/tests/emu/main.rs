@@ -1,13 +1,13 @@
-//! The kernel emulator's tests (one binary): every kernel of `gpu-kernels` run on the CPU under
-//! `nano_infer_kernels::emu` and checked against the scalar reference, the emulator's own
-//! semantics, and the bugs it must catch.
+//! The kernel emulator's own tests (one binary): its semantics and the bugs it must catch.
+//! The shipped kernels run under it against the scalar reference through the public API, on
+//! the emulated GPU, in `tests/gpu_vs_cpu.rs` (`emu::*`), and through the crate's own launchers
+//! where the public API does not reach (`host/src/backend/emu/*tests.rs`).
 //!
-//! `cargo test --release -p nano-infer-host --test emu` (add a name filter, e.g. `rms_norm`, to
-//! run one kernel; see the `emu` module docs for stepping through a kernel in a debugger).
+//! `cargo test --release -p nano-infer-host --test emu` (add a name filter to run one test).
 //!
 //! | module | what |
 //! |---|---|
-//! | `kernels` | every kernel vs `backend::cpu::reference`, in the CUDA launchers' shapes (`harness`) |
+//! | `launch_shapes` | the emulated GPU tests' row shapes take both row-kernel layouts |
 //! | `primitives` | ids, shuffles, votes, atomics, `cp.async`, the tensor-core probe kernel |
 //! | `errors` | each `EmuError` kind, naming kernel, block and thread |
 //! | `negative` | broken reductions (wrong index, missing barriers) flagged on every run |
@@ -16,8 +16,7 @@
 
 mod errors;
 mod gpu_probe;
-mod harness;
-mod kernels;
+mod launch_shapes;
 mod negative;
 mod primitives;
 mod softfloat;

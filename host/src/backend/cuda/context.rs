@@ -3,16 +3,23 @@
 //!
 //! cudarc loads `libcuda` lazily and panics when it is missing, so [`CudaBackend::new`] first
 //! probes for the driver and cuBLAS libraries and returns [`Error::CudaUnavailable`] instead.
+//!
+//! [`CudaBackend::emulated`] is the same backend without a GPU: its memory is host memory and
+//! its launches run the kernels' host twins under the SIMT emulator (`crate::backend::emu`).
+//! Every launcher, launch shape and parameter struct is shared; only the memory operations
+//! here, the launch step (`dispatch.rs`) and the GEMM (`blas.rs`) look at the [`Target`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use cudarc::nvrtc::Ptx;
 
-use super::allocator::{CachingAllocator, DeviceBuffer, MemoryStats};
+use super::allocator::{CachingAllocator, DeviceBuffer, Memory, MemoryStats, Reservation};
 use super::storage::CudaStorage;
+use crate::backend::emu;
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 
@@ -27,13 +34,63 @@ struct Inner {
     sm_count: usize,
     // Field order is drop order: buffers' allocator and cuBLAS go before the context.
     allocator: Arc<CachingAllocator>,
+    /// Host waits on the stream so far (each download waits once).
+    syncs: AtomicUsize,
+    target: Target,
+}
+
+/// What runs a backend's work: a GPU through the driver, or the emulator on the host.
+pub(crate) enum Target {
+    Driver(Driver),
+    Emulator,
+}
+
+/// A GPU's driver objects.
+pub(crate) struct Driver {
+    // Field order is drop order: cuBLAS before the module and the stream.
     blas: CudaBlas,
     module: Arc<CudaModule>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     stream: Arc<CudaStream>,
 }
 
-/// A CUDA device ready to run NanoInfer's kernels.
+impl Driver {
+    /// The stream every op is queued on.
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The cuBLAS handle (on our stream).
+    pub(crate) fn blas(&self) -> &CudaBlas {
+        &self.blas
+    }
+
+    /// The kernel `name` from the module (looked up once, then cached).
+    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
+        let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = cache.get(name) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .module
+            .load_function(name)
+            .map_err(|_| Error::MissingKernel {
+                name: name.to_string(),
+            })?;
+        cache.insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Makes the context current on the calling thread (raw driver calls need it).
+    fn bind(&self) -> Result<()> {
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(cuda_err("bind_to_thread"))
+    }
+}
+
+/// A CUDA device, or its emulation, ready to run NanoInfer's kernels.
 #[derive(Clone)]
 pub struct CudaBackend {
     inner: Arc<Inner>,
@@ -41,11 +98,17 @@ pub struct CudaBackend {
 
 impl std::fmt::Debug for CudaBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "CudaBackend(cuda:{}, {})",
-            self.inner.ordinal, self.inner.name
-        )
+        write!(f, "CudaBackend({self}, {})", self.inner.name)
+    }
+}
+
+/// `cuda:N`, or `emu` for the emulated device.
+impl std::fmt::Display for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.inner.target {
+            Target::Driver(_) => write!(f, "cuda:{}", self.inner.ordinal),
+            Target::Emulator => write!(f, "emu"),
+        }
     }
 }
 
@@ -102,15 +165,38 @@ impl CudaBackend {
                 ordinal,
                 name,
                 sm_count,
-                allocator: CachingAllocator::new(ctx.clone()),
-                blas,
-                module,
-                functions: Mutex::new(HashMap::new()),
-                stream,
+                allocator: CachingAllocator::new(Memory::Driver(ctx.clone())),
+                syncs: AtomicUsize::new(0),
+                target: Target::Driver(Driver {
+                    blas,
+                    module,
+                    functions: Mutex::new(HashMap::new()),
+                    stream,
+                }),
             }),
         })
     }
 
+    /// The emulated device: host memory, kernels run by the SIMT emulator, GEMM by a scalar
+    /// GEMM on the cuBLAS call's arguments (see `crate::backend::emu`). Needs no GPU; slow, so
+    /// meant for tests and debugging on small shapes.
+    pub fn emulated() -> CudaBackend {
+        CudaBackend {
+            inner: Arc::new(Inner {
+                ordinal: 0,
+                name: "SIMT emulator".into(),
+                sm_count: emu::SM_COUNT,
+                allocator: CachingAllocator::new(Memory::Host),
+                syncs: AtomicUsize::new(0),
+                target: Target::Emulator,
+            }),
+        }
+    }
+
+    /// True for the emulated device.
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.inner.target, Target::Emulator)
+    }
     /// The device ordinal.
     pub fn ordinal(&self) -> usize {
         self.inner.ordinal
@@ -119,7 +205,8 @@ impl CudaBackend {
     pub fn name(&self) -> &str {
         &self.inner.name
     }
-    /// Streaming multiprocessors on the device.
+    /// Streaming multiprocessors on the device (the emulated device claims a few, so that
+    /// grid-stride grids stay small and their loops take several turns).
     pub fn sm_count(&self) -> usize {
         self.inner.sm_count
     }
@@ -127,58 +214,57 @@ impl CudaBackend {
     pub fn same(&self, other: &CudaBackend) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
-    /// The stream every op of this backend is queued on.
-    pub fn stream(&self) -> &Arc<CudaStream> {
-        &self.inner.stream
+    /// What runs this backend's work.
+    pub(crate) fn target(&self) -> &Target {
+        &self.inner.target
     }
-    pub(crate) fn blas(&self) -> &CudaBlas {
-        &self.inner.blas
+    /// The GPU's driver objects; [`Error::NeedsGpu`] on the emulated device.
+    fn driver(&self, op: &'static str) -> Result<&Driver> {
+        match &self.inner.target {
+            Target::Driver(d) => Ok(d),
+            Target::Emulator => Err(Error::NeedsGpu { op }),
+        }
+    }
+    /// The stream every op of this backend is queued on ([`Error::NeedsGpu`] when emulated).
+    pub fn stream(&self) -> Result<&Arc<CudaStream>> {
+        Ok(self.driver("stream")?.stream())
     }
     /// Makes the context current on the calling thread (raw driver calls need it).
     pub(crate) fn bind(&self) -> Result<()> {
-        self.inner
-            .stream
-            .context()
-            .bind_to_thread()
-            .map_err(cuda_err("bind_to_thread"))
+        self.driver("bind_to_thread")?.bind()
     }
-    /// Waits for all queued work.
+    /// Waits for all queued work (emulated work is done when its call returns).
     pub fn synchronize(&self) -> Result<()> {
-        self.inner
-            .stream
-            .synchronize()
-            .map_err(cuda_err("synchronize"))
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
+        match &self.inner.target {
+            Target::Driver(d) => d.stream.synchronize().map_err(cuda_err("synchronize")),
+            Target::Emulator => Ok(()),
+        }
+    }
+    /// Times the host has waited for the stream (synchronisations, downloads and uploads):
+    /// a decode loop that only launches graphs and reads one token adds one per step.
+    pub fn sync_count(&self) -> usize {
+        self.inner.syncs.load(Ordering::Relaxed)
     }
     /// Allocator statistics.
     pub fn memory_stats(&self) -> MemoryStats {
         self.inner.allocator.stats()
     }
-    /// Returns cached blocks to the driver.
+    /// Returns cached blocks to the driver (or the host).
     pub fn empty_cache(&self) -> Result<()> {
         self.synchronize()?;
         self.inner.allocator.empty_cache();
         Ok(())
     }
 
-    /// The kernel `name` from the module (looked up once, then cached).
-    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
-        let mut cache = self
-            .inner
-            .functions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = cache.get(name) {
-            return Ok(f.clone());
-        }
-        let f = self
-            .inner
-            .module
-            .load_function(name)
-            .map_err(|_| Error::MissingKernel {
-                name: name.to_string(),
-            })?;
-        cache.insert(name.to_string(), f.clone());
-        Ok(f)
+    /// Starts reserving allocations for a CUDA graph capture (see `allocator.rs`).
+    pub(crate) fn reserve(&self) -> Result<Reservation> {
+        self.inner.allocator.reserve()
+    }
+
+    /// An uninitialised buffer of `bytes` bytes.
+    pub(crate) fn alloc_buffer(&self, bytes: usize) -> Result<DeviceBuffer> {
+        self.inner.allocator.alloc(bytes)
     }
 
     /// Uninitialised storage of `n` elements.
@@ -193,27 +279,35 @@ impl CudaBackend {
     /// Zero-filled storage of `n` elements.
     pub(crate) fn zeros(&self, n: usize, dtype: DType) -> Result<CudaStorage> {
         let s = self.alloc(n, dtype)?;
-        self.bind()?;
-        // SAFETY: the buffer holds at least n * size bytes; the memset is ordered on our stream.
-        unsafe {
-            result::memset_d8_async(
-                s.ptr(),
-                0,
-                n * dtype.size_in_bytes(),
-                self.inner.stream.cu_stream(),
-            )
+        let bytes = n * dtype.size_in_bytes();
+        match &self.inner.target {
+            Target::Driver(d) => {
+                d.bind()?;
+                // SAFETY: the buffer holds at least `bytes` bytes; the memset is ordered on
+                // our stream.
+                unsafe { result::memset_d8_async(s.ptr(), 0, bytes, d.stream.cu_stream()) }
+                    .map_err(cuda_err("memset"))?;
+            }
+            // SAFETY: a live emulated buffer of at least `bytes` bytes that nothing else uses.
+            Target::Emulator => unsafe { emu::memory::fill(s.ptr(), 0, bytes) },
         }
-        .map_err(cuda_err("memset"))?;
         Ok(s)
     }
 
     /// Copies host bytes into a new device buffer (waits for the copy).
     pub(crate) fn upload_buffer(&self, bytes: &[u8]) -> Result<DeviceBuffer> {
         let buf = self.inner.allocator.alloc(bytes.len())?;
-        self.bind()?;
-        // SAFETY: the buffer holds bytes.len() bytes; we wait for the copy before `bytes` can go.
-        unsafe { result::memcpy_htod_async(buf.ptr(), bytes, self.inner.stream.cu_stream()) }
-            .map_err(cuda_err("upload"))?;
+        match &self.inner.target {
+            Target::Driver(d) => {
+                d.bind()?;
+                // SAFETY: the buffer holds bytes.len() bytes; we wait for the copy before
+                // `bytes` can go.
+                unsafe { result::memcpy_htod_async(buf.ptr(), bytes, d.stream.cu_stream()) }
+                    .map_err(cuda_err("upload"))?;
+            }
+            // SAFETY: a fresh emulated buffer of at least bytes.len() bytes.
+            Target::Emulator => unsafe { emu::memory::write(buf.ptr(), bytes) },
+        }
         self.synchronize()?;
         Ok(buf)
     }
@@ -230,11 +324,25 @@ impl CudaBackend {
     }
 
     /// Copies `dst.len()` elements from device address `src` into `dst` (waits for the stream).
-    pub(crate) fn download_into<T: Copy>(&self, src: u64, mut dst: Vec<T>) -> Result<Vec<T>> {
-        self.bind()?;
-        // SAFETY: the caller passes an address with dst.len() elements of T; we wait before returning.
-        unsafe { result::memcpy_dtoh_async(&mut dst, src, self.inner.stream.cu_stream()) }
-            .map_err(cuda_err("download"))?;
+    pub(crate) fn download_into<T: bytemuck::Pod>(
+        &self,
+        src: u64,
+        mut dst: Vec<T>,
+    ) -> Result<Vec<T>> {
+        match &self.inner.target {
+            Target::Driver(d) => {
+                d.bind()?;
+                // SAFETY: the caller passes an address with dst.len() elements of T; we wait
+                // before returning.
+                unsafe { result::memcpy_dtoh_async(&mut dst, src, d.stream.cu_stream()) }
+                    .map_err(cuda_err("download"))?;
+            }
+            // SAFETY: the caller passes an address of this emulated device with dst.len()
+            // elements of T behind it.
+            Target::Emulator => unsafe {
+                emu::memory::read(src, bytemuck::cast_slice_mut(&mut dst))
+            },
+        }
         self.synchronize()?;
         Ok(dst)
     }

@@ -1,12 +1,17 @@
 //! Typed launchers for the kernels of `gpu-kernels/`: grid/block math, symbol names
 //! (`{op}_{dtype}`), parameter structs shared with the kernel crate. Shape and dtype checks
-//! happen one layer up (`functional`); these take raw device addresses.
+//! happen one layer up (`functional`); these take raw device addresses. The emulated device
+//! runs the same launchers: only the launch step (`dispatch.rs`) differs.
 
-use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{DeviceRepr, LaunchConfig};
+use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
-use nano_infer_kernels::params::{MAX_RANK, RopeParams, SoftmaxParams, StridedCopy};
+use nano_infer_kernels::params::{
+    FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
+};
+use nano_infer_kernels::weights::QuantFormat;
 
-use super::context::{CudaBackend, cuda_err};
+use super::context::CudaBackend;
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Layout};
@@ -14,26 +19,33 @@ use crate::tensor::{DType, Layout};
 /// A `#[repr(C)]` parameter struct passed by value to a kernel.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-struct ByValue<T>(T);
-// SAFETY: only instantiated with the kernel crate's `#[repr(C)]` plain-data param structs,
-// whose layout the kernels share.
-unsafe impl<T: Copy> DeviceRepr for ByValue<T> {}
+pub(super) struct ByValue<T>(pub(super) T);
+// SAFETY: only plain-data param structs (`Param`: the kernel crate's `#[repr(C)]` ones), whose
+// layout the kernels share.
+unsafe impl<T: Param> DeviceRepr for ByValue<T> {}
+// SAFETY: `repr(transparent)` over a `Param`, read as one.
+unsafe impl<T: Param> Param for ByValue<T> {
+    unsafe fn read(src: *const u8) -> Self {
+        // SAFETY: forwarded contract.
+        ByValue(unsafe { T::read(src) })
+    }
+}
 
-/// Launches kernel `$name` with the listed local variables as arguments, in order.
+/// Launches kernel `$name` with the listed local variables as arguments, in order, on the GPU
+/// or the emulator (`CudaBackend::launch_kernel`).
 macro_rules! launch {
     ($be:expr, $name:expr, $cfg:expr, ($($arg:ident),* $(,)?)) => {{
-        let f = $be.function(&$name)?;
-        let mut builder = $be.stream().launch_builder(&f);
-        $( builder.arg(&$arg); )*
+        let args: &[&dyn $crate::backend::cuda::KernelArg] = &[$(&$arg),*];
         // SAFETY: the launcher computed the grid from the sizes the kernel's contract names and
         // passes addresses of buffers that hold them.
-        unsafe { builder.launch($cfg) }.map_err(cuda_err("launch"))?;
+        unsafe { $be.launch_kernel(&$name, $cfg, args) }?;
     }};
 }
+pub(super) use launch;
 
 /// The driver's launch configuration for a shape from `nano_infer_kernels::launch_shape` (the
 /// grid/block math is shared with the kernel emulator, which runs the same shapes on the CPU).
-fn config(s: LaunchShape) -> LaunchConfig {
+pub(super) fn config(s: LaunchShape) -> LaunchConfig {
     LaunchConfig {
         grid_dim: s.grid,
         block_dim: s.block,
@@ -50,7 +62,7 @@ fn rows_config(rows: usize, cols: usize) -> Result<LaunchConfig> {
 
 impl CudaBackend {
     /// A grid-stride launch over `items` work items, capped at full occupancy.
-    fn stride_config(&self, items: usize) -> LaunchConfig {
+    pub(super) fn stride_config(&self, items: usize) -> LaunchConfig {
         config(launch_shape::grid_stride(items, self.sm_count()))
     }
 
@@ -198,26 +210,35 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers).
+    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers); with
+    /// `swiglu`, `w` is `[gate; up]` (`[2n, k]`) and `y[m, j] = silu(gate_j·x_m)·(up_j·x_m)`.
+    /// `w` holds `dt` values, or with `quant` that format's repacked blocks
+    /// (`nano_infer_kernels::weights`). Kernel `gemv_[swiglu_]m{M}_[{format}_]{dt}`, `M` =
+    /// `gemv_width(m)`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemv(
         &self,
         w: u64,
         x: u64,
         y: u64,
-        m: usize,
-        n: usize,
-        k: usize,
+        (m, n, k): (usize, usize, usize),
         dt: DType,
+        quant: Option<QuantFormat>,
+        swiglu: bool,
     ) -> Result<()> {
-        let cfg = config(launch_shape::gemv(n, self.sm_count()));
-        let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
-        launch!(
-            self,
-            format!("gemv_{}", dt.name()),
-            cfg,
-            (w, x, y, m_u, n_u, k_u)
+        let cfg = config(
+            launch_shape::gemv(n, k, swiglu)
+                .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
+        let name = format!(
+            "gemv_{}m{}_{}{}",
+            if swiglu { "swiglu_" } else { "" },
+            launch_shape::gemv_width(m),
+            quant.map(|f| format!("{}_", f.name())).unwrap_or_default(),
+            dt.name()
+        );
+        let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
+        launch!(self, name, cfg, (w, x, y, m_u, n_u, k_u));
         Ok(())
     }
 
@@ -227,27 +248,34 @@ impl CudaBackend {
         head_dim.is_multiple_of(8) && (head_dim / 8).is_power_of_two() && head_dim / 8 <= 32
     }
 
-    /// One token's attention: `q` `[heads, d]` against `kv_len` rows of K and V (row stride
-    /// `kv_heads * d`), into `out` `[heads, d]`. See `gpu-kernels/src/attention_decode.rs`.
+    /// One token's attention: `q` `[heads, d]` against the first rows of K and V (row stride
+    /// `kv_heads * d`), into `out` `[heads, d]`: `kv_len` rows, plus the `u32` at `kv_len_dev`
+    /// when it is not 0 (then K and V hold `max_keys` rows, which bounds the grid). See
+    /// `gpu-kernels/src/attention_decode.rs`.
     ///
     /// # Safety
     /// The buffers hold those extents, 16-byte aligned; `decode_attention_supports(d)`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn decode_attention(
         &self,
-        q: u64,
-        k: u64,
-        v: u64,
-        out: u64,
+        [q, k, v, out]: [u64; 4],
         heads: usize,
         kv_heads: usize,
         d: usize,
         kv_len: usize,
+        (kv_len_dev, max_keys): (u64, usize),
         scale: f32,
         dt: DType,
     ) -> Result<()> {
-        let plan =
-            launch_shape::decode_attention(heads, kv_heads, d, kv_len, scale, self.sm_count());
+        let plan = launch_shape::decode_attention(
+            heads,
+            kv_heads,
+            d,
+            kv_len,
+            max_keys,
+            scale,
+            self.sm_count(),
+        );
         let p = plan.params;
         let acc = self.alloc(plan.acc_len(), DType::F32)?;
         let ml = self.alloc(plan.ml_len(), DType::F32)?;
@@ -257,14 +285,54 @@ impl CudaBackend {
             self,
             format!("decode_attn_h{per_block}_{}", dt.name()),
             cfg,
-            (q, k, v, acc_p, ml_p, params)
+            (q, k, v, acc_p, ml_p, kv_len_dev, params)
         );
         let cfg = config(plan.combine);
         launch!(
             self,
             format!("decode_attn_combine_{}", dt.name()),
             cfg,
-            (acc_p, ml_p, out, params)
+            (acc_p, ml_p, out, kv_len_dev, params)
+        );
+        Ok(())
+    }
+
+    /// True when the FlashAttention-2 kernel serves this head dim and dtype (f16/bf16, d 64/128).
+    pub(crate) fn flash_attention_supports(head_dim: usize, dt: DType) -> bool {
+        matches!(head_dim, 64 | 128) && matches!(dt, DType::F16 | DType::BF16)
+    }
+
+    /// FlashAttention-2 prefill of one sequence (`p` names lengths, heads, strides, mask,
+    /// scale); `lse` is 0 or `[heads, q_len]` f32. See `gpu-kernels/src/attention_flash.rs`.
+    ///
+    /// # Safety
+    /// The buffers hold the extents `p` describes with 16-byte aligned rows and strides that
+    /// are multiples of 8; `flash_attention_supports(d, dt)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn flash_attention(
+        &self,
+        q: u64,
+        k: u64,
+        v: u64,
+        out: u64,
+        lse: u64,
+        p: FlashAttnParams,
+        d: usize,
+        dt: DType,
+    ) -> Result<()> {
+        let shape = launch_shape::flash_attention(p.heads as usize, p.q_len as usize, 1, d)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "flash_attention",
+                    format!("{} queries exceed the grid", p.q_len),
+                )
+            })?;
+        let params = ByValue(p);
+        launch!(
+            self,
+            format!("flash_attn_d{d}_{}", dt.name()),
+            config(shape),
+            (q, k, v, out, lse, params)
         );
         Ok(())
     }

@@ -1,15 +1,23 @@
 //! The CUDA backend: context and stream ([`CudaBackend`]), the caching allocator, launchers for
-//! the Rust kernels, and cuBLAS GEMM. Built on cudarc with dynamic loading, so the same binary
-//! runs on machines with and without a GPU.
+//! the Rust kernels, cuBLAS GEMM, and CUDA graph capture ([`CapturedGraph`]). Built on cudarc
+//! with dynamic loading, so the same binary runs on machines with and without a GPU.
+//! [`CudaBackend::emulated`] is the same backend on the SIMT emulator (`super::emu`), for tests
+//! and debugging without a GPU.
 
 mod allocator;
 mod blas;
 mod context;
+mod dispatch;
+mod graph;
 mod launch;
+mod launch_step;
 mod storage;
 mod timing;
 
+pub(crate) use allocator::DeviceBuffer;
 pub use allocator::MemoryStats;
-pub(crate) use blas::Gemm;
+pub(crate) use blas::{CublasGemm, Gemm};
 pub use context::CudaBackend;
+pub(crate) use dispatch::KernelArg;
+pub use graph::{CapturedGraph, DeviceU32};
 pub use storage::CudaStorage;

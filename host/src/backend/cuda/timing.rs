@@ -22,12 +22,12 @@ impl CudaBackend {
         for _ in 0..reps.max(1) {
             let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
             let start = self
-                .stream()
+                .stream()?
                 .record_event(flags)
                 .map_err(cuda_err("event"))?;
             f()?;
             let end = self
-                .stream()
+                .stream()?
                 .record_event(flags)
                 .map_err(cuda_err("event"))?;
             end.synchronize().map_err(cuda_err("event"))?;
@@ -44,7 +44,7 @@ impl CudaBackend {
     pub unsafe fn copy_device(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
         self.bind()?;
         // SAFETY: the caller guarantees both ranges; ordered on our stream.
-        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream().cu_stream()) }
+        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream()?.cu_stream()) }
             .map_err(cuda_err("copy"))
     }
 }

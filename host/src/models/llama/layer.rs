@@ -8,8 +8,13 @@
 //! x, h = x + a, post_attention_layernorm(x + a)           (one fused add_rms_norm)
 //! out = x + mlp(h)
 //! ```
+//!
+//! A one-token step on CUDA whose cache holds its length in device memory (see `KvCache`)
+//! rotates q and k and writes the cache in one kernel, and attends up to that device-side
+//! position, so that a CUDA graph of the step serves every position.
 
 use super::{Weights, tensor_seed};
+use crate::backend::cuda::DeviceU32;
 use crate::error::Result;
 use crate::functional::{self, RopeTable};
 use crate::kv_cache::KvCache;
@@ -65,11 +70,11 @@ impl LlamaLayer {
             v_proj: linear("self_attn.v_proj", [kv_dim, hidden])?,
             o_proj: linear("self_attn.o_proj", [hidden, q_dim])?,
             post_attention_layernorm: norm("post_attention_layernorm")?,
-            mlp: LlamaMlp {
-                gate_proj: linear("mlp.gate_proj", [inter, hidden])?,
-                up_proj: linear("mlp.up_proj", [inter, hidden])?,
-                down_proj: linear("mlp.down_proj", [hidden, inter])?,
-            },
+            mlp: LlamaMlp::from_parts(
+                linear("mlp.gate_proj", [inter, hidden])?,
+                linear("mlp.up_proj", [inter, hidden])?,
+                linear("mlp.down_proj", [hidden, inter])?,
+            )?,
             index,
             heads: config.num_heads,
             kv_heads: config.num_kv_heads,
@@ -100,11 +105,11 @@ impl LlamaLayer {
             v_proj: linear(2, hidden, kv_dim)?,
             o_proj: linear(3, q_dim, hidden)?,
             post_attention_layernorm: norm()?,
-            mlp: LlamaMlp {
-                gate_proj: linear(4, hidden, inter)?,
-                up_proj: linear(5, hidden, inter)?,
-                down_proj: linear(6, inter, hidden)?,
-            },
+            mlp: LlamaMlp::from_parts(
+                linear(4, hidden, inter)?,
+                linear(5, hidden, inter)?,
+                linear(6, inter, hidden)?,
+            )?,
             index,
             heads: config.num_heads,
             kv_heads: config.num_kv_heads,
@@ -162,6 +167,11 @@ impl LlamaLayer {
         let q = self.q_proj.forward(h)?.reshape([seq, self.heads, hd])?;
         let k = self.k_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
         let v = self.v_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
+        if seq == 1
+            && let Some(device_pos) = cache.device_len()
+        {
+            return self.attend_at_device_pos(&q, &k, &v, rope, cache, device_pos);
+        }
         let q = functional::rope(&q, rope, pos, interleaved)?;
         let k = functional::rope(&k, rope, pos, interleaved)?;
         // [pos + seq, kv_heads, head_dim]
@@ -169,5 +179,26 @@ impl LlamaLayer {
         let scale = 1.0 / (hd as f32).sqrt();
         let out = functional::attention(&q, &keys, &values, scale, true)?;
         self.o_proj.forward(&out.reshape([seq, self.heads * hd])?)
+    }
+
+    /// The one-token CUDA path of [`Self::self_attn`], positioned by the cache's device-side
+    /// length (so a CUDA graph captures it once for every step): RoPE fused with the KV-cache
+    /// write, then attention over the cache up to that position.
+    fn attend_at_device_pos(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        rope: &RopeTable,
+        cache: &KvCache,
+        pos: &DeviceU32,
+    ) -> Result<Tensor> {
+        let (keys, values) = cache.layer(self.index)?;
+        let interleaved = self.rope_interleaved;
+        let q = functional::rope_kv_write(q, k, v, rope, keys, values, pos, interleaved)?;
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let out = functional::decode_attention(&q, keys, values, pos, scale)?;
+        self.o_proj
+            .forward(&out.reshape([1, self.heads * self.head_dim])?)
     }
 }

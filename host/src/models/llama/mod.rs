@@ -27,16 +27,19 @@
 //! pass that would run past the cache or the RoPE table fails with [`Error::ContextOverflow`]
 //! before anything is written.
 
+mod decode_graph;
 mod layer;
 
+pub use decode_graph::GraphDecoder;
 pub use layer::LlamaLayer;
 
 use super::LlamaConfig;
+use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
-use crate::functional::RopeTable;
+use crate::functional::{LinearWeight, RopeTable};
 use crate::kv_cache::KvCache;
 use crate::loaders::WeightSource;
-use crate::nn::{Embedding, INIT_STD, Linear, Module, RmsNorm, Weight};
+use crate::nn::{Embedding, INIT_STD, Linear, Module, RmsNorm};
 use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
 /// A Llama-family causal language model on one device.
@@ -146,28 +149,26 @@ impl Llama {
         })
     }
 
-    /// A model of `config`'s shapes with weights drawn from N(0, 0.02²) and unit norms (for
-    /// benchmarks and device tests). The same seed gives the same weights on every device.
+    /// A model of `config`'s shapes with uniform random weights of standard deviation 0.02 and
+    /// unit norms (for benchmarks and device tests), made on `device` itself
+    /// ([`Tensor::rand_uniform`]). The same seed gives the same weights on every device.
     pub fn random(config: &LlamaConfig, dtype: DType, device: &Device, seed: u64) -> Result<Llama> {
         let max_seq = config.max_position_embeddings.min(4096);
         check_max_seq(config, max_seq)?;
         let (vocab, hidden) = (config.vocab_size, config.hidden_size);
-        let randn = |slot: u64, shape: [usize; 2]| {
-            Tensor::randn(
-                shape,
-                INIT_STD,
-                tensor_seed(seed, usize::MAX, slot),
-                dtype,
-                device,
-            )
+        let random = |slot: u64, shape: [usize; 2]| {
+            let seed = tensor_seed(seed, usize::MAX, slot);
+            Tensor::rand_uniform(shape, INIT_STD, seed, dtype, device)
         };
-        let embed = randn(0, [vocab, hidden])?;
+        let embed = random(0, [vocab, hidden])?;
         let lm_head = if config.tie_word_embeddings {
             embed.clone()
         } else {
-            randn(1, [vocab, hidden])?
+            random(1, [vocab, hidden])?
         };
-        let layers = random_layers(config, seed, dtype, device)?;
+        let layers = (0..config.num_layers)
+            .map(|i| LlamaLayer::random(config, i, seed, dtype, device))
+            .collect::<Result<_>>()?;
         Ok(Llama {
             config: config.clone(),
             embed_tokens: Embedding::new(embed)?,
@@ -231,6 +232,21 @@ impl Llama {
             ));
         }
         let seq = ids.len();
+        self.check_room(cache, seq)?;
+        if seq == 1 && CudaBackend::decode_attention_supports(self.config.head_dim) {
+            // A one-token CUDA step reads its position from device memory, as a captured
+            // decode graph does (see `KvCache`); a no-op on the CPU.
+            cache.sync_device_len()?;
+        }
+        // [seq, hidden]
+        let x = self.embed_tokens.forward(ids)?;
+        let logits = self.layers_and_head(x, cache, last_only)?;
+        cache.advance(seq)?;
+        Ok(logits)
+    }
+
+    /// Errors unless `seq` more positions fit the cache and the RoPE table.
+    pub(crate) fn check_room(&self, cache: &KvCache, seq: usize) -> Result<()> {
         cache.check_room(seq)?;
         let needed = cache.len() + seq;
         if needed > self.rope.max_pos() {
@@ -239,8 +255,19 @@ impl Llama {
                 capacity: self.rope.max_pos(),
             });
         }
-        // [seq, hidden]
-        let mut x = self.embed_tokens.forward(ids)?;
+        Ok(())
+    }
+
+    /// The layers, final norm and LM head on embedded tokens `x` (`[seq, hidden]`, at positions
+    /// `cache.len()..`): f32 logits `[rows, vocab]` of every position, or of the last one. The
+    /// layers write their cache rows; the cache's length does not move.
+    pub(crate) fn layers_and_head(
+        &self,
+        mut x: Tensor,
+        cache: &KvCache,
+        last_only: bool,
+    ) -> Result<Tensor> {
+        let seq = x.dims()[0];
         for layer in &self.layers {
             x = layer.forward(&x, &self.rope, cache)?;
         }
@@ -249,7 +276,6 @@ impl Llama {
         }
         // [rows, vocab]
         let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
-        cache.advance(seq)?;
         logits.to_dtype(DType::F32)
     }
 
@@ -262,39 +288,15 @@ impl Llama {
             .layers
             .iter()
             .flat_map(|l| l.linears())
-            .map(|l| l.weight().byte_size())
+            .map(|l| l.weight().size_in_bytes())
             .sum();
-        norms + linears + self.lm_head.weight().byte_size()
+        norms + linears + self.lm_head.weight().size_in_bytes()
     }
 
     /// Whether the matrices are kept block-quantized ([`Llama::load_quantized`]).
     pub fn is_quantized(&self) -> bool {
-        matches!(self.lm_head.weight(), Weight::Quantized(_))
+        matches!(self.lm_head.weight(), LinearWeight::Quantized(_))
     }
-}
-
-/// The random layers, drawn on the CPU in parallel (drawing 7B normal samples on one thread takes
-/// minutes) a batch at a time, then moved to `device`.
-fn random_layers(
-    config: &LlamaConfig,
-    seed: u64,
-    dtype: DType,
-    device: &Device,
-) -> Result<Vec<LlamaLayer>> {
-    use rayon::prelude::*;
-    let n = config.num_layers;
-    let batch = rayon::current_num_threads().max(1);
-    let mut layers = Vec::with_capacity(n);
-    for start in (0..n).step_by(batch) {
-        let drawn: Vec<LlamaLayer> = (start..(start + batch).min(n))
-            .into_par_iter()
-            .map(|i| LlamaLayer::random(config, i, seed, dtype, &Device::Cpu))
-            .collect::<Result<_>>()?;
-        for layer in drawn {
-            layers.push(layer.to_device(device, config.rms_norm_eps)?);
-        }
-    }
-    Ok(layers)
 }
 
 /// Errors unless `max_seq` is positive and within the model's trained context.
@@ -330,18 +332,18 @@ pub(crate) struct Weights<'a> {
 impl Weights<'_> {
     /// The matrix `name` of `shape`: its blocks when it is quantized and `keep_quantized`, else a
     /// dense tensor.
-    fn matrix(&self, name: &str, shape: [usize; 2]) -> Result<Weight> {
+    fn matrix(&self, name: &str, shape: [usize; 2]) -> Result<LinearWeight> {
         let blocks = self
             .source
             .tensor_info(name)
             .filter(|i| self.keep_quantized && i.dtype.is_quantized() && i.shape == shape);
         if let Some(info) = blocks {
             let bytes = self.source.shared_bytes(name)?;
-            return Ok(Weight::Quantized(QuantizedTensor::new(
+            return Ok(LinearWeight::Quantized(QuantizedTensor::new(
                 info.dtype, shape, bytes,
             )?));
         }
-        Ok(Weight::Dense(self.get(name, &shape)?))
+        Ok(LinearWeight::Dense(self.get(name, &shape)?))
     }
 
     /// The tensor `name`, which must have `shape`.

@@ -1,0 +1,407 @@
+//! FlashAttention-2 forward (prefill) on tensor cores: `softmax(q·kᵀ·scale)·v` without ever
+//! writing the `[q_len, kv_len]` scores anywhere but registers.
+//!
+//! Variants: `flash_attn_d{64,128}_{f16,bf16}` (head dim 64 or 128; f16/bf16 inputs, f32
+//! accumulation), parameters in [`FlashAttnParams`].
+//!
+//! # Thread mapping
+//! Grid `(heads, q_tiles, batch)`: the head is the fastest grid dimension so the blocks of one
+//! KV group (adjacent heads) run side by side and their K/V tiles come from L2 after the first
+//! read. q tiles run last-first, so under a causal mask the longest rows start first. A block of
+//! [`FLASH_WARPS`] warps owns [`FLASH_BLOCK_M`] query rows, 16 per warp:
+//! 1. Q tile → shared (`cp.async`) → each warp's `A` fragments into registers (`ldmatrix`),
+//!    once.
+//! 2. Per K/V tile of [`flash_block_n`] keys (FA2's overlap: V_j streams in while S = Q·K_jᵀ is
+//!    computed, K_{j+1} while P·V_j is):
+//!    `S = Q·Kᵀ` (`mma.m16n8k16`, K read with `ldmatrix`), mask (only on tiles that cross the
+//!    diagonal or the end of the keys; tiles wholly above the diagonal are never visited),
+//!    online softmax in registers (each thread owns 2 rows; row max/sum over its 4-lane quad,
+//!    log2 domain), `P` re-packed in place as the `A` operand, `O += P·V` (V read with
+//!    `ldmatrix.trans`).
+//! 3. `O / l` to global; optionally the row's log-sum-exp (natural log) to `lse[b][h][row]`.
+//!
+//! Shared memory `[Q | K | V]`, each `64 x head_dim` b16, rows of 16-byte chunks XOR-swizzled
+//! by `row % 8` so the eight row addresses of every `ldmatrix` phase hit distinct banks.
+//!
+//! Test: `cargo test --release --test gpu_vs_cpu flash` (`emu::` on the emulated device;
+//! `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only flash`.
+
+use crate::elem::{BF16, F16, MmaElem};
+use crate::params::{FLASH_BLOCK_M, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams, flash_block_n};
+use crate::primitives::{
+    block_idx_x, block_idx_y, block_idx_z, cp_async_16_zfill, cp_async_commit_group,
+    cp_async_wait_group, dyn_smem_base, exp2_approx, grid_dim_y, ldmatrix_x4, ldmatrix_x4_trans,
+    log2_approx, opaque_ptr, opaque_u32, shfl_xor_f32, sync_threads, thread_idx_x,
+};
+use crate::{kernel_entries, unroll2, unroll4, unroll8, unroll16};
+
+const THREADS: usize = FLASH_WARPS * 32;
+const _: () = assert!(flash_block_n(64) <= 64 && flash_block_n(128) <= 64 && FLASH_ROW_BLOCKS <= 2);
+
+/// Shared byte offset of 16-byte chunk `c` of row `r` in a tile with `D` b16 columns.
+#[inline(always)]
+fn swizzled<const D: usize>(r: u32, c: u32) -> u32 {
+    r * D as u32 * 2 + ((c ^ (r % 8)) << 4)
+}
+
+/// Issues the `cp.async` copies of rows `row0..row0 + ROWS` of a `[len, row_stride]` matrix into
+/// the swizzled tile at `tile`; rows at or past `len` are zero-filled (no bytes read).
+///
+/// Thread `tid` copies chunk `tid % (D / 8)` of rows `tid / (D / 8) + pass * rows_per_pass`:
+/// every pass keeps the row's swizzle (`rows_per_pass` is a multiple of 8), so the shared
+/// addresses differ by constants and the global ones by one stride step.
+///
+/// # Safety
+/// `src` rows below `len` are readable for `D` elements, 16-byte aligned; `tile` is a
+/// `ROWS x D` b16 region of the dynamic shared memory.
+#[inline(always)]
+unsafe fn load_tile<E, const D: usize, const ROWS: usize>(
+    tile: u32,
+    src: *const E,
+    row_stride: usize,
+    row0: usize,
+    len: usize,
+    tid: usize,
+) {
+    let chunks = D / 8;
+    let rows_per_pass = THREADS / chunks;
+    let (r, c) = (tid / chunks, tid % chunks);
+    let dst = opaque_u32(tile + swizzled::<D>(r as u32, c as u32));
+    // SAFETY: pointer arithmetic only; rows at or past `len` are never dereferenced.
+    let mut from = opaque_ptr(unsafe { src.add((row0 + r) * row_stride + c * 8) });
+    unroll16!(pass => {
+        if pass < ROWS / rows_per_pass {
+            let row = row0 + r + pass * rows_per_pass;
+            let to = dst + (pass * rows_per_pass * D * 2) as u32;
+            if pass > 0 {
+                from = opaque_ptr(from.wrapping_add(rows_per_pass * row_stride));
+            }
+            // SAFETY: rows below `len` are in bounds (caller); others read 0 bytes.
+            unsafe {
+                if row < len {
+                    cp_async_16_zfill(to, from as *const u8, 16);
+                } else {
+                    cp_async_16_zfill(to, src as *const u8, 0);
+                }
+            }
+        }
+    });
+}
+
+/// Per-thread `ldmatrix` addresses into one swizzled tile: `base[i]` is the address for
+/// 16-byte chunk column pair `i` (chunks `2i + b` XOR-swizzled by this lane's row), so chunk
+/// pair `cp` of tile row `row_lane + 16 * rs` is at `base[cp % 4] + (cp / 4) * 128 + rs * 16 * D * 2`
+/// — constants the assembler folds into the instruction.
+#[inline(always)]
+fn ldmatrix_bases<const D: usize>(tile: u32, row_lane: u32, b: u32) -> [u32; 4] {
+    let y = b ^ (row_lane % 8);
+    let mut base = [0u32; 4];
+    unroll4!(i => {
+        base[i] = opaque_u32(tile + row_lane * D as u32 * 2 + ((y ^ (2 * i as u32)) << 4));
+    });
+    base
+}
+
+/// Max over the 4 lanes of a quad (lanes `4g..4g + 4`), which share a score row.
+#[inline(always)]
+fn quad_max(v: f32) -> f32 {
+    let v = v.max(shfl_xor_f32(v, 1));
+    v.max(shfl_xor_f32(v, 2))
+}
+
+/// Sum over the 4 lanes of a quad.
+#[inline(always)]
+fn quad_sum(v: f32) -> f32 {
+    let v = v + shfl_xor_f32(v, 1);
+    v + shfl_xor_f32(v, 2)
+}
+
+/// The attention of one query tile of one head; see the module docs.
+///
+/// # Safety
+/// Pointers and strides as [`FlashAttnParams`] documents (16-byte aligned rows, strides
+/// multiples of 8 elements); `lse` null or `[batch][heads][q_len]` f32; launched with the
+/// documented grid, `FLASH_WARPS * 32` threads and `(FLASH_BLOCK_M + 2 * BN) * D * 2`
+/// bytes of dynamic shared memory.
+#[inline(always)]
+unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
+    q: *const E,
+    k: *const E,
+    v: *const E,
+    o: *mut E,
+    lse: *mut f32,
+    p: FlashAttnParams,
+) {
+    const RB: usize = FLASH_ROW_BLOCKS;
+    let tid = thread_idx_x() as usize;
+    let (warp, lane) = (tid / 32, tid % 32);
+    let (g, t) = (lane / 4, lane % 4);
+    let head = block_idx_x() as usize;
+    let q0 = (grid_dim_y() - 1 - block_idx_y()) as usize * FLASH_BLOCK_M;
+    let batch = block_idx_z() as usize;
+    let (q_len, kv_len) = (p.q_len as usize, p.kv_len as usize);
+    let kv_head = head / (p.heads / p.kv_heads) as usize;
+    // Keys a causal row `i` sees end at `i + shift`.
+    let shift = kv_len - q_len;
+    let causal = p.causal != 0;
+
+    // SAFETY (whole body): global accesses stay inside the tensors the contract describes (rows
+    // past q_len/kv_len are zero-filled, never read; stores are guarded by `row < q_len`);
+    // shared addresses stay inside the three tiles of the documented shared-memory size.
+    unsafe {
+        let qb = q.add(batch * p.q_batch_stride as usize + head * p.q_head_stride as usize);
+        let kb = k.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
+        let vb = v.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
+        let (q_stride, kv_stride) = (p.q_row_stride as usize, p.kv_row_stride as usize);
+        let s_q = dyn_smem_base();
+        let s_k = s_q + (FLASH_BLOCK_M * D * 2) as u32;
+        let s_v = s_k + (BN * D * 2) as u32;
+
+        // Keys this tile needs: all, or up to the diagonal of its last row.
+        let kv_end = if causal {
+            kv_len.min(q0 + FLASH_BLOCK_M + shift)
+        } else {
+            kv_len
+        };
+        let tiles = kv_end.div_ceil(BN);
+
+        load_tile::<E, D, FLASH_BLOCK_M>(s_q, qb, q_stride, q0, q_len, tid);
+        load_tile::<E, D, BN>(s_k, kb, kv_stride, 0, kv_len, tid);
+        cp_async_commit_group();
+
+        // ldmatrix rows. Q (A operand): row lane % 8 + 8·((lane / 8) % 2) of each 16-row block,
+        // chunk bit lane / 16. K (B of S): key 8·(lane / 16) + lane % 8 of each 16-key pair,
+        // chunk bit (lane / 8) % 2. V (B of P·V, transposed): key lane % 8 + 8·((lane / 8) % 2)
+        // of each 16-key step, chunk bit lane / 16.
+        let q_row = (warp * 16 * RB + lane % 8 + 8 * ((lane / 8) % 2)) as u32;
+        let k_row = (8 * (lane / 16) + lane % 8) as u32;
+        let v_row = (lane % 8 + 8 * ((lane / 8) % 2)) as u32;
+        let (q_b, k_b, v_b) = (
+            (lane / 16) as u32,
+            ((lane / 8) % 2) as u32,
+            (lane / 16) as u32,
+        );
+
+        // This thread's rows: first + 16·rb + 8·h for row block rb and half h.
+        let first = q0 + warp * 16 * RB + g;
+        let warp_last = q0 + warp * 16 * RB + 16 * RB - 1;
+        let mut acc = [[[0f32; 4]; 16]; RB];
+        let mut row_max = [[f32::NEG_INFINITY; 2]; RB];
+        let mut row_sum = [[0f32; 2]; RB];
+        let scale = p.scale_log2;
+
+        let mut j = 0;
+        while j < tiles {
+            // K_j (and at j = 0, Q) landed for every thread; everyone is done with V_{j-1}.
+            cp_async_wait_group::<0>();
+            sync_threads();
+            load_tile::<E, D, BN>(s_v, vb, kv_stride, j * BN, kv_len, tid);
+            cp_async_commit_group();
+            let key0 = j * BN;
+            // Under causal, a warp whose rows all end before this tile has nothing to add.
+            let active = !causal || key0 <= warp_last + shift;
+
+            // S = Q·K_jᵀ: 8 n-tiles of 8 keys; one ldmatrix.x4 of K serves two n-tiles of a
+            // k-step for every row block.
+            // P as the A fragments of P·V, packed to 16 bits as soon as the softmax is done (half
+            // the registers of the f32 scores across the barrier below).
+            let mut pk = [[[0u32; 4]; 4]; RB];
+            if active {
+                let mut s = [[[0f32; 4]; 8]; RB];
+                let q_base = ldmatrix_bases::<D>(s_q, q_row, q_b);
+                let k_base = ldmatrix_bases::<D>(s_k, k_row, k_b);
+                unroll8!(kk => {
+                    if kk < D / 16 {
+                        let mut qf = [[0u32; 4]; RB];
+                        unroll2!(rb => {
+                            if rb < RB {
+                                let off = (kk / 4) * 128 + rb * 16 * D * 2;
+                                qf[rb] = ldmatrix_x4(q_base[kk % 4] + off as u32);
+                            }
+                        });
+                        unroll4!(np => {
+                            if np < BN / 16 {
+                            let off = (kk / 4) * 128 + np * 16 * D * 2;
+                            let b = ldmatrix_x4(k_base[kk % 4] + off as u32);
+                            unroll2!(rb => {
+                                if rb < RB {
+                                    s[rb][2 * np] = E::mma(qf[rb], [b[0], b[1]], s[rb][2 * np]);
+                                    s[rb][2 * np + 1] =
+                                        E::mma(qf[rb], [b[2], b[3]], s[rb][2 * np + 1]);
+                                }
+                            });
+                            }
+                        });
+                    }
+                });
+
+                // Mask keys past the end and, under causal, past each row's diagonal.
+                if key0 + BN > kv_len || (causal && key0 + BN > first + shift + 1) {
+                    unroll2!(rb => {
+                        if rb < RB {
+                            unroll8!(n => {
+                                unroll4!(e => {
+                                    let key = key0 + 8 * n + 2 * t + e % 2;
+                                    let row = first + 16 * rb + 8 * (e / 2);
+                                    if n < BN / 8 && (key >= kv_len || (causal && key > row + shift)) {
+                                        s[rb][n][e] = f32::NEG_INFINITY;
+                                    }
+                                });
+                            });
+                        }
+                    });
+                }
+
+                // Online softmax per row: new max, rescale what is accumulated, P = 2^(S - max).
+                unroll2!(rb => {
+                    if rb < RB {
+                        unroll2!(h => {
+                            let mut mx = row_max[rb][h];
+                            unroll8!(n => {
+                                if n < BN / 8 {
+                                    mx = mx.max(s[rb][n][2 * h]).max(s[rb][n][2 * h + 1]);
+                                }
+                            });
+                            mx = quad_max(mx);
+                            // A row with every key masked so far keeps max -inf; use 0 as base.
+                            let base = if mx == f32::NEG_INFINITY { 0.0 } else { mx * scale };
+                            let rescale = exp2_approx(row_max[rb][h] * scale - base);
+                            row_max[rb][h] = mx;
+                            let mut sum = 0.0;
+                            unroll8!(n => {
+                                if n < BN / 8 {
+                                    unroll2!(e => {
+                                        let pv = exp2_approx(s[rb][n][2 * h + e] * scale - base);
+                                        s[rb][n][2 * h + e] = pv;
+                                        sum += pv;
+                                    });
+                                }
+                            });
+                            row_sum[rb][h] = row_sum[rb][h] * rescale + sum;
+                            unroll16!(n => {
+                                if n < D / 8 {
+                                    acc[rb][n][2 * h] *= rescale;
+                                    acc[rb][n][2 * h + 1] *= rescale;
+                                }
+                            });
+                        });
+                        // k-step ks of P·V covers keys 16ks..16ks+16: score n-tiles 2ks, 2ks + 1.
+                        unroll4!(ks => {
+                            if ks < BN / 16 {
+                                let (lo, hi) = (&s[rb][2 * ks], &s[rb][2 * ks + 1]);
+                                pk[rb][ks] = [
+                                    E::pack2(lo[0], lo[1]),
+                                    E::pack2(lo[2], lo[3]),
+                                    E::pack2(hi[0], hi[1]),
+                                    E::pack2(hi[2], hi[3]),
+                                ];
+                            }
+                        });
+                    }
+                });
+            }
+
+            // V_j landed, and everyone is done with K_j: stream K_{j+1} in behind P·V_j.
+            cp_async_wait_group::<0>();
+            sync_threads();
+            if j + 1 < tiles {
+                let next = (j + 1) * BN;
+                load_tile::<E, D, BN>(s_k, kb, kv_stride, next, kv_len, tid);
+            }
+            cp_async_commit_group();
+
+            // O += P·V_j.
+            if active {
+                let v_base = ldmatrix_bases::<D>(s_v, v_row, v_b);
+                unroll4!(ks => {
+                    unroll8!(dp => {
+                        if ks < BN / 16 && dp < D / 16 {
+                            let off = (dp / 4) * 128 + ks * 16 * D * 2;
+                            let b = ldmatrix_x4_trans(v_base[dp % 4] + off as u32);
+                            unroll2!(rb => {
+                                if rb < RB {
+                                    let a = pk[rb][ks];
+                                    acc[rb][2 * dp] = E::mma(a, [b[0], b[1]], acc[rb][2 * dp]);
+                                    acc[rb][2 * dp + 1] =
+                                        E::mma(a, [b[2], b[3]], acc[rb][2 * dp + 1]);
+                                }
+                            });
+                        }
+                    });
+                });
+            }
+            j += 1;
+        }
+
+        // Normalise and store; the quad's partial sums make the row sum.
+        let ob = o.add(batch * p.o_batch_stride as usize + head * p.o_head_stride as usize);
+        unroll2!(rb => {
+            if rb < RB {
+                unroll2!(h => {
+                    let total = quad_sum(row_sum[rb][h]);
+                    let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
+                    let row = first + 16 * rb + 8 * h;
+                    if row < q_len {
+                        let dst = ob.add(row * p.o_row_stride as usize + 2 * t);
+                        unroll16!(n => {
+                            if n < D / 8 {
+                                let pair =
+                                    E::pack2(acc[rb][n][2 * h] * inv, acc[rb][n][2 * h + 1] * inv);
+                                *(dst.add(8 * n) as *mut u32) = pair;
+                            }
+                        });
+                        if !lse.is_null() && t == 0 {
+                            let log2_sum = row_max[rb][h] * scale + log2_approx(total);
+                            let i = (batch * p.heads as usize + head) * q_len + row;
+                            *lse.add(i) = log2_sum * core::f32::consts::LN_2;
+                        }
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// Head dim 64 (SmolLM2); see [`flash_attn`].
+///
+/// # Safety
+/// As [`flash_attn`] with `D = 64`.
+#[inline(always)]
+unsafe fn flash_attn_d64<E: MmaElem>(
+    q: *const E,
+    k: *const E,
+    v: *const E,
+    o: *mut E,
+    lse: *mut f32,
+    p: FlashAttnParams,
+) {
+    // SAFETY: the caller upholds the contract.
+    unsafe { flash_attn::<E, 64, { flash_block_n(64) }>(q, k, v, o, lse, p) }
+}
+
+/// Head dim 128 (Llama 7B/8B); see [`flash_attn`].
+///
+/// # Safety
+/// As [`flash_attn`] with `D = 128`.
+#[inline(always)]
+unsafe fn flash_attn_d128<E: MmaElem>(
+    q: *const E,
+    k: *const E,
+    v: *const E,
+    o: *mut E,
+    lse: *mut f32,
+    p: FlashAttnParams,
+) {
+    // SAFETY: the caller upholds the contract.
+    unsafe { flash_attn::<E, 128, { flash_block_n(128) }>(q, k, v, o, lse, p) }
+}
+
+kernel_entries! {
+    flash_attn_d64(q: *const E, k: *const E, v: *const E, o: *mut E, lse: *mut f32, p: FlashAttnParams);
+    flash_attn_d64_f16 = F16, flash_attn_d64_bf16 = BF16,
+}
+
+kernel_entries! {
+    flash_attn_d128(q: *const E, k: *const E, v: *const E, o: *mut E, lse: *mut f32, p: FlashAttnParams);
+    flash_attn_d128_f16 = F16, flash_attn_d128_bf16 = BF16,
+}

@@ -1,0 +1,96 @@
+//! The GEMV variants beyond plain `linear` (which `gemm_matches_reference` covers): quantized
+//! weights (Q8_0, Q4_0, Q4_1 kept quantized on the GPU) against the dequantized weight on the
+//! scalar reference, and the fused gate+up projection with SwiGLU against its unfused
+//! reference, for m = 1..=8 (GEMV) and m = 11 (quantized: the GEMV 8 rows at a time; dense:
+//! cuBLAS + swiglu), with ragged tails (k not a multiple of 256, odd n).
+
+use crate::common::{cases, check_tol, input, tol};
+use nano_infer::backend::cpu::reference as R;
+use nano_infer::functional::{self as F, LinearWeight};
+use nano_infer::tensor::quant_pack::QuantFormat;
+use nano_infer::{DType, Device, QuantizedTensor};
+
+const FORMATS: [QuantFormat; 3] = [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1];
+/// (n, k) on a GPU: one block per row, ragged groups, the 7B shapes' widths, an odd n.
+const SHAPES: [(usize, usize); 5] = [(5, 32), (33, 96), (300, 1056), (7, 4128), (11, 11008)];
+/// (n, k) on the emulator: one block per row, a ragged group, an odd n.
+const SHAPES_SMALL: [(usize, usize); 3] = [(5, 32), (33, 96), (3, 1056)];
+const MS: [usize; 6] = [1, 2, 3, 5, 8, 11];
+/// Row counts on the emulator: each GEMV width (1, 2, 4, 8 kernels) and the 8-row passes.
+const MS_SMALL: [usize; 5] = [1, 2, 3, 8, 11];
+
+/// `x · wᵀ` on the reference, then (SwiGLU) `silu(gate) · up` over the halves.
+fn reference(xv: &[f32], wv: &[f32], m: usize, k: usize, rows: usize, swiglu: bool) -> Vec<f32> {
+    let mut y = vec![0.0; m * rows];
+    R::matmul(xv, wv, m, k, rows, true, &mut y).unwrap();
+    if !swiglu {
+        return y;
+    }
+    let n = rows / 2;
+    let silu = |g: f32| g / (1.0 + (-g).exp());
+    (0..m * n)
+        .map(|i| silu(y[(i / n) * rows + i % n]) * y[(i / n) * rows + n + i % n])
+        .collect()
+}
+
+pub fn quantized_gemv_matches_dequantized_reference(dev: &Device) {
+    for f in FORMATS {
+        for (n, k) in cases(dev, &SHAPES, &SHAPES_SMALL) {
+            for swiglu in [false, true] {
+                let rows = if swiglu { 2 * n } else { n };
+                let (w, _) = input(&[rows, k], DType::F32, 30);
+                let q = QuantizedTensor::quantize(&w, f, &Device::Cpu).unwrap();
+                let wv = q
+                    .dequantize(DType::F32, &Device::Cpu)
+                    .unwrap()
+                    .to_vec_f32()
+                    .unwrap();
+                let qg = LinearWeight::Quantized(q.to_device(dev).unwrap());
+                for dt in [DType::F16] {
+                    for m in cases(dev, &MS, &MS_SMALL) {
+                        let (x, xv) = input(&[m, k], dt, 31);
+                        let xg = x.to_device(dev).unwrap();
+                        let got = if swiglu {
+                            F::linear_swiglu(&xg, &qg).unwrap()
+                        } else {
+                            F::linear_any(&xg, &qg).unwrap()
+                        };
+                        let want = reference(&xv, &wv, m, k, rows, swiglu);
+                        let (atol, rtol) = tol(dt);
+                        check_tol(
+                            &format!("{f:?} swiglu={swiglu} {dt:?} {m}x{k}x{n}"),
+                            &got,
+                            &want,
+                            atol * (k as f32).sqrt(),
+                            rtol * 2.0,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn gate_up_swiglu_gemv_matches_unfused(dev: &Device) {
+    let full = [(5, 7), (33, 64), (300, 1003), (11, 4096), (9, 11008)];
+    for dt in crate::common::DTYPES {
+        for (n, k) in cases(dev, &full, &[(5, 7), (33, 64), (3, 1003)]) {
+            let (w, wv) = input(&[2 * n, k], dt, 32);
+            let wg = LinearWeight::Dense(w.to_device(dev).unwrap());
+            for m in cases(dev, &MS, &MS_SMALL) {
+                let (x, xv) = input(&[m, k], dt, 33);
+                let got = F::linear_swiglu(&x.to_device(dev).unwrap(), &wg).unwrap();
+                let want = reference(&xv, &wv, m, k, 2 * n, true);
+                // The unfused path rounds gate and up to dt before SwiGLU; the fused one does not.
+                let (atol, rtol) = tol(dt);
+                check_tol(
+                    &format!("gate+up swiglu {dt:?} {m}x{k}x{n}"),
+                    &got,
+                    &want,
+                    atol * (k as f32).sqrt(),
+                    rtol * 4.0,
+                );
+            }
+        }
+    }
+}
