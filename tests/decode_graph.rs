@@ -113,7 +113,16 @@ fn graph_greedy_on_gpu_f32_equals_the_cpu() {
     let (want, want_logits) = eager_greedy(&cpu, 64, steps);
     let cuda = Llama::random(&config, DType::F32, &gpu, 7).unwrap();
     // Same seed, same bits on both devices.
-    let w = |m: &Llama| m.layers[3].mlp.down_proj.weight().to_vec_f32().unwrap();
+    let w = |m: &Llama| {
+        m.layers[3]
+            .mlp
+            .down_proj
+            .weight()
+            .as_dense()
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
     assert_eq!(w(&cuda), w(&cpu), "random weights differ between devices");
     let (got, got_logits) = graph_greedy(&cuda, 64, steps);
     // got_logits[i] came from feeding ids[i]: comparable while ids[..=i] agree.

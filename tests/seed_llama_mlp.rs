@@ -18,7 +18,7 @@ fn mlp_cpu_matches_reference() {
     assert_eq!(got.dims(), &[1, tokens, hidden]);
 
     let xv = x.to_vec_f32().unwrap();
-    let w = |l: &nano_infer::nn::Linear| l.weight().to_vec_f32().unwrap();
+    let w = |l: &nano_infer::nn::Linear| l.weight().as_dense().unwrap().to_vec_f32().unwrap();
     let (mut g, mut u, mut h, mut y) = (
         vec![0.0; tokens * inter],
         vec![0.0; tokens * inter],
@@ -63,7 +63,8 @@ fn seed_example_cpu_and_cuda_agree() {
 
     // f16 weights and activations: the same weights rounded, f32 accumulation in cuBLAS.
     let cast = |l: &nano_infer::nn::Linear| {
-        nano_infer::nn::Linear::new(l.weight().to_dtype(DType::F16).unwrap()).unwrap()
+        nano_infer::nn::Linear::new(l.weight().as_dense().unwrap().to_dtype(DType::F16).unwrap())
+            .unwrap()
     };
     let half = LlamaMlp::from_parts(
         cast(&on_gpu.gate_proj),

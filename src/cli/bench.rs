@@ -10,6 +10,10 @@
 //!   unavailable. Decode reads every weight and the KV cache once per token, so each rate is
 //!   also shown as GB/s — the model's weight bytes plus the cache bytes read at that context —
 //!   against the device-to-device copy bandwidth measured in the same run.
+//!
+//! Each is timed `--runs` times (after an untimed run) and the median reported; `--json` prints
+//! every run's rates as one JSON line instead (`scripts/bench_vs_llamacpp.py` reads it). The
+//! process's peak resident memory (VmHWM) is reported last.
 
 use std::time::Instant;
 
@@ -45,6 +49,12 @@ pub struct BenchArgs {
     /// Decode steps timed at each context.
     #[arg(long, default_value_t = 128)]
     gen_tokens: usize,
+    /// Timed runs of each prefill and decode measurement; the median is reported.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Print one JSON line (every run's rates, the weight format, VmHWM) instead of text.
+    #[arg(long)]
+    json: bool,
     /// Decode with eager launches even where a CUDA graph can be captured.
     #[arg(long)]
     eager: bool,
@@ -98,21 +108,24 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             model.max_seq()
         );
     }
+    let weights = if model.is_quantized() {
+        "quantized".to_string()
+    } else {
+        model.dtype.name().to_string()
+    };
     let c = &model.config;
     let device_name = match &model.device {
-        Device::Cpu => "the CPU".to_string(),
+        Device::Cpu => format!("the CPU ({} threads)", rayon::current_num_threads()),
         Device::Cuda(b) => format!("{} ({})", model.device, b.name()),
     };
-    println!(
-        "model: {} layers, hidden {}, {} heads ({} KV) of {}, vocab {}; {} on {device_name} ({what})",
-        c.num_layers,
-        c.hidden_size,
-        c.num_heads,
-        c.num_kv_heads,
-        c.head_dim,
-        c.vocab_size,
-        model.dtype.name(),
-    );
+    // Text lines go out as they are measured; with --json, only the JSON line at the end.
+    let text = !args.json;
+    if text {
+        println!(
+            "model: {} layers, hidden {}, {} heads ({} KV) of {}, vocab {}; {weights} on {device_name} ({what})",
+            c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size,
+        );
+    }
     let kv_per_position =
         2 * c.num_layers * c.num_kv_heads * c.head_dim * model.dtype.size_in_bytes();
     // What the allocator holds now is the model (weights and RoPE tables), as allocated.
@@ -123,26 +136,91 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         ),
         Device::Cpu => String::new(),
     };
-    println!(
-        "bytes read per decode token: weights {:.3} GB{allocated} + KV cache {:.1} KB per position of context",
-        model.weight_bytes() as f64 / 1e9,
-        kv_per_position as f64 / 1e3
-    );
     let copy = copy_bandwidth(&model.device)?;
-    if let Some(gbs) = copy {
-        println!("copy bandwidth (device to device, 1 GiB): {gbs:.0} GB/s");
+    if text {
+        println!(
+            "bytes read per decode token: weights {:.3} GB{allocated} + KV cache {:.1} KB per position of context",
+            model.weight_bytes() as f64 / 1e9,
+            kv_per_position as f64 / 1e3
+        );
+        if let Some(gbs) = copy {
+            println!("copy bandwidth (device to device, 1 GiB): {gbs:.0} GB/s");
+        }
     }
 
+    let runs = args.runs.max(1);
+    let (mut prefill_json, mut decode_json) = (Vec::new(), Vec::new());
     let mut cache = model.new_cache_with_capacity(longest_prefill.max(16))?;
     warm_up(&model, &mut cache)?;
     for &n in args.prefill_tokens.iter().filter(|&&n| n > 0) {
-        prefill(&model, &mut cache, n)?;
+        let mut secs = prefill(&model, &mut cache, n, runs)?;
+        if text {
+            print_prefill(c, n, median(&mut secs));
+        }
+        prefill_json.push(format!(
+            "{{\"tokens\": {n}, \"tokens_per_s\": [{}]}}",
+            rates(&secs, n)
+        ));
     }
     drop(cache);
+    let steps = args.gen_tokens;
     for &context in &args.contexts {
-        decode(&model, context, &args, copy, kv_per_position)?;
+        let mut secs = Vec::with_capacity(runs);
+        let mut timed = None;
+        for _ in 0..runs {
+            let (mode, s, bytes) = decode(&model, context, &args, kv_per_position)?;
+            secs.push(s);
+            timed = Some((mode, bytes));
+        }
+        let Some((mode, bytes)) = timed.filter(|_| steps > 0) else {
+            continue;
+        };
+        if text {
+            print_decode(context, steps, mode, median(&mut secs), bytes, copy);
+        }
+        decode_json.push(format!(
+            "{{\"context\": {context}, \"mode\": \"{mode}\", \"tokens_per_s\": [{}]}}",
+            rates(&secs, steps)
+        ));
+    }
+    let hwm_kb = vm_hwm_kb();
+    if args.json {
+        println!(
+            "{{\"dtype\": \"{weights}\", \"threads\": {}, \"prefill\": [{}], \"decode\": [{}], \"vm_hwm_kb\": {}}}",
+            rayon::current_num_threads(),
+            prefill_json.join(", "),
+            decode_json.join(", "),
+            hwm_kb.unwrap_or(0)
+        );
+    } else if let Some(kb) = hwm_kb {
+        println!(
+            "peak resident memory (VmHWM, mapped file pages included): {:.1} MB",
+            kb as f64 / 1e3
+        );
     }
     Ok(())
+}
+
+/// The middle value (upper middle for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Each run's `n / secs`, as a JSON list's items.
+fn rates(secs: &[f64], n: usize) -> String {
+    let r: Vec<String> = secs
+        .iter()
+        .map(|s| format!("{:.2}", n as f64 / s))
+        .collect();
+    r.join(", ")
+}
+
+/// The process's peak resident set (`VmHWM` in `/proc/self/status`, kB), where Linux offers it.
+fn vm_hwm_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Waits for the device's queued work (a no-op on the CPU).
@@ -180,8 +258,9 @@ fn warm_up(model: &Llama, cache: &mut KvCache) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Times one prefill of `n` tokens (after an untimed one of the same length).
-fn prefill(model: &Llama, cache: &mut KvCache, n: usize) -> anyhow::Result<()> {
+/// Times `runs` prefills of `n` tokens (after an untimed one of the same length): the seconds of
+/// each.
+fn prefill(model: &Llama, cache: &mut KvCache, n: usize, runs: usize) -> anyhow::Result<Vec<f64>> {
     let prompt = ids(n, model.config.vocab_size);
     let mut run = || -> anyhow::Result<f64> {
         cache.reset();
@@ -190,11 +269,18 @@ fn prefill(model: &Llama, cache: &mut KvCache, n: usize) -> anyhow::Result<()> {
         Ok(start.elapsed().as_secs_f64())
     };
     run()?;
-    let secs = run()?;
-    let c = &model.config;
+    let secs = (0..runs).map(|_| run()).collect();
+    cache.reset();
+    secs
+}
+
+fn print_prefill(c: &LlamaConfig, n: usize, secs: f64) {
     // The layers' GEMMs (2 FLOPs per weight per token) and causal attention (QKᵀ and PV over
     // half the n² pairs, 2 FLOPs each), plus the LM head on the last token.
-    let weights = model.weight_bytes() / model.dtype.size_in_bytes() - c.vocab_size * c.hidden_size;
+    let (q_dim, kv_dim) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+    let per_layer =
+        c.hidden_size * (2 * q_dim + 2 * kv_dim) + 3 * c.hidden_size * c.intermediate_size;
+    let weights = c.num_layers * per_layer;
     let attention = 2 * 2 * c.num_layers * c.num_heads * c.head_dim * n * (n + 1) / 2;
     let flops = 2 * weights * n + attention + 2 * c.vocab_size * c.hidden_size;
     println!(
@@ -203,19 +289,16 @@ fn prefill(model: &Llama, cache: &mut KvCache, n: usize) -> anyhow::Result<()> {
         n as f64 / secs,
         flops as f64 / secs / 1e12
     );
-    cache.reset();
-    Ok(())
 }
 
 /// Fills a cache sized to the run (as the torch anchor sizes its own) to `context` positions
-/// eagerly, then times `gen_tokens` greedy steps.
+/// eagerly, then times `gen_tokens` greedy steps: (mode, seconds, bytes read per step).
 fn decode(
     model: &Llama,
     context: usize,
     args: &BenchArgs,
-    copy: Option<f64>,
     kv_per_position: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(&'static str, f64, f64)> {
     let steps = args.gen_tokens;
     let prompt = ids(context.max(1), model.config.vocab_size);
     let mut cache = model.new_cache_with_capacity(prompt.len() + steps + 2)?;
@@ -253,13 +336,21 @@ fn decode(
             ("eager", start.elapsed().as_secs_f64())
         }
     };
-    if steps == 0 {
-        return Ok(());
-    }
-    let per_token = secs / steps as f64;
     // The cache read per step grows with the context: take the mean over the timed steps.
     let mean_context = (cache.len() - steps / 2) as f64;
     let bytes = model.weight_bytes() as f64 + kv_per_position as f64 * mean_context;
+    Ok((mode, secs, bytes))
+}
+
+fn print_decode(
+    context: usize,
+    steps: usize,
+    mode: &str,
+    secs: f64,
+    bytes: f64,
+    copy: Option<f64>,
+) {
+    let per_token = secs / steps as f64;
     let gbs = bytes / per_token / 1e9;
     let of_copy = copy.map_or(String::new(), |c| {
         format!(" = {:.0}% of copy", 100.0 * gbs / c)
@@ -270,5 +361,4 @@ fn decode(
         per_token * 1e3,
         bytes / 1e9,
     );
-    Ok(())
 }

@@ -56,8 +56,9 @@ pub struct ModelArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Element type of weights and activations: f32, f16 or bf16 (default: f32 on the CPU, f16
-    /// on CUDA).
+    /// Element type of weights and activations: f32, f16 or bf16 (default on CUDA: f16; on the
+    /// CPU: a GGUF file's quantized matrices stay quantized with f32 activations, other files
+    /// f32). `--dtype f32` on the CPU dequantizes every weight to f32 at load.
     #[arg(long)]
     dtype: Option<String>,
     /// KV-cache size in positions (default: the model's context length, at most 4096).
@@ -92,6 +93,12 @@ impl ModelArgs {
             None => Ok(DType::F16),
             Some(s) => DType::parse(s).with_context(|| format!("unknown --dtype `{s}`")),
         }
+    }
+
+    /// Whether to keep a file's quantized matrices as they are: on the CPU, a GGUF file, no
+    /// `--dtype`.
+    fn keep_quantized(&self, device: &Device, source: &dyn WeightSource) -> bool {
+        device.is_cpu() && self.dtype.is_none() && source.format() == "gguf"
     }
 
     /// The model path: `--model`, or the cached default (fetched when missing).
@@ -131,18 +138,26 @@ impl ModelArgs {
         let start = std::time::Instant::now();
         // A live layer counter on a terminal; a single line when stderr is a file or a pipe.
         let live = std::io::stderr().is_terminal();
-        let what = format!("loading {name} ({}, {device})", dtype.name());
+        let what = if self.keep_quantized(&device, source.as_ref()) {
+            format!("loading {name} (quantized, f32 activations, {device})")
+        } else {
+            format!("loading {name} ({}, {device})", dtype.name())
+        };
         if !live {
             eprint!("{what}");
         }
-        let model =
-            Llama::load_with_progress(source.as_ref(), dtype, &device, max_seq, |done, total| {
-                if live {
-                    eprint!("\r{what}: layer {done}/{total}");
-                    let _ = std::io::stderr().flush();
-                }
-            })
-            .with_context(|| format!("cannot load the model {}", path.display()))?;
+        let progress = |done, total| {
+            if live {
+                eprint!("\r{what}: layer {done}/{total}");
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let model = if self.keep_quantized(&device, source.as_ref()) {
+            Llama::load_quantized(source.as_ref(), max_seq, progress)
+        } else {
+            Llama::load_with_progress(source.as_ref(), dtype, &device, max_seq, progress)
+        }
+        .with_context(|| format!("cannot load the model {}", path.display()))?;
         eprintln!(
             " ... {} layers in {:.1} s",
             model.layers.len(),

@@ -1,5 +1,6 @@
 //! The functional API: `rms_norm`, `add_rms_norm`, `silu`, `swiglu`, `rope`, `softmax`, `matmul`, `linear`,
-//! `linear_any` / `linear_swiglu` (dense or quantized weights, the decode GEMV),
+//! `linear_any` / `linear_quantized` / `linear_swiglu` (dense or quantized weights: the CPU's
+//! quantized kernels, the CUDA decode GEMV),
 //! `add`, ... Each op checks shapes, dtypes and devices once, then dispatches on the device of
 //! its inputs — the only place that does — to the CPU fast path (SIMD + rayon, computing in f32)
 //! or to the CUDA kernels. Inputs may be any view; ops make them contiguous first.
@@ -13,7 +14,7 @@ mod rope;
 pub use attention::attention;
 pub use decode::{argmax_into, decode_attention, embedding_at, rope_kv_write};
 pub use matmul::{linear, matmul};
-pub use quantized::{LinearWeight, linear_any, linear_swiglu};
+pub use quantized::{LinearWeight, linear_any, linear_quantized, linear_swiglu};
 pub use rope::{RopeTable, rope};
 
 use nano_infer_kernels::params::SoftmaxParams;

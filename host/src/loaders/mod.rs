@@ -44,7 +44,7 @@ pub mod safetensors;
 use std::path::Path;
 
 use crate::models::LlamaConfig;
-use crate::tensor::DType;
+use crate::tensor::{DType, SharedBytes};
 use crate::tokenizer::TokenizerSpec;
 use crate::{Error, Result};
 
@@ -171,6 +171,12 @@ pub trait WeightSource: Send + Sync {
     /// from the memory map.
     fn raw_bytes(&self, name: &str) -> Result<&[u8]>;
 
+    /// The tensor's stored bytes as a handle that keeps them alive: sharing the memory map where
+    /// the source has one (GGUF), else a copy.
+    fn shared_bytes(&self, name: &str) -> Result<SharedBytes> {
+        Ok(SharedBytes::from_vec(self.raw_bytes(name)?.to_vec()))
+    }
+
     /// The tensor converted or dequantized to f32, row-major in [`TensorInfo::shape`].
     fn to_f32(&self, name: &str) -> Result<Vec<f32>> {
         let info = self.tensor_info(name).ok_or_else(|| Error::MissingTensor {
@@ -233,5 +239,11 @@ impl Bytes {
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
         }
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
     }
 }

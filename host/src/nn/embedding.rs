@@ -1,14 +1,14 @@
-//! `Embedding`: token ids → rows of a table.
+//! `Embedding`: token ids → rows of a table (a quantized table dequantizes just those rows).
 
 use crate::error::{Error, Result};
-use crate::functional;
-use crate::tensor::Tensor;
+use crate::functional::{self, LinearWeight};
+use crate::tensor::{DType, Device, Tensor};
 
 /// A token embedding table.
 #[derive(Clone, Debug)]
 pub struct Embedding {
     /// `[vocab, dim]`.
-    table: Tensor,
+    table: LinearWeight,
 }
 
 impl Embedding {
@@ -20,13 +20,31 @@ impl Embedding {
                 got: table.shape().to_string(),
             });
         }
-        Ok(Embedding { table })
+        Ok(Embedding {
+            table: LinearWeight::Dense(table),
+        })
     }
-    pub fn table(&self) -> &Tensor {
+    /// Wraps either kind of table (a dense one must be `[vocab, dim]`).
+    pub fn from_weight(table: LinearWeight) -> Result<Embedding> {
+        match table {
+            LinearWeight::Dense(t) => Embedding::new(t),
+            q => Ok(Embedding { table: q }),
+        }
+    }
+    pub fn table(&self) -> &LinearWeight {
         &self.table
     }
-    /// `[ids.len(), dim]`; an id past the vocabulary is an error.
+    /// `[ids.len(), dim]` (f32 on the CPU for a quantized table); an id past the vocabulary is
+    /// an error.
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor> {
-        functional::embedding(ids, &self.table)
+        match &self.table {
+            LinearWeight::Dense(t) => functional::embedding(ids, t),
+            LinearWeight::Quantized(q) => Tensor::from_f32(
+                q.dequantize_rows(ids)?,
+                [ids.len(), q.dims()[1]],
+                DType::F32,
+                &Device::Cpu,
+            ),
+        }
     }
 }

@@ -1,15 +1,17 @@
-//! `Linear`: `y = x · Wᵀ` without bias (Llama has none).
+//! `Linear`: `y = x · Wᵀ` without bias (Llama has none); the weight dense or block-quantized.
 
 use super::{INIT_STD, Module};
 use crate::error::{Error, Result};
-use crate::functional;
-use crate::tensor::{DType, Device, Tensor};
+use crate::functional::{self, LinearWeight};
+use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
 /// A bias-free linear layer.
 #[derive(Clone, Debug)]
 pub struct Linear {
     /// `[out_features, in_features]` (PyTorch's layout).
-    weight: Tensor,
+    weight: LinearWeight,
+    /// Quantized weights only: round the activations' rounding error in a second pass.
+    residual: bool,
 }
 
 impl Linear {
@@ -22,7 +24,34 @@ impl Linear {
                 got: weight.shape().to_string(),
             });
         }
-        Ok(Linear { weight })
+        Ok(Linear {
+            weight: LinearWeight::Dense(weight),
+            residual: false,
+        })
+    }
+    /// Wraps a block-quantized `[out, in]` weight.
+    pub fn quantized(weight: QuantizedTensor) -> Linear {
+        Linear {
+            weight: LinearWeight::Quantized(weight),
+            residual: false,
+        }
+    }
+    /// For a quantized weight: multiply the 8-bit activations' rounding error too, so the
+    /// outputs are ~100× closer to f32 math at little cost when the product is memory-bound
+    /// (see [`crate::backend::cpu::quant::QuantKernels::matmul_residual`]). The LM head uses it:
+    /// its outputs are the logits, where rounding flips near-ties.
+    pub fn with_residual_pass(self) -> Linear {
+        Linear {
+            residual: true,
+            ..self
+        }
+    }
+    /// Wraps either kind of weight (a dense one must be `[out, in]`).
+    pub fn from_weight(weight: LinearWeight) -> Result<Linear> {
+        match weight {
+            LinearWeight::Dense(t) => Linear::new(t),
+            LinearWeight::Quantized(q) => Ok(Linear::quantized(q)),
+        }
     }
     /// Weights drawn uniformly with standard deviation `INIT_STD` and `seed`, on `device`
     /// (see [`Tensor::rand_uniform`]).
@@ -41,8 +70,15 @@ impl Linear {
             device,
         )?)
     }
-    pub fn weight(&self) -> &Tensor {
+    pub fn weight(&self) -> &LinearWeight {
         &self.weight
+    }
+    /// The same layer on `device` (see [`LinearWeight::to_device`]).
+    pub fn to_device(&self, device: &Device) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.weight.to_device(device)?,
+            residual: self.residual,
+        })
     }
     pub fn in_features(&self) -> usize {
         self.weight.dims()[1]
@@ -54,6 +90,9 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        functional::linear(x, &self.weight)
+        match &self.weight {
+            LinearWeight::Quantized(q) if self.residual => functional::linear_quantized(x, q, true),
+            w => functional::linear_any(x, w),
+        }
     }
 }

@@ -1,9 +1,15 @@
 //! `LlamaMlp`: `down(silu(gate(x)) * up(x))`, the seed's first building block.
 //!
-//! Gate and up live in one `[2 · intermediate, hidden]` weight (`gate_up`, gate rows first);
-//! `gate_proj` and `up_proj` are views of its halves (no extra memory). Decode on CUDA (up to
-//! `GEMV_MAX_M` rows) runs both projections and SwiGLU as one GEMV
+//! Dense gate and up live in one `[2 · intermediate, hidden]` weight (`gate_up`, gate rows
+//! first); `gate_proj` and `up_proj` are views of its halves (no extra memory). Decode on CUDA
+//! (up to `GEMV_MAX_M` rows) runs both projections and SwiGLU as one GEMV
 //! (`functional::linear_swiglu`); other inputs run the two products and `swiglu`.
+//!
+//! Quantized gate and up (GGUF weights borrowed from the file's map,
+//! [`crate::models::Llama::load_quantized`]) stay two weights, each run by the CPU's quantized
+//! kernels: concatenating them would copy about half of the model's weights out of the map (into
+//! resident memory next to the mapped pages), and one product over the concatenated rows would
+//! save only a rayon dispatch.
 
 use nano_infer_kernels::params::GEMV_MAX_M;
 
@@ -15,14 +21,14 @@ use crate::tensor::{DType, Device, Tensor};
 /// Llama's feed-forward block.
 #[derive(Clone, Debug)]
 pub struct LlamaMlp {
-    /// `[intermediate, hidden]`: rows `0..intermediate` of `gate_up`.
+    /// `[intermediate, hidden]`: rows `0..intermediate` of `gate_up` when dense.
     pub gate_proj: Linear,
-    /// `[intermediate, hidden]`: rows `intermediate..` of `gate_up`.
+    /// `[intermediate, hidden]`: rows `intermediate..` of `gate_up` when dense.
     pub up_proj: Linear,
     /// `[hidden, intermediate]`.
     pub down_proj: Linear,
-    /// `[2 · intermediate, hidden]`: gate and up concatenated.
-    gate_up: LinearWeight,
+    /// `[2 · intermediate, hidden]`: dense gate and up concatenated; `None` when quantized.
+    gate_up: Option<LinearWeight>,
 }
 
 impl LlamaMlp {
@@ -43,10 +49,25 @@ impl LlamaMlp {
         )
     }
 
-    /// The block from its three projections: gate and up are copied into one weight (on their
-    /// device) and become views of it.
+    /// The block from its three projections: dense gate and up are copied into one weight (on
+    /// their device) and become views of it; quantized ones are kept as they are.
     pub fn from_parts(gate_proj: Linear, up_proj: Linear, down_proj: Linear) -> Result<LlamaMlp> {
-        let (g, u) = (gate_proj.weight(), up_proj.weight());
+        let (gw, uw) = (gate_proj.weight(), up_proj.weight());
+        let (LinearWeight::Dense(g), LinearWeight::Dense(u)) = (gw, uw) else {
+            if gw.dims() != uw.dims() || !gw.device().same(uw.device()) {
+                return Err(Error::ShapeMismatch {
+                    op: "LlamaMlp",
+                    expected: format!("up_proj like gate_proj {:?} on {}", gw.dims(), gw.device()),
+                    got: format!("{:?} on {}", uw.dims(), uw.device()),
+                });
+            }
+            return Ok(LlamaMlp {
+                gate_proj,
+                up_proj,
+                down_proj,
+                gate_up: None,
+            });
+        };
         if g.dims() != u.dims() || g.dtype() != u.dtype() || !g.device().same(u.device()) {
             return Err(Error::ShapeMismatch {
                 op: "LlamaMlp",
@@ -62,13 +83,13 @@ impl LlamaMlp {
             gate_proj: Linear::new(gate_up.narrow(0, 0, inter)?)?,
             up_proj: Linear::new(gate_up.narrow(0, inter, inter)?)?,
             down_proj,
-            gate_up: LinearWeight::Dense(gate_up),
+            gate_up: Some(LinearWeight::Dense(gate_up)),
         })
     }
 
     /// The same weights on another device.
     pub fn to_device(&self, device: &Device) -> Result<LlamaMlp> {
-        let mv = |l: &Linear| Linear::new(l.weight().to_device(device)?);
+        let mv = |l: &Linear| l.to_device(device);
         LlamaMlp::from_parts(
             mv(&self.gate_proj)?,
             mv(&self.up_proj)?,
@@ -80,12 +101,15 @@ impl LlamaMlp {
 impl Module for LlamaMlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let rows = x.elem_count() / x.shape().last_dim().max(1);
-        let h = if matches!(x.device(), Device::Cuda(_)) && rows <= GEMV_MAX_M {
-            functional::linear_swiglu(x, &self.gate_up)?
-        } else {
-            let gate = self.gate_proj.forward(x)?;
-            let up = self.up_proj.forward(x)?;
-            functional::swiglu(&gate, &up)?
+        let h = match &self.gate_up {
+            Some(gate_up) if matches!(x.device(), Device::Cuda(_)) && rows <= GEMV_MAX_M => {
+                functional::linear_swiglu(x, gate_up)?
+            }
+            _ => {
+                let gate = self.gate_proj.forward(x)?;
+                let up = self.up_proj.forward(x)?;
+                functional::swiglu(&gate, &up)?
+            }
         };
         self.down_proj.forward(&h)
     }

@@ -1,4 +1,5 @@
-//! Tensors: [`DType`], [`Shape`]/[`Layout`], [`Storage`], [`Device`] and the [`Tensor`] handle.
+//! Tensors: [`DType`], [`Shape`]/[`Layout`], [`Storage`], [`Device`] and the [`Tensor`] handle;
+//! [`QuantizedTensor`] for weights kept in ggml block formats.
 
 mod device;
 mod dtype;
@@ -13,7 +14,7 @@ mod tensor;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use layout::{Layout, Shape};
-pub use quantized::QuantizedTensor;
+pub use quantized::{QuantizedTensor, SharedBytes};
 pub use storage::{CpuStorage, Storage};
 pub use tensor::Tensor;
 pub(crate) use tensor::check_same_device;

@@ -1,14 +1,13 @@
 //! Host side of the GPU's quantized weights: ggml blocks (Q8_0, Q4_0, Q4_1) repacked into the
 //! load-friendly layout of `gpu-kernels/src/weights.rs` (quants of a row contiguous, scales in
 //! their own section), a reference quantizer (ggml's `quantize_row_*_ref`, for random weights
-//! and tests), and dequantization to f32 (the CPU reference of the quantized GEMV).
+//! and tests), and the mapping between its formats and the loader's storage types.
 
 use half::f16;
 
 pub use nano_infer_kernels::weights::{QBLOCK, QuantFormat, QuantLayout};
 
 use crate::loaders::StorageType;
-use crate::loaders::quant::dequantize;
 use crate::{Error, Result};
 
 /// The loader's storage type of a format.
@@ -117,17 +116,10 @@ pub fn quantize(f: QuantFormat, values: &[f32], n: usize, k: usize) -> Result<Ve
     Ok(out)
 }
 
-/// Dequantizes a `[n, k]` matrix of ggml blocks to f32 (the loader's scalar reference).
-pub fn dequantize_ggml(f: QuantFormat, ggml: &[u8], n: usize, k: usize) -> Result<Vec<f32>> {
-    check_shape("dequantize", f, ggml.len(), n, k)?;
-    let mut out = vec![0.0; n * k];
-    dequantize(storage_type(f), ggml, n * k, &mut out)?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loaders::quant::dequantize;
 
     #[test]
     fn repack_moves_quants_and_scales_apart() {
@@ -135,7 +127,8 @@ mod tests {
             let (n, k) = (3, 64);
             let values: Vec<f32> = (0..n * k).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
             let g = quantize(f, &values, n, k).unwrap();
-            let deq = dequantize_ggml(f, &g, n, k).unwrap();
+            let mut deq = vec![0.0; n * k];
+            dequantize(storage_type(f), &g, n * k, &mut deq).unwrap();
             // Values in [-11, 11]: Q4_0's step is amax / 8 and the +amax end clamps to 7 steps,
             // so its error reaches one step (1.375); the others stay within half a step.
             for (a, b) in deq.iter().zip(&values) {

@@ -1,30 +1,86 @@
-//! [`QuantizedTensor`]: a `[n, k]` weight kept in a ggml block format (Q8_0, Q4_0, Q4_1).
+//! [`QuantizedTensor`]: a `[n, k]` weight (a Linear layer's, PyTorch layout: `n` outputs, `k`
+//! inputs) kept in a ggml block format.
 //!
-//! On the CPU it holds the ggml blocks as stored in the file; on CUDA the blocks repacked into
-//! the GEMV's layout (`gpu-kernels/src/weights.rs`: quants of a row contiguous, scales in their
-//! own section) — 4.5 (Q4_0), 5 (Q4_1) or 8.5 (Q8_0) bits per weight in GPU memory, dequantized
-//! in registers by `gemv_*_{q8_0,q4_0,q4_1}_*` (`functional::linear_quantized`).
+//! On the CPU it holds the blocks exactly as the GGUF file stores them (Q8_0, Q4_0, Q4_1, Q4_K,
+//! Q6_K) and, for a mapped file, borrows them from the map through [`SharedBytes`] (no copy: a
+//! model's resident memory is then the file's pages); the CPU's quantized kernels read them as
+//! they are (`functional::linear_quantized`). On CUDA (Q8_0, Q4_0, Q4_1) it holds the blocks
+//! repacked into the GEMV's layout (`gpu-kernels/src/weights.rs`: quants of a row contiguous,
+//! scales in their own section) — 4.5 (Q4_0), 5 (Q4_1) or 8.5 (Q8_0) bits per weight in GPU
+//! memory, dequantized in registers by `gemv_*_{q8_0,q4_0,q4_1}_*`.
+//!
+//! Why a type of its own rather than a [`DType`]: no elementwise op can run on blocks, so the
+//! only consumers are products that read blocks and row gathers that dequantize on the fly
+//! ([`QuantizedTensor::dequantize_rows`]).
 
 use std::sync::Arc;
 
 use super::quant_pack::{self, QuantFormat, QuantLayout};
 use crate::backend::cuda::DeviceBuffer;
+use crate::loaders::StorageType;
+use crate::loaders::quant::dequantize;
 use crate::tensor::{DType, Device, Tensor};
 use crate::{Error, Result};
+
+/// A byte range kept alive by a shared owner (a file's memory map, or a vector).
+#[derive(Clone)]
+pub struct SharedBytes {
+    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    start: usize,
+    len: usize,
+}
+
+impl SharedBytes {
+    /// Owns `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> SharedBytes {
+        let len = bytes.len();
+        SharedBytes {
+            owner: Arc::new(bytes),
+            start: 0,
+            len,
+        }
+    }
+
+    /// `owner[start..start + len]`, or an error when that range is not inside `owner`.
+    pub fn slice(
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        start: usize,
+        len: usize,
+    ) -> Result<SharedBytes> {
+        let total = (*owner).as_ref().len();
+        if start.checked_add(len).is_none_or(|end| end > total) {
+            return Err(Error::invalid(
+                "SharedBytes::slice",
+                format!("range {start}+{len} is outside the {total} bytes"),
+            ));
+        }
+        Ok(SharedBytes { owner, start, len })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &(*self.owner).as_ref()[self.start..self.start + self.len]
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedBytes({} bytes at {})", self.len, self.start)
+    }
+}
 
 /// Where the blocks live.
 #[derive(Clone, Debug)]
 enum Blocks {
-    /// ggml blocks, as in the file.
-    Cpu(Arc<Vec<u8>>),
-    /// Repacked blocks in GPU memory.
+    /// ggml blocks, as in the file, row after row.
+    Cpu(SharedBytes),
+    /// Repacked blocks in GPU memory ([`QuantLayout`]).
     Cuda(Arc<DeviceBuffer>),
 }
 
-/// A quantized `[n, k]` weight (a Linear layer's, PyTorch layout: `n` outputs, `k` inputs).
+/// A quantized `[n, k]` weight; each row is a whole number of blocks.
 #[derive(Clone, Debug)]
 pub struct QuantizedTensor {
-    format: QuantFormat,
+    format: StorageType,
     /// `[n, k]`.
     dims: [usize; 2],
     blocks: Blocks,
@@ -32,24 +88,35 @@ pub struct QuantizedTensor {
 }
 
 impl QuantizedTensor {
-    /// Wraps ggml blocks (`n * k / 32` blocks, row after row) and moves them to `device`.
-    pub fn from_ggml(
-        format: QuantFormat,
-        ggml: Vec<u8>,
-        [n, k]: [usize; 2],
-        device: &Device,
-    ) -> Result<Self> {
-        let t = QuantizedTensor {
+    /// Wraps CPU `bytes` holding `n × k` elements of `format`; errors unless `format` is a
+    /// block format, a row is whole blocks and the byte count matches.
+    pub fn new(format: StorageType, [n, k]: [usize; 2], bytes: SharedBytes) -> Result<Self> {
+        let row_bytes = format
+            .byte_len(k)
+            .filter(|_| format.is_quantized() && k > 0);
+        let expected = row_bytes.and_then(|r| r.checked_mul(n));
+        if expected != Some(bytes.as_slice().len()) {
+            return Err(Error::invalid(
+                "quantized tensor",
+                format!(
+                    "[{n}, {k}] {} needs rows of whole blocks of {} ({} bytes), got {} bytes",
+                    format.name(),
+                    format.block_size(),
+                    expected.map_or("?".into(), |e| e.to_string()),
+                    bytes.as_slice().len()
+                ),
+            ));
+        }
+        Ok(QuantizedTensor {
             format,
             dims: [n, k],
-            blocks: Blocks::Cpu(Arc::new(ggml)),
+            blocks: Blocks::Cpu(bytes),
             device: Device::Cpu,
-        };
-        t.check_len()?;
-        t.to_device(device)
+        })
     }
 
-    /// Quantizes a `[n, k]` tensor (any dtype and device) with ggml's reference quantizer.
+    /// Quantizes a `[n, k]` tensor (any dtype and device) with ggml's reference quantizer, onto
+    /// `device`.
     pub fn quantize(w: &Tensor, format: QuantFormat, device: &Device) -> Result<Self> {
         let [n, k] = <[usize; 2]>::try_from(w.dims()).map_err(|_| Error::ShapeMismatch {
             op: "quantize",
@@ -57,39 +124,15 @@ impl QuantizedTensor {
             got: w.shape().to_string(),
         })?;
         let ggml = quant_pack::quantize(format, &w.to_vec_f32()?, n, k)?;
-        Self::from_ggml(format, ggml, [n, k], device)
+        let t = Self::new(
+            quant_pack::storage_type(format),
+            [n, k],
+            SharedBytes::from_vec(ggml),
+        )?;
+        t.to_device(device)
     }
 
-    fn check_len(&self) -> Result<()> {
-        let [n, k] = self.dims;
-        if !k.is_multiple_of(quant_pack::QBLOCK) || k == 0 {
-            return Err(Error::invalid(
-                "quantized tensor",
-                format!(
-                    "rows of {k} elements are not whole {} blocks",
-                    self.format.name()
-                ),
-            ));
-        }
-        if let Blocks::Cpu(b) = &self.blocks {
-            let want = n
-                * (k / quant_pack::QBLOCK)
-                * (self.format.quant_bytes() + self.format.scale_bytes());
-            if b.len() != want {
-                return Err(Error::invalid(
-                    "quantized tensor",
-                    format!(
-                        "[{n}, {k}] {} takes {want} bytes, got {}",
-                        self.format.name(),
-                        b.len()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn format(&self) -> QuantFormat {
+    pub fn format(&self) -> StorageType {
         self.format
     }
     /// `[n, k]`.
@@ -100,25 +143,38 @@ impl QuantizedTensor {
         &self.device
     }
 
-    /// Bytes the weight occupies (what a GEMV reads once per token).
+    /// Bytes the weight occupies where it lives (what a product reads once per token).
     pub fn size_in_bytes(&self) -> usize {
         let [n, k] = self.dims;
-        QuantLayout {
-            format: self.format,
-            n,
-            k,
+        match &self.blocks {
+            Blocks::Cpu(b) => b.as_slice().len(),
+            Blocks::Cuda(_) => QuantLayout {
+                format: self.cuda_format().expect("CUDA blocks have a GPU format"),
+                n,
+                k,
+            }
+            .total_bytes(),
         }
-        .total_bytes()
     }
 
-    /// Copies to `device` (CPU → CUDA repacks; CUDA → CPU is not offered: the loaders keep a
-    /// CPU copy when they need one).
+    /// Copies to `device` (CPU → CUDA repacks, for Q8_0, Q4_0 and Q4_1; CUDA → CPU is not
+    /// offered: the loaders keep a CPU copy when they need one).
     pub fn to_device(&self, device: &Device) -> Result<Self> {
         let [n, k] = self.dims;
         match (&self.blocks, device) {
             (_, d) if d.same(&self.device) => Ok(self.clone()),
             (Blocks::Cpu(b), Device::Cuda(be)) => {
-                let packed = quant_pack::repack(self.format, b, n, k)?;
+                let format = self.cuda_format().ok_or_else(|| {
+                    Error::invalid(
+                        "quantized tensor",
+                        format!(
+                            "{} weights stay on the CPU (the GPU keeps Q8_0, Q4_0 and Q4_1); \
+                             load with a float dtype for {device}",
+                            self.format.name()
+                        ),
+                    )
+                })?;
+                let packed = quant_pack::repack(format, b.as_slice(), n, k)?;
                 Ok(QuantizedTensor {
                     blocks: Blocks::Cuda(Arc::new(be.upload_buffer(&packed)?)),
                     device: device.clone(),
@@ -132,18 +188,48 @@ impl QuantizedTensor {
         }
     }
 
+    /// The ggml blocks, row after row (CPU only).
+    pub fn cpu_blocks(&self) -> Result<&[u8]> {
+        match &self.blocks {
+            Blocks::Cpu(b) => Ok(b.as_slice()),
+            Blocks::Cuda(_) => Err(Error::invalid(
+                "quantized tensor",
+                "the blocks are on the GPU (read them before moving the weight)",
+            )),
+        }
+    }
+
     /// The weight dequantized to a `[n, k]` tensor of `dtype` on `device` (CPU blocks only: the
-    /// reference the quantized GPU path is tested against).
+    /// reference the quantized paths are tested against).
     pub fn dequantize(&self, dtype: DType, device: &Device) -> Result<Tensor> {
         let [n, k] = self.dims;
-        let Blocks::Cpu(b) = &self.blocks else {
-            return Err(Error::invalid(
-                "dequantize",
-                "dequantize before moving the weight to the GPU",
-            ));
-        };
-        let v = quant_pack::dequantize_ggml(self.format, b, n, k)?;
+        let mut v = vec![0.0; n * k];
+        dequantize(self.format, self.cpu_blocks()?, n * k, &mut v)?;
         Tensor::from_f32(v, [n, k], dtype, device)
+    }
+
+    /// Rows `ids` dequantized to f32, `[ids.len(), k]` row-major (an embedding lookup; CPU
+    /// blocks only).
+    pub fn dequantize_rows(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let [n, k] = self.dims;
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= n) {
+            return Err(Error::invalid(
+                "embedding",
+                format!("token id {bad} is outside the vocabulary of {n}"),
+            ));
+        }
+        let blocks = self.cpu_blocks()?;
+        let rb = blocks.len() / n.max(1);
+        let mut out = vec![0.0; ids.len() * k];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(k.max(1))) {
+            dequantize(self.format, &blocks[id as usize * rb..][..rb], k, row)?;
+        }
+        Ok(out)
+    }
+
+    /// The GPU's format for these blocks (Q8_0, Q4_0, Q4_1), if it has one.
+    pub(crate) fn cuda_format(&self) -> Option<QuantFormat> {
+        quant_pack::quant_format(self.format)
     }
 
     /// The repacked blocks' device address (CUDA only).

@@ -7,6 +7,9 @@
 //! - [`simd`]: the fast path. AVX-512F, AVX2+FMA or a portable scalar fallback, chosen once at
 //!   run time, plus rayon across rows when a call is big enough to pay for it.
 //!
+//! - [`quant`]: products with weights kept in ggml block formats (Q8_0, Q4_0, Q4_1, ...) and
+//!   activations rounded to 8 bits, scalar reference + AVX2 + AVX-512 VNNI.
+//!
 //! Both validate shapes through one shared set of checks, so the same bad call returns the same
 //! [`crate::Error`] from either. [`testing`] holds the comparison helper every backend's tests use.
 //!
@@ -27,6 +30,7 @@
 //! ```
 
 mod check;
+pub mod quant;
 pub mod reference;
 pub mod simd;
 pub mod testing;

@@ -18,12 +18,14 @@ mod writer;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 pub use reader::{MetaArray, MetaValue};
 pub use writer::{GgufTensor, GgufWriter, ggml_type_id, truncate_layers};
 
 use super::{Bytes, StorageType, TensorInfo, WeightSource, io_error};
 use crate::models::LlamaConfig;
+use crate::tensor::SharedBytes;
 use crate::tokenizer::TokenizerSpec;
 use crate::{Error, Result};
 use reader::Reader;
@@ -57,7 +59,8 @@ struct Entry {
 
 /// A parsed GGUF file. Cheap to query; tensor bytes are borrowed from the map.
 pub struct GgufFile {
-    bytes: Bytes,
+    /// Shared with the [`SharedBytes`] of quantized weights that borrow the map.
+    bytes: Arc<Bytes>,
     version: u32,
     alignment: usize,
     /// Byte offset of the data section.
@@ -93,7 +96,7 @@ impl GgufFile {
             }
         }
         Ok(GgufFile {
-            bytes,
+            bytes: Arc::new(bytes),
             version: header.version,
             alignment: header.alignment,
             data_start: header.data_start,
@@ -167,6 +170,11 @@ impl WeightSource for GgufFile {
         let e = self.entry(name)?;
         // The range was checked against the file length at parse time.
         Ok(&self.bytes.as_slice()[e.start..e.start + e.len])
+    }
+
+    fn shared_bytes(&self, name: &str) -> Result<SharedBytes> {
+        let e = self.entry(name)?;
+        SharedBytes::slice(self.bytes.clone(), e.start, e.len)
     }
 
     fn tokenizer_spec(&self) -> Result<Option<TokenizerSpec>> {

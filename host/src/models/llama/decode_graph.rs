@@ -64,7 +64,14 @@ fn step(model: &Llama, token: &DeviceU32, cache: &KvCache) -> Result<Tensor> {
     let pos = cache.device_len().ok_or_else(|| Error::GraphUnavailable {
         reason: "the cache's device-side length is not in sync".into(),
     })?;
-    let x = functional::embedding_at(token, model.embed_tokens.table())?;
+    let table = model
+        .embed_tokens
+        .table()
+        .as_dense()
+        .ok_or_else(|| Error::GraphUnavailable {
+            reason: "the embedding table is quantized (looked up on the CPU)".into(),
+        })?;
+    let x = functional::embedding_at(token, table)?;
     let logits = model.layers_and_head(x, cache, true)?;
     functional::argmax_into(&logits, token)?;
     pos.add(1)?;

@@ -55,7 +55,7 @@ impl LlamaLayer {
         let q_dim = config.num_heads * config.head_dim;
         let kv_dim = config.num_kv_heads * config.head_dim;
         let linear = |name: &str, shape: [usize; 2]| -> Result<Linear> {
-            Linear::new(weights.get(&format!("{p}.{name}.weight"), &shape)?)
+            Linear::from_weight(weights.matrix(&format!("{p}.{name}.weight"), shape)?)
         };
         let norm = |name: &str| -> Result<RmsNorm> {
             RmsNorm::new(
@@ -118,9 +118,23 @@ impl LlamaLayer {
         })
     }
 
+    /// The seven projections, attention first.
+    pub fn linears(&self) -> [&Linear; 7] {
+        let m = &self.mlp;
+        [
+            &self.q_proj,
+            &self.k_proj,
+            &self.v_proj,
+            &self.o_proj,
+            &m.gate_proj,
+            &m.up_proj,
+            &m.down_proj,
+        ]
+    }
+
     /// The same weights on `device` (`eps` is the norms' epsilon).
     pub fn to_device(&self, device: &Device, eps: f32) -> Result<Self> {
-        let linear = |l: &Linear| Linear::new(l.weight().to_device(device)?);
+        let linear = |l: &Linear| l.to_device(device);
         let norm = |n: &RmsNorm| RmsNorm::new(n.weight().to_device(device)?, eps);
         Ok(LlamaLayer {
             input_layernorm: norm(&self.input_layernorm)?,

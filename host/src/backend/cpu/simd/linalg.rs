@@ -219,7 +219,7 @@ fn head_rows(
 
 /// Cuts the `m` rows of `out [m, n]` into column blocks of `cols` and lists the segments
 /// block-major: `m` consecutive entries per block (the last block may be narrower).
-fn column_blocks(out: &mut [f32], m: usize, n: usize, cols: usize) -> Vec<&mut [f32]> {
+pub(crate) fn column_blocks(out: &mut [f32], m: usize, n: usize, cols: usize) -> Vec<&mut [f32]> {
     let blocks = n.div_ceil(cols);
     let mut rows: Vec<_> = out
         .chunks_exact_mut(n)

@@ -38,6 +38,7 @@ mod tests;
 use std::sync::OnceLock;
 
 use kernels::Kernels;
+pub(crate) use linalg::column_blocks;
 pub use linalg::{GEMV_MAX_M, GEMV_N_MAX_M};
 
 use crate::{Error, Result};
@@ -129,6 +130,11 @@ impl Simd {
     /// The ISA these kernels use.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// `Σ a·b` over the common length (one row; the quantized fallback's inner loop).
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        self.k.dot(a, b)
     }
 }
 
