@@ -9,54 +9,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
+use common::reference::{ids, last_logits, load_json, max_abs_diff};
 use nano_infer::loaders;
+use nano_infer::sampler::argmax;
 use nano_infer::{DType, Device, Llama};
-use serde_json::Value;
 
 const GREEDY: usize = 32;
 const MIN_AGREE: usize = 30;
-
-fn load_json(name: &str) -> Value {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("reference JSON")
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("id array")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
-}
-
-/// The last-position logits stored for a case.
-fn last_logits(case: &Value) -> Vec<f32> {
-    let rel = case["last_logits"]["file"].as_str().expect("logits file");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
-        .join(rel);
-    let bytes = std::fs::read(path).expect("logits file");
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    nano_infer::sampler::argmax(v)
-}
 
 /// Top-1 of the `GREEDY` positions that predict `continuation` after `prompt`, in one pass.
 fn teacher_forced(model: &Llama, prompt: &[u32], continuation: &[u32]) -> Vec<u32> {

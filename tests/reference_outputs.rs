@@ -11,58 +11,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
+use common::reference::{ids, last_logits, load_json, max_abs_diff};
 use nano_infer::loaders;
+use nano_infer::sampler::argmax;
 use nano_infer::{DType, Device, Llama};
 use serde_json::Value;
 
 const GREEDY: usize = 32;
-
-fn reference_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
-}
-
-fn load_json(name: &str) -> Value {
-    let path = reference_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("reference JSON")
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("id array")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
-}
-
-fn logits_file(case: &Value) -> Vec<f32> {
-    let rel = case["last_logits"]["file"].as_str().expect("logits file");
-    let bytes = std::fs::read(reference_dir().join(rel)).expect("logits file");
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
-        )
-        .0 as u32
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn f32_cpu_path_matches_hf_and_llama_cpp() {
@@ -99,8 +54,8 @@ fn f32_cpu_path_matches_hf_and_llama_cpp() {
             .to_vec_f32()
             .unwrap();
         let (d_hf, d_lc) = (
-            max_abs_diff(&last, &logits_file(h)),
-            max_abs_diff(&last, &logits_file(l)),
+            max_abs_diff(&last, &last_logits(h)),
+            max_abs_diff(&last, &last_logits(l)),
         );
 
         // Teacher forcing on HF's greedy tokens, one pass.

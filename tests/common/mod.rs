@@ -2,6 +2,8 @@
 //! tolerances.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use nano_infer::backend::cpu::testing::assert_close;
 use nano_infer::{DType, Device, Tensor};
 
