@@ -325,51 +325,22 @@ fn gemm_matches_reference(dev: &Device) {
     }
 }
 
+/// Every attention path (decode kernel, FlashAttention, cuBLAS + softmax for f32 and other head
+/// dims) against the CPU attention.
 fn attention_matches_reference(dev: &Device) {
-    for dt in DTYPES {
-        for (q_len, k_len, heads, kv_heads, hd) in [
-            (1, 1, 2, 1, 8),
-            (5, 5, 9, 3, 64),
-            (1, 37, 8, 2, 64),
-            (17, 17, 4, 4, 128),
-            (3, 40, 8, 1, 32),
-        ] {
-            for causal in [false, true] {
-                let (q, qv) = input(&[q_len, heads, hd], dt, 14);
-                let (k, kv) = input(&[k_len, kv_heads, hd], dt, 15);
-                let (v, vv) = input(&[k_len, kv_heads, hd], dt, 16);
-                let scale = 1.0 / (hd as f32).sqrt();
-                let mut want = vec![0.0; qv.len()];
-                R::attention(
-                    &qv, &kv, &vv, q_len, k_len, heads, kv_heads, hd, scale, causal, &mut want,
-                )
-                .unwrap();
-                let got = F::attention(
-                    &q.to_device(dev).unwrap(),
-                    &k.to_device(dev).unwrap(),
-                    &v.to_device(dev).unwrap(),
-                    scale,
-                    causal,
-                )
-                .unwrap();
-                let (atol, rtol) = common::tol(dt);
-                check_tol(
-                    &format!(
-                        "attention {dt:?} q{q_len} k{k_len} h{heads}/{kv_heads} d{hd} causal={causal}"
-                    ),
-                    &got,
-                    &want,
-                    atol * 4.0,
-                    rtol * 4.0,
-                );
-            }
-        }
-    }
+    let cases = both_masks(&[
+        (1, 1, 2, 1, 8),
+        (5, 5, 9, 3, 64),
+        (1, 37, 8, 2, 64),
+        (17, 17, 4, 4, 128),
+        (3, 40, 8, 1, 32),
+    ]);
+    check_attention(dev, &DTYPES, &cases);
 }
 
 /// FlashAttention-2 prefill on a GPU: GQA groups 1, 3, 4 and 8, head dims 64 and 128, lengths
 /// that are not multiples of the 64-row tiles, and a causal prefill after cached keys.
-fn flash_cases_full() -> Vec<FlashCase> {
+fn flash_cases_full() -> Vec<AttnCase> {
     let mut cases = vec![];
     for (group, kv_heads) in [(1, 2), (3, 1), (4, 2), (8, 1)] {
         for hd in [64, 128] {
@@ -384,10 +355,10 @@ fn flash_cases_full() -> Vec<FlashCase> {
 }
 
 /// `(q_len, k_len, heads, kv_heads, head_dim, causal)`.
-type FlashCase = (usize, usize, usize, usize, usize, bool);
+type AttnCase = (usize, usize, usize, usize, usize, bool);
 
 /// Each case causal and full.
-fn both_masks(cases: &[(usize, usize, usize, usize, usize)]) -> Vec<FlashCase> {
+fn both_masks(cases: &[(usize, usize, usize, usize, usize)]) -> Vec<AttnCase> {
     let with = |&(q, k, h, kvh, d): &_, c| (q, k, h, kvh, d, c);
     cases
         .iter()
@@ -397,7 +368,7 @@ fn both_masks(cases: &[(usize, usize, usize, usize, usize)]) -> Vec<FlashCase> {
 
 /// On the emulator: tails of both tiles, a causal prefill after cached keys (kv_len > q_len),
 /// GQA groups 1, 3, 4, two query tiles (the causal masked-tile skip), each mask once.
-const FLASH_SMALL: [FlashCase; 6] = [
+const FLASH_SMALL: [AttnCase; 6] = [
     (1, 1, 2, 1, 64, true),
     (17, 17, 3, 1, 64, true),
     (17, 40, 4, 1, 128, true),
@@ -410,7 +381,11 @@ const FLASH_SMALL: [FlashCase; 6] = [
 /// is rounded to the input type before P·V (as in FlashAttention), so 4x one rounding of the
 /// output.
 fn flash_attention_matches_reference(dev: &Device) {
-    check_flash_attention(dev, &cases(dev, &flash_cases_full(), &FLASH_SMALL));
+    check_attention(
+        dev,
+        &FLASH_DTYPES,
+        &cases(dev, &flash_cases_full(), &FLASH_SMALL),
+    );
 }
 
 /// As [`flash_attention_matches_reference`] over 4097 tokens (65 query and key tiles, the last
@@ -419,12 +394,16 @@ fn flash_attention_matches_reference(dev: &Device) {
 #[ignore = "needs a CUDA GPU"]
 fn flash_attention_long_sequence() {
     let cases = both_masks(&[(4097, 4097, 8, 2, 128), (4097, 4097, 8, 8, 64)]);
-    check_flash_attention(&common::gpu(), &cases);
+    check_attention(&common::gpu(), &FLASH_DTYPES, &cases);
 }
 
-/// Runs the flash-attention cases, f16 and bf16, against the CPU attention.
-fn check_flash_attention(dev: &Device, cases: &[FlashCase]) {
-    for dt in [DType::F16, DType::BF16] {
+/// The types FlashAttention takes.
+const FLASH_DTYPES: [DType; 2] = [DType::F16, DType::BF16];
+
+/// Runs attention cases in each of `dtypes` against the CPU attention; tolerance 4x one
+/// rounding of the output (P is rounded to the input type before P·V, as in FlashAttention).
+fn check_attention(dev: &Device, dtypes: &[DType], cases: &[AttnCase]) {
+    for &dt in dtypes {
         for &(q_len, k_len, heads, kv_heads, hd, causal) in cases {
             let (q, qv) = input(&[q_len, heads, hd], dt, 24);
             let (k, kv) = input(&[k_len, kv_heads, hd], dt, 25);
@@ -456,7 +435,7 @@ fn check_flash_attention(dev: &Device, cases: &[FlashCase]) {
             let (atol, rtol) = common::tol(dt);
             check_tol(
                 &format!(
-                    "flash attention {dt:?} q{q_len} k{k_len} h{heads}/{kv_heads} d{hd} causal={causal}"
+                    "attention {dt:?} q{q_len} k{k_len} h{heads}/{kv_heads} d{hd} causal={causal}"
                 ),
                 &got,
                 &want,

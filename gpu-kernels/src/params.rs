@@ -185,6 +185,37 @@ impl DecodeAttnParams {
     }
 }
 
+impl FlashAttnParams {
+    /// One sequence with contiguous `q`/`out` `[q_len, heads, head_dim]` and K/V
+    /// `[kv_len, kv_heads, head_dim]` (the layout of the model and its KV cache).
+    #[allow(clippy::too_many_arguments)]
+    pub fn contiguous(
+        q_len: u32,
+        kv_len: u32,
+        heads: u32,
+        kv_heads: u32,
+        head_dim: u32,
+        causal: bool,
+        scale: f32,
+    ) -> FlashAttnParams {
+        FlashAttnParams {
+            q_len,
+            kv_len,
+            heads,
+            kv_heads,
+            q_row_stride: heads * head_dim,
+            q_head_stride: head_dim,
+            kv_row_stride: kv_heads * head_dim,
+            kv_head_stride: head_dim,
+            o_row_stride: heads * head_dim,
+            o_head_stride: head_dim,
+            causal: causal as u32,
+            scale_log2: scale * core::f32::consts::LOG2_E,
+            ..Default::default()
+        }
+    }
+}
+
 /// `rope_kv_write_*`: RoPE on `q` and `k` (`[seq, heads | kv_heads, head_dim]`) fused with the
 /// KV-cache write: rotated `k` rows and `v` rows go to cache rows `pos .. pos + seq` (rows of
 /// `kv_heads * head_dim` elements), where `pos = pos_offset` plus the `u32` the kernel's

@@ -94,21 +94,15 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
                 let dims = [q_len, k_len, heads, kv_heads, d];
                 return gemm_attention(&q, &k, &v, dims, scale, causal);
             }
-            let p = FlashAttnParams {
-                q_len: u32_dim(q_len)?,
-                kv_len: u32_dim(k_len)?,
-                heads: heads as u32,
-                kv_heads: kv_heads as u32,
-                q_row_stride: (heads * d) as u32,
-                q_head_stride: d as u32,
-                kv_row_stride: (kv_heads * d) as u32,
-                kv_head_stride: d as u32,
-                o_row_stride: (heads * d) as u32,
-                o_head_stride: d as u32,
-                causal: causal as u32,
-                scale_log2: scale * std::f32::consts::LOG2_E,
-                ..Default::default()
-            };
+            let p = FlashAttnParams::contiguous(
+                u32_dim(q_len)?,
+                u32_dim(k_len)?,
+                heads as u32,
+                kv_heads as u32,
+                d as u32,
+                causal,
+                scale,
+            );
             // SAFETY: contiguous tensors of the checked shapes (row strides heads·d and
             // kv_heads·d, multiples of 8 as d is 64 or 128); alignment checked above.
             unsafe { be.flash_attention(ptrs[0], ptrs[1], ptrs[2], ptrs[3], 0, p, d, q.dtype())? };

@@ -89,21 +89,15 @@ fn flash_attention_writes_the_rows_log_sum_exp() {
             let out = be.alloc(q_len * heads * d, dt).unwrap();
             let lse = be.alloc(heads * q_len, DType::F32).unwrap();
             let scale = 1.0 / (d as f32).sqrt();
-            let p = FlashAttnParams {
-                q_len: q_len as u32,
-                kv_len: kv_len as u32,
-                heads: heads as u32,
-                kv_heads: kv_heads as u32,
-                q_row_stride: (heads * d) as u32,
-                q_head_stride: d as u32,
-                kv_row_stride: (kv_heads * d) as u32,
-                kv_head_stride: d as u32,
-                o_row_stride: (heads * d) as u32,
-                o_head_stride: d as u32,
-                causal: causal as u32,
-                scale_log2: scale * std::f32::consts::LOG2_E,
-                ..Default::default()
-            };
+            let p = FlashAttnParams::contiguous(
+                q_len as u32,
+                kv_len as u32,
+                heads as u32,
+                kv_heads as u32,
+                d as u32,
+                causal,
+                scale,
+            );
             let (qp, kp, vp) = (q.ptr(), k.ptr(), v.ptr());
             // SAFETY: contiguous buffers of the extents `p` names (256-byte aligned blocks,
             // strides multiples of 8); d is 64 or 128 and dt f16/bf16.
