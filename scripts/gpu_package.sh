@@ -18,7 +18,7 @@ for e in $exes; do
     name=$(basename "$e" | sed 's/-[0-9a-f]\{16\}$//')
     # Only what has GPU work or runs without the model: the full model (98 MB) and the text
     # fixtures stay here (64 MiB carry limit); CI runs those tests. `emu` has gpu_probe.
-    case "$name" in gpu_vs_cpu|llama_gpu|decode_graph|seed_llama_mlp|gpu_kernels|emu) ;; *) continue ;; esac
+    case "$name" in gpu_vs_cpu|llama_gpu|decode_graph|quantized_gpu|seed_llama_mlp|gpu_kernels|emu) ;; *) continue ;; esac
     cp "$e" "gpu-run/bin/$name" && strip "gpu-run/bin/$name"
 done
 cp "$target/release/nano-infer" gpu-run/bin/nano-infer && strip gpu-run/bin/nano-infer
@@ -27,7 +27,7 @@ cp "$target/release/nano-infer" gpu-run/bin/nano-infer && strip gpu-run/bin/nano
 # The test-only probe kernels, for the emulator's gpu_probe test (hardware vs emulated semantics).
 cp "$(scripts/ptx_primitives_check.sh --build-only)" gpu-run/probe.ptx
 cp -r ../shared/anchors gpu-run/anchors
-cp scripts/compare_anchors.py scripts/gpu_run.sh gpu-run/
+cp scripts/compare_anchors.py scripts/gpu_run.sh scripts/ncu_summary.py gpu-run/
 # The executables embed the PTX (text, compresses ~4x): packed so the folder fits the 64 MiB
 # carry limit; gpu_run.sh unpacks them.
 tar czf gpu-run/bin.tar.gz -C gpu-run bin && rm -rf gpu-run/bin

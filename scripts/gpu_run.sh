@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU host (from gpu-run/): every test including the GPU ones, the GPU benchmark, the
 # torch anchors for the same shapes, and the comparison — one job, one card.
-#   bash gpu-run/gpu_run.sh OUT_DIR [anchor parts...]
+#   bash gpu-run/gpu_run.sh OUT_DIR [parts...]   (torch_anchors.py's parts: kernels attention gemm
+#   decode — decode also runs our end-to-end bench; profile: ncu over eager decode steps)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/out}; shift || true
@@ -39,8 +40,10 @@ if command -v compute-sanitizer >/dev/null; then
     graph_replay_equals_eager_steps >> "$out/sanitizer.txt" 2>&1
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test result" "$out/sanitizer.txt"
 fi
-"$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"
 parts=${*:-kernels gemm}
+# `profile` is ours (ncu below), not an anchor part.
+anchor_parts=$(for p in $parts; do [ "$p" = profile ] || echo "$p"; done)
+"$here/bin/gpu_kernels" --json "$out/nano.json" > /dev/null 2> "$out/logs.txt"
 # End to end: our CLI bench (GPU, random SmolLM2/Llama weights made on the GPU, and the fixture):
 # prefill 512/2048 tokens, decode from one CUDA graph at context 128/2048 (SmolLM2 also eager,
 # to show what the graph saves), GB/s against the copy bandwidth of the same run; beside the
@@ -52,12 +55,33 @@ if [[ " $parts " == *" decode "* ]]; then
       "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 512,2048 --contexts 128,2048 --gen-tokens 128 2>&1
     done
     "$here/bin/nano-infer" bench --device cuda --config smollm2-135m --prefill-tokens 0 --contexts 128 --gen-tokens 128 --eager 2>&1 | grep decode
-    echo "== nano-infer bench --model smollm2-2l.gguf"
-    "$here/bin/nano-infer" bench --device cuda --model "$NANO_INFER_FIXTURE" --prefill-tokens 128 --contexts 128 --gen-tokens 128 2>&1
+    # Quantized weights on the GPU: random models quantized on the device, and the fixture's
+    # Q4_1/Q8_0 blocks as stored.
+    for cfg in smollm2-135m llama2-7b; do
+      for q in q8_0 q4_1; do
+        echo "== nano-infer bench --config $cfg --weights $q"
+        "$here/bin/nano-infer" bench --device cuda --config "$cfg" --weights "$q" --prefill-tokens 512 --contexts 128,2048 --gen-tokens 128 2>&1
+      done
+    done
+    for w in stored dense; do
+      echo "== nano-infer bench --model smollm2-2l.gguf --weights $w"
+      "$here/bin/nano-infer" bench --device cuda --model "$NANO_INFER_FIXTURE" --weights $w --prefill-tokens 128 --contexts 128 --gen-tokens 128 2>&1
+    done
     echo "== torch_graph_decode.py (all configs, contexts 128 and 2048)"
     python3 "$here/anchors/torch_graph_decode.py" --config all --context 128 --context 2048 2>&1 | tail -n 1
   } > "$out/e2e.txt"
+  # Where a decode step's time goes: ncu on the kernels of eager steps (after the prefill's),
+  # duration and DRAM throughput per kernel, for the 7B shape and SmolLM2.
+  if command -v ncu >/dev/null && [[ " $parts " == *" profile "* ]]; then
+    for cfg in llama2-7b smollm2-135m; do
+      echo "== ncu: one eager decode step, $cfg f16, context 128"
+      timeout 240 ncu --launch-skip 2000 --launch-count 300 --csv --page raw \
+        --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
+        "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 0 --contexts 128 --gen-tokens 8 --eager 2>/dev/null |
+        python3 "$here/ncu_summary.py"
+    done >> "$out/e2e.txt" 2>&1
+  fi
   cat "$out/e2e.txt"
 fi
-python3 "$here/anchors/torch_anchors.py" $(for p in $parts; do echo --only "$p"; done) --json "$out/anchors.json" > /dev/null 2>> "$out/logs.txt"
+python3 "$here/anchors/torch_anchors.py" $(for p in $anchor_parts; do echo --only "$p"; done) --json "$out/anchors.json" > /dev/null 2>> "$out/logs.txt"
 python3 "$here/compare_anchors.py" "$out/nano.json" "$out/anchors.json" | tee "$out/compare.txt"

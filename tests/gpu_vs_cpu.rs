@@ -14,7 +14,10 @@ mod common;
 mod gemv;
 
 use common::{DTYPES, cases, check, check_tol, input};
-use gemv::{gate_up_swiglu_gemv_matches_unfused, quantized_gemv_matches_dequantized_reference};
+use gemv::{
+    gate_up_swiglu_gemv_matches_unfused, quantize_and_dequantize_on_device_match_cpu,
+    quantized_gemv_matches_dequantized_reference,
+};
 use nano_infer::backend::cpu::reference as R;
 use nano_infer::functional as F;
 use nano_infer::{DType, Device, Tensor};
@@ -31,6 +34,7 @@ common::device_tests!(
     decode_attention_matches_reference,
     quantized_gemv_matches_dequantized_reference,
     gate_up_swiglu_gemv_matches_unfused,
+    quantize_and_dequantize_on_device_match_cpu,
     allocator_reuses_blocks,
     mixed_devices_are_a_typed_error,
 );

@@ -43,7 +43,8 @@ fn quantized_path_agrees_with_f32_path() {
     let lc = load_json("llamacpp.json");
     let source = loaders::open(&common::model_path()).expect("open the GGUF");
     let dense = Llama::load(source.as_ref(), DType::F32, &Device::Cpu, 512).expect("load f32");
-    let quant = Llama::load_quantized(source.as_ref(), 512, |_, _| {}).expect("load quantized");
+    let quant = Llama::load_quantized(source.as_ref(), &Device::Cpu, 512, |_, _| {})
+        .expect("load quantized");
     assert!(quant.is_quantized() && !dense.is_quantized());
     assert!(
         quant.weight_bytes() * 4 < dense.weight_bytes(),
@@ -92,7 +93,8 @@ fn quantized_decode_matches_quantized_prefill() {
     // One pass over n tokens and n one-token steps give the same last logits (same kernels,
     // decode tiles vs prefill tiles, f32 rounding apart).
     let source = loaders::open(&common::model_path()).expect("open the GGUF");
-    let model = Llama::load_quantized(source.as_ref(), 64, |_, _| {}).expect("load quantized");
+    let model = Llama::load_quantized(source.as_ref(), &Device::Cpu, 64, |_, _| {})
+        .expect("load quantized");
     let prompt = [504u32, 3575, 282, 4649, 314, 253, 1345];
     let mut cache = model.new_cache().unwrap();
     let once = model

@@ -5,8 +5,15 @@ mod common;
 
 use nano_infer::backend::cpu::reference as R;
 use nano_infer::backend::cpu::testing::assert_close;
-use nano_infer::nn::{LlamaMlp, Module};
+use nano_infer::nn::{Linear, LlamaMlp, Module};
 use nano_infer::{DType, Device, Tensor};
+
+/// The gate and up weights of a dense MLP (views of its joined weight).
+fn gate_and_up(mlp: &LlamaMlp) -> [Tensor; 2] {
+    let joined = mlp.gate_up.joined().unwrap().as_dense().unwrap();
+    let inter = mlp.gate_up.outs()[0];
+    [0, inter].map(|at| joined.narrow(0, at, inter).unwrap())
+}
 
 /// A small MLP on the CPU against the scalar reference composition.
 #[test]
@@ -18,17 +25,24 @@ fn mlp_cpu_matches_reference() {
     assert_eq!(got.dims(), &[1, tokens, hidden]);
 
     let xv = x.to_vec_f32().unwrap();
-    let w = |l: &nano_infer::nn::Linear| l.weight().as_dense().unwrap().to_vec_f32().unwrap();
+    let [gate, up] = gate_and_up(&mlp).map(|t| t.to_vec_f32().unwrap());
+    let down = mlp
+        .down_proj
+        .weight()
+        .as_dense()
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     let (mut g, mut u, mut h, mut y) = (
         vec![0.0; tokens * inter],
         vec![0.0; tokens * inter],
         vec![0.0; tokens * inter],
         vec![0.0; tokens * hidden],
     );
-    R::matmul(&xv, &w(&mlp.gate_proj), tokens, hidden, inter, true, &mut g).unwrap();
-    R::matmul(&xv, &w(&mlp.up_proj), tokens, hidden, inter, true, &mut u).unwrap();
+    R::matmul(&xv, &gate, tokens, hidden, inter, true, &mut g).unwrap();
+    R::matmul(&xv, &up, tokens, hidden, inter, true, &mut u).unwrap();
     R::swiglu(&g, &u, &mut h).unwrap();
-    R::matmul(&h, &w(&mlp.down_proj), tokens, inter, hidden, true, &mut y).unwrap();
+    R::matmul(&h, &down, tokens, inter, hidden, true, &mut y).unwrap();
     assert_close("llama_mlp cpu", &got.to_vec_f32().unwrap(), &y, 1e-5, 1e-4);
 }
 
@@ -62,16 +76,10 @@ fn seed_example_cpu_and_cuda_agree() {
     );
 
     // f16 weights and activations: the same weights rounded, f32 accumulation in cuBLAS.
-    let cast = |l: &nano_infer::nn::Linear| {
-        nano_infer::nn::Linear::new(l.weight().as_dense().unwrap().to_dtype(DType::F16).unwrap())
-            .unwrap()
-    };
-    let half = LlamaMlp::from_parts(
-        cast(&on_gpu.gate_proj),
-        cast(&on_gpu.up_proj),
-        cast(&on_gpu.down_proj),
-    )
-    .unwrap();
+    let cast = |t: &Tensor| Linear::new(t.to_dtype(DType::F16).unwrap()).unwrap();
+    let [gate, up] = gate_and_up(&on_gpu);
+    let down = on_gpu.down_proj.weight().as_dense().unwrap();
+    let half = LlamaMlp::from_parts(cast(&gate), cast(&up), cast(down)).unwrap();
     let got16 = half
         .forward(&x.to_device(&gpu).unwrap().to_dtype(DType::F16).unwrap())
         .unwrap();

@@ -43,6 +43,7 @@ pub mod norm;
 pub mod primitives;
 #[cfg(feature = "probe")]
 pub mod probe;
+pub mod quantize;
 pub mod reduce;
 pub mod rope;
 pub mod rope_kv;

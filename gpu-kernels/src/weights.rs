@@ -219,9 +219,18 @@ unsafe fn nibble(blk: *const u8, j: usize) -> u32 {
     if j < 16 { b & 15 } else { b >> 4 }
 }
 
+/// The block format a marker type ([`Q8_0`], [`Q4_0`], [`Q4_1`]) stands for.
+pub trait QuantizedFormat {
+    const FORMAT: QuantFormat;
+}
+
 macro_rules! quant_format {
     ($ty:ident, $fmt:expr, pieces = $pieces:expr, piece = |$raw:ident, $p:ident| $piece:block,
      element = |$q8:ident, $blk:ident, $j:ident, $d:ident, $m:ident| $elem:expr) => {
+        impl QuantizedFormat for $ty {
+            const FORMAT: QuantFormat = $fmt;
+        }
+
         impl WeightFormat for $ty {
             type Raw = QChunk;
             const PIECES: usize = $pieces;

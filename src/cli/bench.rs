@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
+use nano_infer::functional::LinearWeight;
 use nano_infer::sampler::argmax;
 use nano_infer::{Device, Error, GraphDecoder, KvCache, Llama, LlamaConfig, Tensor};
 
@@ -84,7 +85,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             let device = args.model.device()?;
             let dtype = args.model.dtype(&device)?;
             let start = Instant::now();
-            let model = Llama::random(&config, dtype, &device, args.seed)?;
+            let model = args
+                .model
+                .quantize(Llama::random(&config, dtype, &device, args.seed)?)?;
             device_sync(&model.device)?;
             let name = preset.to_possible_value().map(|v| v.get_name().to_string());
             let made = format!(
@@ -108,11 +111,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             model.max_seq()
         );
     }
-    let weights = if model.is_quantized() {
-        "quantized".to_string()
-    } else {
-        model.dtype.name().to_string()
-    };
+    let weights = weights_label(&model);
     let c = &model.config;
     let device_name = match &model.device {
         Device::Cpu => format!("the CPU ({} threads)", rayon::current_num_threads()),
@@ -361,4 +360,22 @@ fn print_decode(
         per_token * 1e3,
         bytes / 1e9,
     );
+}
+
+/// The weights' storage: the dtype, or for quantized models the layers' and the LM head's
+/// block formats with the activations' dtype (`q4_1/q8_0 (f16 activations)`).
+fn weights_label(model: &Llama) -> String {
+    let format = |w: &LinearWeight| match w {
+        LinearWeight::Quantized(q) => q.format().name().to_string(),
+        LinearWeight::Dense(t) => t.dtype().name().to_string(),
+    };
+    match model.layers.first() {
+        Some(layer) if model.is_quantized() => format!(
+            "{}/{} ({} activations)",
+            format(layer.o_proj.weight()),
+            format(model.lm_head.weight()),
+            model.dtype.name()
+        ),
+        _ => model.dtype.name().to_string(),
+    }
 }

@@ -8,8 +8,9 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use nano_infer::loaders::{self, WeightSource};
+use nano_infer::tensor::QuantFormat;
 use nano_infer::tokenizer::Tokenizer;
 use nano_infer::{DType, Device, Llama, SamplerConfig};
 
@@ -46,6 +47,31 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `--weights`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WeightsArg {
+    Stored,
+    Dense,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+    #[value(name = "q4_1")]
+    Q4_1,
+}
+
+impl WeightsArg {
+    /// The format to quantize to at load, for `q8_0`/`q4_0`/`q4_1`.
+    fn quantize_to(self) -> Option<QuantFormat> {
+        match self {
+            WeightsArg::Q8_0 => Some(QuantFormat::Q8_0),
+            WeightsArg::Q4_0 => Some(QuantFormat::Q4_0),
+            WeightsArg::Q4_1 => Some(QuantFormat::Q4_1),
+            WeightsArg::Stored | WeightsArg::Dense => None,
+        }
+    }
+}
+
 /// Where the model is and how to run it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -56,11 +82,15 @@ pub struct ModelArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Element type of weights and activations: f32, f16 or bf16 (default on CUDA: f16; on the
-    /// CPU: a GGUF file's quantized matrices stay quantized with f32 activations, other files
-    /// f32). `--dtype f32` on the CPU dequantizes every weight to f32 at load.
+    /// Element type of the activations (and of dense weights): f32, f16 or bf16. Default: f16
+    /// on CUDA, f32 on the CPU; quantized weights take f16 on CUDA and f32 on the CPU.
     #[arg(long)]
     dtype: Option<String>,
+    /// How to hold the matrices: `stored` keeps a GGUF file's quantized blocks as they are
+    /// (the default for GGUF files without --dtype), `dense` converts them to --dtype,
+    /// `q8_0`/`q4_0`/`q4_1` quantize every projection and the LM head at load.
+    #[arg(long, value_enum)]
+    weights: Option<WeightsArg>,
     /// KV-cache size in positions (default: the model's context length, at most 4096).
     #[arg(long)]
     max_seq: Option<usize>,
@@ -95,10 +125,23 @@ impl ModelArgs {
         }
     }
 
-    /// Whether to keep a file's quantized matrices as they are: on the CPU, a GGUF file, no
-    /// `--dtype`.
-    fn keep_quantized(&self, device: &Device, source: &dyn WeightSource) -> bool {
-        device.is_cpu() && self.dtype.is_none() && source.format() == "gguf"
+    /// Whether to keep a file's quantized matrices as they are: `--weights stored`, or a GGUF
+    /// file with neither `--weights` nor `--dtype`.
+    fn keep_quantized(&self, source: &dyn WeightSource) -> bool {
+        match self.weights {
+            Some(w) => w == WeightsArg::Stored,
+            None => self.dtype.is_none() && source.format() == "gguf",
+        }
+    }
+
+    /// `model` with its matrices quantized as `--weights q*` asks (unchanged otherwise).
+    pub fn quantize(&self, model: Llama) -> anyhow::Result<Llama> {
+        match self.weights.and_then(WeightsArg::quantize_to) {
+            Some(format) => model
+                .quantize(format)
+                .with_context(|| format!("--weights {}: cannot quantize the model", format.name())),
+            None => Ok(model),
+        }
     }
 
     /// The model path: `--model`, or the cached default (fetched when missing).
@@ -138,8 +181,9 @@ impl ModelArgs {
         let start = std::time::Instant::now();
         // A live layer counter on a terminal; a single line when stderr is a file or a pipe.
         let live = std::io::stderr().is_terminal();
-        let what = if self.keep_quantized(&device, source.as_ref()) {
-            format!("loading {name} (quantized, f32 activations, {device})")
+        let keep = self.keep_quantized(source.as_ref());
+        let what = if keep {
+            format!("loading {name} (quantized as stored, {device})")
         } else {
             format!("loading {name} ({}, {device})", dtype.name())
         };
@@ -152,12 +196,13 @@ impl ModelArgs {
                 let _ = std::io::stderr().flush();
             }
         };
-        let model = if self.keep_quantized(&device, source.as_ref()) {
-            Llama::load_quantized(source.as_ref(), max_seq, progress)
+        let model = if keep {
+            Llama::load_quantized(source.as_ref(), &device, max_seq, progress)
         } else {
             Llama::load_with_progress(source.as_ref(), dtype, &device, max_seq, progress)
         }
         .with_context(|| format!("cannot load the model {}", path.display()))?;
+        let model = self.quantize(model)?;
         eprintln!(
             " ... {} layers in {:.1} s",
             model.layers.len(),

@@ -2,13 +2,14 @@
 //! weights (Q8_0, Q4_0, Q4_1 kept quantized on the GPU) against the dequantized weight on the
 //! scalar reference, and the fused gate+up projection with SwiGLU against its unfused
 //! reference, for m = 1..=8 (GEMV) and m = 11 (quantized: the GEMV 8 rows at a time; dense:
-//! cuBLAS + swiglu), with ragged tails (k not a multiple of 256, odd n).
+//! cuBLAS + swiglu), with ragged tails (k not a multiple of 256, odd n); and the device's
+//! quantizer and dequantizer against the CPU's.
 
 use crate::common::{cases, check_tol, input, tol};
 use nano_infer::backend::cpu::reference as R;
 use nano_infer::functional::{self as F, LinearWeight};
 use nano_infer::tensor::quant_pack::QuantFormat;
-use nano_infer::{DType, Device, QuantizedTensor};
+use nano_infer::{DType, Device, QuantizedTensor, Tensor};
 
 const FORMATS: [QuantFormat; 3] = [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1];
 /// (n, k) on a GPU: one block per row, ragged groups, the 7B shapes' widths, an odd n.
@@ -19,10 +20,23 @@ const MS: [usize; 6] = [1, 2, 3, 5, 8, 11];
 /// Row counts on the emulator: each GEMV width (1, 2, 4, 8 kernels) and the 8-row passes.
 const MS_SMALL: [usize; 5] = [1, 2, 3, 8, 11];
 
-/// `x · wᵀ` on the reference, then (SwiGLU) `silu(gate) · up` over the halves.
-fn reference(xv: &[f32], wv: &[f32], m: usize, k: usize, rows: usize, swiglu: bool) -> Vec<f32> {
+/// `x · wᵀ` on the reference, then (SwiGLU) `silu(gate) · up` over the halves, with the
+/// product rounded to `round` first (as the unfused path stores it).
+fn reference(
+    xv: &[f32],
+    wv: &[f32],
+    (m, k, rows): (usize, usize, usize),
+    swiglu: bool,
+    round: Option<DType>,
+) -> Vec<f32> {
     let mut y = vec![0.0; m * rows];
     R::matmul(xv, wv, m, k, rows, true, &mut y).unwrap();
+    if let Some(dt) = round {
+        y = Tensor::from_f32(y, [m * rows], dt, &Device::Cpu)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+    }
     if !swiglu {
         return y;
     }
@@ -40,11 +54,13 @@ pub fn quantized_gemv_matches_dequantized_reference(dev: &Device) {
                 let rows = if swiglu { 2 * n } else { n };
                 let (w, _) = input(&[rows, k], DType::F32, 30);
                 let q = QuantizedTensor::quantize(&w, f, &Device::Cpu).unwrap();
-                let wv = q
-                    .dequantize(DType::F32, &Device::Cpu)
-                    .unwrap()
-                    .to_vec_f32()
-                    .unwrap();
+                let expanded = |dt| {
+                    q.dequantize(dt, &Device::Cpu)
+                        .unwrap()
+                        .to_vec_f32()
+                        .unwrap()
+                };
+                let (wv, wv16) = (expanded(DType::F32), expanded(DType::F16));
                 let qg = LinearWeight::Quantized(q.to_device(dev).unwrap());
                 for dt in [DType::F16] {
                     for m in cases(dev, &MS, &MS_SMALL) {
@@ -55,7 +71,13 @@ pub fn quantized_gemv_matches_dequantized_reference(dev: &Device) {
                         } else {
                             F::linear_any(&xg, &qg).unwrap()
                         };
-                        let want = reference(&xv, &wv, m, k, rows, swiglu);
+                        // Past GEMV_MAX_M rows (a prefill) the weight is expanded to f16 for
+                        // cuBLAS, and SwiGLU runs on the stored f16 product.
+                        let want = if m > F::GEMV_MAX_M {
+                            reference(&xv, &wv16, (m, k, rows), swiglu, Some(dt))
+                        } else {
+                            reference(&xv, &wv, (m, k, rows), swiglu, None)
+                        };
                         let (atol, rtol) = tol(dt);
                         check_tol(
                             &format!("{f:?} swiglu={swiglu} {dt:?} {m}x{k}x{n}"),
@@ -80,7 +102,7 @@ pub fn gate_up_swiglu_gemv_matches_unfused(dev: &Device) {
             for m in cases(dev, &MS, &MS_SMALL) {
                 let (x, xv) = input(&[m, k], dt, 33);
                 let got = F::linear_swiglu(&x.to_device(dev).unwrap(), &wg).unwrap();
-                let want = reference(&xv, &wv, m, k, 2 * n, true);
+                let want = reference(&xv, &wv, (m, k, 2 * n), true, None);
                 // The unfused path rounds gate and up to dt before SwiGLU; the fused one does not.
                 let (atol, rtol) = tol(dt);
                 check_tol(
@@ -89,6 +111,44 @@ pub fn gate_up_swiglu_gemv_matches_unfused(dev: &Device) {
                     &want,
                     atol * (k as f32).sqrt(),
                     rtol * 4.0,
+                );
+            }
+        }
+    }
+}
+
+/// Quantizing on the device (`quantize_*` kernels) gives the CPU quantizer's blocks, and
+/// dequantizing on the device (`dequantize_*`) gives the CPU's values, bit for bit: compared as
+/// the dequantized matrices, every format from every dtype. The input has an all-zero block
+/// (scale 0), a constant block (Q4_1: max = min) and exact halves (rounding ties).
+pub fn quantize_and_dequantize_on_device_match_cpu(dev: &Device) {
+    let shapes = cases(
+        dev,
+        &[(7, 4128), (300, 1056), (64, 11008)],
+        &[(3, 96), (5, 64)],
+    );
+    for f in FORMATS {
+        for dt in crate::common::DTYPES {
+            for &(n, k) in &shapes {
+                let (w, mut wv) = input(&[n, k], DType::F32, 34);
+                wv[..32].fill(0.0);
+                wv[32..64].fill(0.75);
+                for (i, v) in wv[64..96].iter_mut().enumerate() {
+                    *v = i as f32 * 0.5 - 8.0;
+                }
+                let w = Tensor::from_f32(wv, w.dims().to_vec(), dt, &Device::Cpu).unwrap();
+                let on_cpu = QuantizedTensor::quantize(&w, f, &Device::Cpu).unwrap();
+                let want = on_cpu.dequantize(dt, &Device::Cpu).unwrap();
+                let q = QuantizedTensor::quantize(&w.to_device(dev).unwrap(), f, dev).unwrap();
+                assert_eq!(
+                    q.size_in_bytes(),
+                    on_cpu.to_device(dev).unwrap().size_in_bytes()
+                );
+                let got = q.dequantize(dt, dev).unwrap();
+                assert_eq!(
+                    got.to_vec_f32().unwrap(),
+                    want.to_vec_f32().unwrap(),
+                    "{f:?} from {dt:?} [{n}, {k}]"
                 );
             }
         }

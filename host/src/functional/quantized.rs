@@ -7,8 +7,8 @@
 //!   pass over the rounding error, for the LM head).
 //! - CUDA: up to `GEMV_MAX_M` rows go to the GEMV kernels (`gpu-kernels/src/gemv.rs`; quantized
 //!   weights take f16 activations, the fused SwiGLU form f16/bf16 — f32 runs unfused); more rows
-//!   (prefill) run the GEMV `GEMV_MAX_M` rows at a time, re-reading the weight each time
-//!   (correct; a dequantize-to-cuBLAS path would be faster for long prompts).
+//!   (prefill) dequantize the weight on the GPU into a transient f16 matrix for cuBLAS: reading
+//!   the blocks once and running tensor cores beats re-reading them 8 rows at a time.
 
 use nano_infer_kernels::params::GEMV_MAX_M;
 
@@ -95,7 +95,13 @@ pub fn linear_quantized(x: &Tensor, w: &QuantizedTensor, residual: bool) -> Resu
             })?;
             cpu_result(out, out_dims(x, n), x.dtype())
         }
-        Device::Cuda(_) => gemv_quantized(OP, x, w, false),
+        Device::Cuda(_) => {
+            let [_, k] = w.dims();
+            if rows_of(OP, x, k)?.0 > GEMV_MAX_M {
+                return linear(x, &w.dequantize(x.dtype(), x.device())?);
+            }
+            gemv_quantized(OP, x, w, false)
+        }
     }
 }
 
@@ -116,7 +122,7 @@ pub fn linear_swiglu(x: &Tensor, w: &LinearWeight) -> Result<Tensor> {
     let m = x.elem_count() / x.shape().last_dim().max(1);
     let cuda = matches!(x.device(), Device::Cuda(_));
     match w {
-        LinearWeight::Quantized(q) if cuda => gemv_quantized(OP, x, q, true),
+        LinearWeight::Quantized(q) if cuda && m <= GEMV_MAX_M => gemv_quantized(OP, x, q, true),
         LinearWeight::Dense(t)
             if cuda && m <= GEMV_MAX_M && t.rank() == 2 && x.dtype() != DType::F32 =>
         {

@@ -80,6 +80,14 @@ impl Linear {
             residual: self.residual,
         })
     }
+    /// The layer with its weight replaced by `f(weight)` (quantizing or dequantizing a model
+    /// where it lives, see `Llama::quantize`).
+    pub fn map_weight(&self, f: &impl Fn(&LinearWeight) -> Result<LinearWeight>) -> Result<Linear> {
+        Ok(Linear {
+            weight: f(&self.weight)?,
+            ..*self
+        })
+    }
     pub fn in_features(&self) -> usize {
         self.weight.dims()[1]
     }

@@ -2,11 +2,13 @@
 //! device and call the `functional` API, which dispatches to that device's backend.
 
 mod embedding;
+mod fused_linear;
 mod linear;
 mod mlp;
 mod norm;
 
 pub use embedding::Embedding;
+pub use fused_linear::FusedLinear;
 pub use linear::Linear;
 pub use mlp::LlamaMlp;
 pub use norm::RmsNorm;

@@ -14,6 +14,7 @@ mod tensor;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use layout::{Layout, Shape};
+pub use quant_pack::QuantFormat;
 pub use quantized::{QuantizedTensor, SharedBytes};
 pub use storage::{CpuStorage, Storage};
 pub use tensor::Tensor;

@@ -3,8 +3,7 @@
 //! their own section), a reference quantizer (ggml's `quantize_row_*_ref`, for random weights
 //! and tests), and the mapping between its formats and the loader's storage types.
 
-use half::f16;
-
+use nano_infer_kernels::quantize::quantize_block;
 pub use nano_infer_kernels::weights::{QBLOCK, QuantFormat, QuantLayout};
 
 use crate::loaders::StorageType;
@@ -34,13 +33,19 @@ fn ggml_block_bytes(f: QuantFormat) -> usize {
     f.scale_bytes() + f.quant_bytes()
 }
 
-fn check_shape(op: &'static str, f: QuantFormat, len: usize, n: usize, k: usize) -> Result<()> {
+/// Errors unless rows of `k` elements are whole blocks (and not empty).
+pub fn check_dims(op: &'static str, f: QuantFormat, k: usize) -> Result<()> {
     if !k.is_multiple_of(QBLOCK) || k == 0 {
         return Err(Error::invalid(
             op,
             format!("rows of {k} elements are not whole {} blocks", f.name()),
         ));
     }
+    Ok(())
+}
+
+fn check_shape(op: &'static str, f: QuantFormat, len: usize, n: usize, k: usize) -> Result<()> {
+    check_dims(op, f, k)?;
     let want = n * (k / QBLOCK) * ggml_block_bytes(f);
     if len != want {
         return Err(Error::invalid(
@@ -68,7 +73,8 @@ pub fn repack(f: QuantFormat, ggml: &[u8], n: usize, k: usize) -> Result<Vec<u8>
 }
 
 /// Quantizes `[n, k]` f32 values to ggml blocks, as ggml's reference quantizers do
-/// (`quantize_row_q8_0_ref`, `_q4_0_ref`, `_q4_1_ref`).
+/// (`quantize_row_q8_0_ref`, `_q4_0_ref`, `_q4_1_ref`), with the kernels' [`quantize_block`]
+/// (so the GPU's `quantize_*` kernels give the same blocks, repacked).
 pub fn quantize(f: QuantFormat, values: &[f32], n: usize, k: usize) -> Result<Vec<u8>> {
     let blocks = n * k / QBLOCK;
     check_shape("quantize", f, blocks * ggml_block_bytes(f), n, k)?;
@@ -80,38 +86,10 @@ pub fn quantize(f: QuantFormat, values: &[f32], n: usize, k: usize) -> Result<Ve
     }
     let mut out = Vec::with_capacity(blocks * ggml_block_bytes(f));
     for x in values.chunks_exact(QBLOCK) {
-        let h = |v: f32| f16::from_f32(v).to_le_bytes();
-        match f {
-            QuantFormat::Q8_0 => {
-                let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                out.extend(h(d));
-                out.extend(x.iter().map(|v| (v * id).round() as i8 as u8));
-            }
-            QuantFormat::Q4_0 => {
-                // The value of largest magnitude maps to -8.
-                let max = x
-                    .iter()
-                    .fold(0.0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
-                let d = max / -8.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                out.extend(h(d));
-                let q = |v: f32| ((v * id + 8.5) as i32).min(15) as u8;
-                out.extend((0..QBLOCK / 2).map(|j| q(x[j]) | (q(x[j + QBLOCK / 2]) << 4)));
-            }
-            QuantFormat::Q4_1 => {
-                let (min, max) = x
-                    .iter()
-                    .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-                let d = (max - min) / 15.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                out.extend(h(d));
-                out.extend(h(min));
-                let q = |v: f32| (((v - min) * id + 0.5) as i32).min(15) as u8;
-                out.extend((0..QBLOCK / 2).map(|j| q(x[j]) | (q(x[j + QBLOCK / 2]) << 4)));
-            }
-        }
+        let x: &[f32; QBLOCK] = x.try_into().expect("chunks of QBLOCK");
+        let blk = quantize_block(f, x);
+        out.extend(&blk.scale.to_le_bytes()[..f.scale_bytes()]);
+        out.extend(&blk.quants[..f.quant_bytes()]);
     }
     Ok(out)
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::quant_pack::{self, QuantFormat, QuantLayout};
 use crate::backend::cuda::DeviceBuffer;
+use crate::functional::cuda_ptr;
 use crate::loaders::StorageType;
 use crate::loaders::quant::dequantize;
 use crate::tensor::{DType, Device, Tensor};
@@ -116,13 +117,29 @@ impl QuantizedTensor {
     }
 
     /// Quantizes a `[n, k]` tensor (any dtype and device) with ggml's reference quantizer, onto
-    /// `device`.
+    /// `device`. A tensor already on that CUDA device is quantized there (`quantize_*` kernels);
+    /// anything else goes through the CPU. Both give the same blocks.
     pub fn quantize(w: &Tensor, format: QuantFormat, device: &Device) -> Result<Self> {
         let [n, k] = <[usize; 2]>::try_from(w.dims()).map_err(|_| Error::ShapeMismatch {
             op: "quantize",
             expected: "a [n, k] matrix".into(),
             got: w.shape().to_string(),
         })?;
+        if let (Device::Cuda(be), true) = (device, w.device().same(device)) {
+            quant_pack::check_dims("quantize", format, k)?;
+            let w = w.contiguous()?;
+            let layout = QuantLayout { format, n, k };
+            let buf = be.alloc_buffer(layout.total_bytes())?;
+            // SAFETY: `w` is a contiguous [n, k] tensor on this device and `buf` holds the
+            // layout's bytes; device allocations are 256-byte aligned; k is whole blocks.
+            unsafe { be.quantize(cuda_ptr(&w), buf.ptr(), [n, k], format, w.dtype())? };
+            return Ok(QuantizedTensor {
+                format: quant_pack::storage_type(format),
+                dims: [n, k],
+                blocks: Blocks::Cuda(Arc::new(buf)),
+                device: device.clone(),
+            });
+        }
         let ggml = quant_pack::quantize(format, &w.to_vec_f32()?, n, k)?;
         let t = Self::new(
             quant_pack::storage_type(format),
@@ -130,6 +147,33 @@ impl QuantizedTensor {
             SharedBytes::from_vec(ggml),
         )?;
         t.to_device(device)
+    }
+
+    /// The rows of `parts` (same format and `k`, CPU blocks) stacked into one `[Σ n, k]` weight,
+    /// copied. Join weights before moving them to the GPU: its repacked layout does not stack.
+    pub fn concat_rows(parts: &[&QuantizedTensor]) -> Result<Self> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::invalid("concat_rows", "no weights to join"))?;
+        let k = first.dims[1];
+        let mut bytes = Vec::new();
+        for p in parts {
+            if p.format != first.format || p.dims[1] != k {
+                return Err(Error::invalid(
+                    "concat_rows",
+                    format!(
+                        "a [{}, {}] {} weight does not stack on [_, {k}] {}",
+                        p.dims[0],
+                        p.dims[1],
+                        p.format.name(),
+                        first.format.name()
+                    ),
+                ));
+            }
+            bytes.extend_from_slice(p.cpu_blocks()?);
+        }
+        let n = parts.iter().map(|p| p.dims[0]).sum();
+        Self::new(first.format, [n, k], SharedBytes::from_vec(bytes))
     }
 
     pub fn format(&self) -> StorageType {
@@ -199,10 +243,25 @@ impl QuantizedTensor {
         }
     }
 
-    /// The weight dequantized to a `[n, k]` tensor of `dtype` on `device` (CPU blocks only: the
-    /// reference the quantized paths are tested against).
+    /// The weight dequantized to a `[n, k]` tensor of `dtype` on `device`: the reference the
+    /// quantized paths are tested against, and the prefill's operand on CUDA. CUDA blocks
+    /// expand on their own device (`dequantize_*` kernels) to the same values as on the CPU.
     pub fn dequantize(&self, dtype: DType, device: &Device) -> Result<Tensor> {
         let [n, k] = self.dims;
+        if let Blocks::Cuda(buf) = &self.blocks {
+            let (Device::Cuda(be), true) = (device, device.same(&self.device)) else {
+                return Err(Error::invalid(
+                    "dequantize",
+                    format!("the blocks are on {}, not {device}", self.device),
+                ));
+            };
+            let format = self.cuda_format().expect("CUDA blocks have a GPU format");
+            let out = Tensor::uninit([n, k], dtype, device)?;
+            // SAFETY: `buf` holds the [n, k] layout of `format` and `out` n·k elements, both
+            // fresh device allocations (256-byte aligned); k is whole blocks.
+            unsafe { be.dequantize(buf.ptr(), cuda_ptr(&out), [n, k], format, dtype)? };
+            return Ok(out);
+        }
         let mut v = vec![0.0; n * k];
         dequantize(self.format, self.cpu_blocks()?, n * k, &mut v)?;
         Tensor::from_f32(v, [n, k], dtype, device)

@@ -1,9 +1,11 @@
 //! Launchers of the decode graph's kernels — RoPE fused with the KV-cache write, argmax and the
-//! position counter (`gpu-kernels/src/{rope_kv,decode_step}.rs`) — and of the on-device random
-//! initialiser (`gpu-kernels/src/init.rs`). Raw device addresses, as in `launch.rs`.
+//! position counter (`gpu-kernels/src/{rope_kv,decode_step}.rs`) — and of what makes weights on
+//! the device: the random initialiser (`gpu-kernels/src/init.rs`) and the quantizer
+//! (`gpu-kernels/src/quantize.rs`). Raw device addresses, as in `launch.rs`.
 
 use nano_infer_kernels::launch_shape;
 use nano_infer_kernels::params::RopeKvParams;
+use nano_infer_kernels::weights::{QBLOCK, QuantFormat};
 
 use super::context::CudaBackend;
 use super::launch::{ByValue, config, launch};
@@ -91,6 +93,51 @@ impl CudaBackend {
             format!("fill_uniform_{}", dt.name()),
             self.stride_config(launch_shape::map_items(n)),
             (out, n_u, seed, std)
+        );
+        Ok(())
+    }
+
+    /// Quantizes the `[n, k]` matrix at `x` (`dt`) into `format`'s repacked layout at `out`.
+    ///
+    /// # Safety
+    /// `x` holds `n · k` elements and `out` `QuantLayout { format, n, k }.total_bytes()` bytes,
+    /// both 16-byte aligned; `k` is a multiple of 32.
+    pub(crate) unsafe fn quantize(
+        &self,
+        x: u64,
+        out: u64,
+        [n, k]: [usize; 2],
+        format: QuantFormat,
+        dt: DType,
+    ) -> Result<()> {
+        let (n_u, k_u) = (n as u32, k as u32);
+        launch!(
+            self,
+            format!("quantize_{}_{}", format.name(), dt.name()),
+            self.stride_config(n * k / QBLOCK),
+            (x, out, n_u, k_u)
+        );
+        Ok(())
+    }
+
+    /// Expands `format`'s repacked `[n, k]` matrix at `w` into `dt` elements at `out`.
+    ///
+    /// # Safety
+    /// As [`CudaBackend::quantize`], with the roles of the buffers swapped.
+    pub(crate) unsafe fn dequantize(
+        &self,
+        w: u64,
+        out: u64,
+        [n, k]: [usize; 2],
+        format: QuantFormat,
+        dt: DType,
+    ) -> Result<()> {
+        let (n_u, k_u) = (n as u32, k as u32);
+        launch!(
+            self,
+            format!("dequantize_{}_{}", format.name(), dt.name()),
+            self.stride_config(n * k * format.quant_bytes() / QBLOCK / 16),
+            (w, out, n_u, k_u)
         );
         Ok(())
     }

@@ -2,12 +2,16 @@
 //! pre-norm SwiGLU MLP, each added to the residual stream.
 //!
 //! ```text
-//! h = input_layernorm(x)
+//! x, h = x + d, input_layernorm(x + d)                    (d: the previous block's MLP output)
 //! q, k, v = rope(q_proj h), rope(k_proj h), v_proj h     (k, v appended to the KV cache)
 //! a = o_proj attention(q, k_cache, v_cache)               (causal, scale 1/sqrt(head_dim))
-//! x, h = x + a, post_attention_layernorm(x + a)           (one fused add_rms_norm)
-//! out = x + mlp(h)
+//! x, h = x + a, post_attention_layernorm(x + a)
+//! out = (x, mlp(h))                                       (added by the next norm)
 //! ```
+//!
+//! Each residual add is fused into the norm after it (`add_rms_norm`): a block hands the
+//! next one its stream and its MLP output unadded ([`Residual`]). q, k and v are one
+//! [`FusedLinear`] (one GEMV in decode), as are the MLP's gate and up.
 //!
 //! A one-token step on CUDA whose cache holds its length in device memory (see `KvCache`)
 //! rotates q and k and writes the cache in one kernel, and attends up to that device-side
@@ -16,23 +20,55 @@
 use super::{Weights, tensor_seed};
 use crate::backend::cuda::DeviceU32;
 use crate::error::Result;
-use crate::functional::{self, RopeTable};
+use crate::functional::{self, LinearWeight, RopeTable};
 use crate::kv_cache::KvCache;
 use crate::models::LlamaConfig;
-use crate::nn::{Linear, LlamaMlp, Module, RmsNorm};
+use crate::nn::{FusedLinear, Linear, LlamaMlp, Module, RmsNorm};
 use crate::tensor::{DType, Device, Tensor};
+
+/// The residual stream between blocks: `x` plus a pending `delta` (the last block's MLP
+/// output), which the next norm adds as it normalises.
+#[derive(Clone, Debug)]
+pub struct Residual {
+    pub x: Tensor,
+    pub delta: Option<Tensor>,
+}
+
+impl Residual {
+    /// The stream `x` with nothing pending (the embedded tokens).
+    pub fn new(x: Tensor) -> Residual {
+        Residual { x, delta: None }
+    }
+
+    /// `(x + delta, norm(x + delta))`, the add fused into the norm.
+    pub fn add_norm(&self, norm: &RmsNorm) -> Result<(Tensor, Tensor)> {
+        match &self.delta {
+            Some(d) => norm.forward_residual(&self.x, d),
+            None => Ok((self.x.clone(), norm.forward(&self.x)?)),
+        }
+    }
+
+    /// Rows `start..start + len` of the stream (and of the pending delta).
+    pub fn narrow_rows(&self, start: usize, len: usize) -> Result<Residual> {
+        Ok(Residual {
+            x: self.x.narrow(0, start, len)?,
+            delta: self
+                .delta
+                .as_ref()
+                .map(|d| d.narrow(0, start, len))
+                .transpose()?,
+        })
+    }
+}
 
 /// One decoder block, named as in HF checkpoints (`model.layers.{i}.*`).
 #[derive(Clone, Debug)]
 pub struct LlamaLayer {
     /// `[hidden]`.
     pub input_layernorm: RmsNorm,
-    /// `[heads * head_dim, hidden]`; GGUF rows are permuted for interleaved RoPE.
-    pub q_proj: Linear,
-    /// `[kv_heads * head_dim, hidden]`; GGUF rows are permuted for interleaved RoPE.
-    pub k_proj: Linear,
-    /// `[kv_heads * head_dim, hidden]`.
-    pub v_proj: Linear,
+    /// q `[heads * head_dim, hidden]`, k and v `[kv_heads * head_dim, hidden]`; GGUF rows of q
+    /// and k are permuted for interleaved RoPE.
+    pub qkv: FusedLinear,
     /// `[hidden, heads * head_dim]`.
     pub o_proj: Linear,
     /// `[hidden]`.
@@ -54,7 +90,9 @@ impl LlamaLayer {
         let (hidden, inter) = (config.hidden_size, config.intermediate_size);
         let q_dim = config.num_heads * config.head_dim;
         let kv_dim = config.num_kv_heads * config.head_dim;
-        let linear = |name: &str, shape: [usize; 2]| -> Result<Linear> {
+        let linear =
+            |name: &str, shape: [usize; 2]| weights.linear(&format!("{p}.{name}.weight"), shape);
+        let matrix = |name: &str, shape: [usize; 2]| -> Result<Linear> {
             Linear::from_weight(weights.matrix(&format!("{p}.{name}.weight"), shape)?)
         };
         let norm = |name: &str| -> Result<RmsNorm> {
@@ -65,16 +103,20 @@ impl LlamaLayer {
         };
         Ok(LlamaLayer {
             input_layernorm: norm("input_layernorm")?,
-            q_proj: linear("self_attn.q_proj", [q_dim, hidden])?,
-            k_proj: linear("self_attn.k_proj", [kv_dim, hidden])?,
-            v_proj: linear("self_attn.v_proj", [kv_dim, hidden])?,
+            qkv: weights.place(FusedLinear::new(vec![
+                matrix("self_attn.q_proj", [q_dim, hidden])?,
+                matrix("self_attn.k_proj", [kv_dim, hidden])?,
+                matrix("self_attn.v_proj", [kv_dim, hidden])?,
+            ])?)?,
             o_proj: linear("self_attn.o_proj", [hidden, q_dim])?,
             post_attention_layernorm: norm("post_attention_layernorm")?,
-            mlp: LlamaMlp::from_parts(
-                linear("mlp.gate_proj", [inter, hidden])?,
-                linear("mlp.up_proj", [inter, hidden])?,
-                linear("mlp.down_proj", [hidden, inter])?,
-            )?,
+            mlp: LlamaMlp {
+                gate_up: weights.place(FusedLinear::new(vec![
+                    matrix("mlp.gate_proj", [inter, hidden])?,
+                    matrix("mlp.up_proj", [inter, hidden])?,
+                ])?)?,
+                down_proj: linear("mlp.down_proj", [hidden, inter])?,
+            },
             index,
             heads: config.num_heads,
             kv_heads: config.num_kv_heads,
@@ -100,9 +142,11 @@ impl LlamaLayer {
         let norm = || RmsNorm::ones(hidden, config.rms_norm_eps, dtype, device);
         Ok(LlamaLayer {
             input_layernorm: norm()?,
-            q_proj: linear(0, hidden, q_dim)?,
-            k_proj: linear(1, hidden, kv_dim)?,
-            v_proj: linear(2, hidden, kv_dim)?,
+            qkv: FusedLinear::new(vec![
+                linear(0, hidden, q_dim)?,
+                linear(1, hidden, kv_dim)?,
+                linear(2, hidden, kv_dim)?,
+            ])?,
             o_proj: linear(3, q_dim, hidden)?,
             post_attention_layernorm: norm()?,
             mlp: LlamaMlp::from_parts(
@@ -118,43 +162,55 @@ impl LlamaLayer {
         })
     }
 
-    /// The seven projections, attention first.
-    pub fn linears(&self) -> [&Linear; 7] {
-        let m = &self.mlp;
-        [
-            &self.q_proj,
-            &self.k_proj,
-            &self.v_proj,
-            &self.o_proj,
-            &m.gate_proj,
-            &m.up_proj,
-            &m.down_proj,
-        ]
+    /// Bytes of the block's weights (norms and projections; what a decode step reads).
+    pub fn weight_bytes(&self) -> usize {
+        let norms = [&self.input_layernorm, &self.post_attention_layernorm];
+        let norm_bytes: usize = norms
+            .iter()
+            .map(|n| n.weight().elem_count() * n.weight().dtype().size_in_bytes())
+            .sum();
+        norm_bytes
+            + self.qkv.weight_bytes()
+            + self.o_proj.weight().size_in_bytes()
+            + self.mlp.weight_bytes()
     }
 
     /// The same weights on `device` (`eps` is the norms' epsilon).
     pub fn to_device(&self, device: &Device, eps: f32) -> Result<Self> {
-        let linear = |l: &Linear| l.to_device(device);
         let norm = |n: &RmsNorm| RmsNorm::new(n.weight().to_device(device)?, eps);
         Ok(LlamaLayer {
             input_layernorm: norm(&self.input_layernorm)?,
-            q_proj: linear(&self.q_proj)?,
-            k_proj: linear(&self.k_proj)?,
-            v_proj: linear(&self.v_proj)?,
-            o_proj: linear(&self.o_proj)?,
+            qkv: self.qkv.to_device(device)?,
+            o_proj: self.o_proj.to_device(device)?,
             post_attention_layernorm: norm(&self.post_attention_layernorm)?,
             mlp: self.mlp.to_device(device)?,
             ..*self
         })
     }
 
-    /// The block on `x` (`[seq, hidden]`, tokens at positions `cache.len()..`); writes this
-    /// layer's keys and values into `cache` (the caller advances it once every layer is done).
-    pub fn forward(&self, x: &Tensor, rope: &RopeTable, cache: &KvCache) -> Result<Tensor> {
-        let h = self.input_layernorm.forward(x)?;
+    /// The block with each projection's weight replaced by `f(weight)` (norms stay).
+    pub fn map_weights(&self, f: &impl Fn(&LinearWeight) -> Result<LinearWeight>) -> Result<Self> {
+        Ok(LlamaLayer {
+            input_layernorm: self.input_layernorm.clone(),
+            qkv: self.qkv.map_weights(f)?,
+            o_proj: self.o_proj.map_weight(f)?,
+            post_attention_layernorm: self.post_attention_layernorm.clone(),
+            mlp: self.mlp.map_weights(f)?,
+            ..*self
+        })
+    }
+
+    /// The block on the stream `x` (`[seq, hidden]`, tokens at positions `cache.len()..`);
+    /// writes this layer's keys and values into `cache` (the caller advances it once every
+    /// layer is done). The MLP output is left pending for the next norm.
+    pub fn forward(&self, x: &Residual, rope: &RopeTable, cache: &KvCache) -> Result<Residual> {
+        let (x, h) = x.add_norm(&self.input_layernorm)?;
         let a = self.self_attn(&h, rope, cache)?;
-        let (x, h) = self.post_attention_layernorm.forward_residual(x, &a)?;
-        functional::add(&x, &self.mlp.forward(&h)?)
+        let (x, h) = self.post_attention_layernorm.forward_residual(&x, &a)?;
+        Ok(Residual {
+            x,
+            delta: Some(self.mlp.forward(&h)?),
+        })
     }
 
     /// Grouped-query causal self-attention of `h` (`[seq, hidden]`) over the cached positions
@@ -164,9 +220,11 @@ impl LlamaLayer {
         let pos = cache.len();
         let (hd, interleaved) = (self.head_dim, self.rope_interleaved);
         // [seq, heads, head_dim] and [seq, kv_heads, head_dim]
-        let q = self.q_proj.forward(h)?.reshape([seq, self.heads, hd])?;
-        let k = self.k_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
-        let v = self.v_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
+        let [q, k, v] = <[Tensor; 3]>::try_from(self.qkv.forward(h)?)
+            .map_err(|_| crate::Error::invalid("LlamaLayer", "qkv has three parts"))?;
+        let q = q.contiguous()?.reshape([seq, self.heads, hd])?;
+        let k = k.contiguous()?.reshape([seq, self.kv_heads, hd])?;
+        let v = v.contiguous()?.reshape([seq, self.kv_heads, hd])?;
         if seq == 1
             && let Some(device_pos) = cache.device_len()
         {

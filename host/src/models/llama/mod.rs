@@ -6,8 +6,9 @@
 //! [`WeightSource`] by their HF names (GGUF files are mapped to these by the loader) and are
 //! converted to the model's dtype at load; quantized tensors are dequantized there, unless the
 //! model is loaded with [`Llama::load_quantized`]: then the block-quantized matrices stay as
-//! they are in the file (borrowing its memory map) and the CPU reads them packed, with f32
-//! activations.
+//! they are in the file (borrowing its memory map on the CPU, repacked in GPU memory on CUDA)
+//! and the products read them packed. [`Llama::quantize`] quantizes a dense model's matrices
+//! where they live (random benchmark models on the GPU).
 //!
 //! ```no_run
 //! use nano_infer_host::{loaders, models::Llama, DType, Device};
@@ -31,16 +32,17 @@ mod decode_graph;
 mod layer;
 
 pub use decode_graph::GraphDecoder;
-pub use layer::LlamaLayer;
+pub use layer::{LlamaLayer, Residual};
 
 use super::LlamaConfig;
 use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
 use crate::functional::{LinearWeight, RopeTable};
 use crate::kv_cache::KvCache;
-use crate::loaders::WeightSource;
-use crate::nn::{Embedding, INIT_STD, Linear, Module, RmsNorm};
-use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
+use crate::loaders::{StorageType, WeightSource};
+use crate::nn::{Embedding, FusedLinear, INIT_STD, Linear, Module, RmsNorm};
+use crate::tensor::quant_pack::quant_format;
+use crate::tensor::{DType, Device, QuantFormat, QuantizedTensor, Tensor};
 
 /// A Llama-family causal language model on one device.
 #[derive(Clone, Debug)]
@@ -89,21 +91,77 @@ impl Llama {
         Self::load_from(&weights, max_seq, progress)
     }
 
-    /// Like [`Llama::load_with_progress`] on the CPU, but block-quantized matrices (Q8_0, Q4_0,
-    /// Q4_1, Q4_K, Q6_K; the embedding and LM head too) stay in their blocks, shared with the
-    /// source's memory map; norms and float tensors load as f32, activations are f32.
+    /// Like [`Llama::load_with_progress`], but block-quantized matrices (the embedding's and LM
+    /// head's too) stay in their blocks: on the CPU every block format (Q8_0, Q4_0, Q4_1, Q4_K,
+    /// Q6_K), shared with the source's memory map, with f32 activations; on CUDA Q8_0, Q4_0 and
+    /// Q4_1, repacked into GPU memory, with f16 activations (other formats load as f16, and the
+    /// embedding lookup reads a dense f16 copy of the table). Norms and float tensors load in the
+    /// activations' dtype.
     pub fn load_quantized(
         source: &dyn WeightSource,
+        device: &Device,
         max_seq: usize,
         progress: impl FnMut(usize, usize),
     ) -> Result<Llama> {
         let weights = Weights {
             source,
-            dtype: DType::F32,
-            device: &Device::Cpu,
+            dtype: quantized_activations(device),
+            device,
             keep_quantized: true,
         };
         Self::load_from(&weights, max_seq, progress)
+    }
+
+    /// This model with every projection and the LM head quantized to `format` where they live
+    /// (the GPU's `quantize_*` kernels on CUDA, ggml's reference quantizer on the CPU; the
+    /// embedding table and norms stay as they are). The activations must already be in the
+    /// quantized kernels' dtype: f16 on CUDA, f32 on the CPU.
+    pub fn quantize(&self, format: QuantFormat) -> Result<Llama> {
+        let want = quantized_activations(&self.device);
+        if self.dtype != want {
+            return Err(Error::invalid(
+                "Llama::quantize",
+                format!(
+                    "quantized weights on {} run with {} activations; this model is {}",
+                    self.device,
+                    want.name(),
+                    self.dtype.name()
+                ),
+            ));
+        }
+        self.map_weights(&|w| match w {
+            LinearWeight::Dense(t) => Ok(LinearWeight::Quantized(QuantizedTensor::quantize(
+                t,
+                format,
+                t.device(),
+            )?)),
+            q => Ok(q.clone()),
+        })
+    }
+
+    /// This model with its quantized matrices expanded to dense ones of the model's dtype, the
+    /// values the quantized kernels compute with (the reference a quantized model is tested
+    /// against).
+    pub fn dequantize(&self) -> Result<Llama> {
+        self.map_weights(&|w| match w {
+            LinearWeight::Quantized(q) => {
+                Ok(LinearWeight::Dense(q.dequantize(self.dtype, q.device())?))
+            }
+            d => Ok(d.clone()),
+        })
+    }
+
+    /// The model with each projection's and the LM head's weight replaced by `f(weight)`.
+    fn map_weights(&self, f: &impl Fn(&LinearWeight) -> Result<LinearWeight>) -> Result<Llama> {
+        Ok(Llama {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.map_weights(f))
+                .collect::<Result<_>>()?,
+            lm_head: self.lm_head.map_weight(f)?,
+            ..self.clone()
+        })
     }
 
     fn load_from(
@@ -115,7 +173,8 @@ impl Llama {
         let config = weights.source.llama_config()?;
         check_max_seq(&config, max_seq)?;
         let (vocab, hidden) = (config.vocab_size, config.hidden_size);
-        let embed = weights.matrix("model.embed_tokens.weight", [vocab, hidden])?;
+        const EMBED: &str = "model.embed_tokens.weight";
+        let embed = weights.embedding(EMBED, [vocab, hidden])?;
         let n = config.num_layers;
         progress(0, n);
         let mut layers = Vec::with_capacity(n);
@@ -128,10 +187,13 @@ impl Llama {
             config.rms_norm_eps,
         )?;
         // HF ignores a stored `lm_head.weight` when the embeddings are tied; so do we.
-        let lm_head = if config.tie_word_embeddings {
-            Linear::from_weight(embed.clone())?
+        let lm_head = if !config.tie_word_embeddings {
+            weights.linear("lm_head.weight", [vocab, hidden])?
+        } else if weights.keep_quantized && !device.is_cpu() {
+            // The table's blocks for the head; the lookup has its dense copy.
+            weights.linear(EMBED, [vocab, hidden])?
         } else {
-            Linear::from_weight(weights.matrix("lm_head.weight", [vocab, hidden])?)?
+            Linear::from_weight(embed.clone())?
         };
         // The logits take the residual activation pass: 8-bit rounding alone flips near-ties
         // (SmolLM2: 29/32 teacher-forced top-1 agreement with the f32 path on one reference
@@ -263,39 +325,44 @@ impl Llama {
     /// layers write their cache rows; the cache's length does not move.
     pub(crate) fn layers_and_head(
         &self,
-        mut x: Tensor,
+        x: Tensor,
         cache: &KvCache,
         last_only: bool,
     ) -> Result<Tensor> {
         let seq = x.dims()[0];
+        let mut x = Residual::new(x);
         for layer in &self.layers {
             x = layer.forward(&x, &self.rope, cache)?;
         }
         if last_only {
-            x = x.narrow(0, seq - 1, 1)?;
+            x = x.narrow_rows(seq - 1, 1)?;
         }
         // [rows, vocab]
-        let logits = self.lm_head.forward(&self.norm.forward(&x)?)?;
+        let logits = self.lm_head.forward(&x.add_norm(&self.norm)?.1)?;
         logits.to_dtype(DType::F32)
     }
 
     /// Bytes of weights a decode step reads (each tensor once, as stored; a tied LM head counts
     /// again, since the embedding lookup reads only one row of it).
     pub fn weight_bytes(&self) -> usize {
-        let c = &self.config;
-        let norms = (2 * c.num_layers + 1) * c.hidden_size * self.dtype.size_in_bytes();
-        let linears: usize = self
-            .layers
-            .iter()
-            .flat_map(|l| l.linears())
-            .map(|l| l.weight().size_in_bytes())
-            .sum();
-        norms + linears + self.lm_head.weight().size_in_bytes()
+        let layers: usize = self.layers.iter().map(LlamaLayer::weight_bytes).sum();
+        let norm = self.norm.weight().elem_count() * self.norm.weight().dtype().size_in_bytes();
+        layers + norm + self.lm_head.weight().size_in_bytes()
     }
 
-    /// Whether the matrices are kept block-quantized ([`Llama::load_quantized`]).
+    /// Whether the matrices are kept block-quantized ([`Llama::load_quantized`],
+    /// [`Llama::quantize`]).
     pub fn is_quantized(&self) -> bool {
         matches!(self.lm_head.weight(), LinearWeight::Quantized(_))
+    }
+}
+
+/// The activations' dtype of quantized weights on `device`: what its quantized kernels take.
+fn quantized_activations(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::F16
     }
 }
 
@@ -321,7 +388,7 @@ pub(crate) fn tensor_seed(seed: u64, layer: usize, slot: u64) -> u64 {
 }
 
 /// Reads weights from a [`WeightSource`], checking shapes, into `dtype` on `device` (matrices
-/// stored block-quantized stay so when `keep_quantized`).
+/// stored block-quantized stay so when `keep_quantized` and the device has kernels for them).
 pub(crate) struct Weights<'a> {
     source: &'a dyn WeightSource,
     dtype: DType,
@@ -330,13 +397,13 @@ pub(crate) struct Weights<'a> {
 }
 
 impl Weights<'_> {
-    /// The matrix `name` of `shape`: its blocks when it is quantized and `keep_quantized`, else a
-    /// dense tensor.
+    /// The matrix `name` of `shape`: its blocks (on the CPU, not yet placed: see
+    /// [`Weights::place`]) when it stays quantized, else a dense tensor on the device.
     fn matrix(&self, name: &str, shape: [usize; 2]) -> Result<LinearWeight> {
-        let blocks = self
-            .source
-            .tensor_info(name)
-            .filter(|i| self.keep_quantized && i.dtype.is_quantized() && i.shape == shape);
+        let on_device = |t: StorageType| self.device.is_cpu() || quant_format(t).is_some();
+        let blocks = self.source.tensor_info(name).filter(|i| {
+            self.keep_quantized && i.dtype.is_quantized() && i.shape == shape && on_device(i.dtype)
+        });
         if let Some(info) = blocks {
             let bytes = self.source.shared_bytes(name)?;
             return Ok(LinearWeight::Quantized(QuantizedTensor::new(
@@ -344,6 +411,27 @@ impl Weights<'_> {
             )?));
         }
         Ok(LinearWeight::Dense(self.get(name, &shape)?))
+    }
+
+    /// The layer of matrix `name`, on the device.
+    fn linear(&self, name: &str, shape: [usize; 2]) -> Result<Linear> {
+        Linear::from_weight(self.matrix(name, shape)?.to_device(self.device)?)
+    }
+
+    /// Layers made of [`Weights::matrix`]es, on the device (quantized parts joined on the way,
+    /// see [`FusedLinear`]).
+    fn place(&self, layers: FusedLinear) -> Result<FusedLinear> {
+        layers.to_device(self.device)
+    }
+
+    /// The embedding table `name`: as [`Weights::matrix`] on the CPU (a quantized table
+    /// dequantizes the rows it looks up there); dense on CUDA, where the lookup is a row copy.
+    fn embedding(&self, name: &str, shape: [usize; 2]) -> Result<LinearWeight> {
+        if self.device.is_cpu() {
+            self.matrix(name, shape)
+        } else {
+            Ok(LinearWeight::Dense(self.get(name, &shape)?))
+        }
     }
 
     /// The tensor `name`, which must have `shape`.
