@@ -49,13 +49,14 @@ fn swizzled<const D: usize>(r: u32, c: u32) -> u32 {
 ///
 /// Thread `tid` copies chunk `tid % (D / 8)` of rows `tid / (D / 8) + pass * rows_per_pass`:
 /// every pass keeps the row's swizzle (`rows_per_pass` is a multiple of 8), so the shared
-/// addresses differ by constants and the global ones by one stride step.
+/// addresses differ by constants and the global ones by one stride step. The decode kernel
+/// (`attention_decode.rs`, also `FLASH_WARPS * 32` threads) streams its K/V tiles with it too.
 ///
 /// # Safety
 /// `src` rows below `len` are readable for `D` elements, 16-byte aligned; `tile` is a
 /// `ROWS x D` b16 region of the dynamic shared memory.
 #[inline(always)]
-unsafe fn load_tile<E, const D: usize, const ROWS: usize>(
+pub(crate) unsafe fn load_tile<E, const D: usize, const ROWS: usize>(
     tile: u32,
     src: *const E,
     row_stride: usize,
@@ -93,7 +94,7 @@ unsafe fn load_tile<E, const D: usize, const ROWS: usize>(
 /// pair `cp` of tile row `row_lane + 16 * rs` is at `base[cp % 4] + (cp / 4) * 128 + rs * 16 * D * 2`
 /// — constants the assembler folds into the instruction.
 #[inline(always)]
-fn ldmatrix_bases<const D: usize>(tile: u32, row_lane: u32, b: u32) -> [u32; 4] {
+pub(crate) fn ldmatrix_bases<const D: usize>(tile: u32, row_lane: u32, b: u32) -> [u32; 4] {
     let y = b ^ (row_lane % 8);
     let mut base = [0u32; 4];
     unroll4!(i => {
@@ -104,14 +105,14 @@ fn ldmatrix_bases<const D: usize>(tile: u32, row_lane: u32, b: u32) -> [u32; 4] 
 
 /// Max over the 4 lanes of a quad (lanes `4g..4g + 4`), which share a score row.
 #[inline(always)]
-fn quad_max(v: f32) -> f32 {
+pub(crate) fn quad_max(v: f32) -> f32 {
     let v = v.max(shfl_xor_f32(v, 1));
     v.max(shfl_xor_f32(v, 2))
 }
 
 /// Sum over the 4 lanes of a quad.
 #[inline(always)]
-fn quad_sum(v: f32) -> f32 {
+pub(crate) fn quad_sum(v: f32) -> f32 {
     let v = v + shfl_xor_f32(v, 1);
     v + shfl_xor_f32(v, 2)
 }

@@ -8,10 +8,11 @@
 //! Plain integer math: nothing here reaches the PTX.
 
 use crate::params::{
-    ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS,
-    DECODE_MIN_SPLIT_LEN, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
-    GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_ROWS, GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES,
-    ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, flash_block_n,
+    ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_BLOCKS_PER_SM, DECODE_MAX_HEADS_PER_BLOCK,
+    DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS, DECODE_WARPS, DecodeAttnParams,
+    ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS, GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_ROWS,
+    GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes,
+    flash_block_n,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -103,7 +104,8 @@ pub fn gemv_width(m: usize) -> usize {
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeAttnPlan {
     pub params: DecodeAttnParams,
-    /// `decode_attn_h{heads_per_block}_*`: grid `(subgroups, kv_heads, splits)`, one warp.
+    /// The partial kernel, grid `(subgroups, kv_heads, splits)`: `decode_attn_d{head_dim}_*`
+    /// (tensor cores, `DECODE_WARPS` warps) or `decode_attn_h{heads_per_block}_f32` (one warp).
     pub partial: LaunchShape,
     /// `decode_attn_combine_*`: one block of `head_dim` threads per query head.
     pub combine: LaunchShape,
@@ -124,10 +126,15 @@ impl DecodeAttnPlan {
 
 /// Plans one token's attention over at most `max_keys` cached keys, `kv_len` of them known to
 /// the host (the params' `kv_len`; a device-side count adds the rest, see
-/// [`DecodeAttnParams`]): as many query heads of a KV group per block as divide the group (up to
-/// `DECODE_MAX_HEADS_PER_BLOCK`), and about one wave of one-warp blocks (32 per SM) within the
-/// split limits, for the longest length. Each length then uses
+/// [`DecodeAttnParams`]), for the longest length; each length then uses
 /// [`DecodeAttnParams::splits_used`] of the splits.
+///
+/// With `tensor_cores` (f16/bf16, head dim 64 or 128): up to `DECODE_MMA_HEADS` query heads of
+/// a KV group per block, and as many splits as fill `DECODE_BLOCKS_PER_SM` blocks per SM in
+/// one wave (every block streams at once; a partial second wave would double the time).
+/// Otherwise (the f32 path): up to `DECODE_MAX_HEADS_PER_BLOCK` heads per one-warp block and
+/// about 32 such blocks per SM. Both within the split limits.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_attention(
     heads: usize,
     kv_heads: usize,
@@ -136,18 +143,35 @@ pub fn decode_attention(
     max_keys: usize,
     scale: f32,
     sm_count: usize,
+    tensor_cores: bool,
 ) -> DecodeAttnPlan {
     let group = heads / kv_heads;
-    let per_block = (1..=DECODE_MAX_HEADS_PER_BLOCK.min(group))
+    let max_per_block = if tensor_cores {
+        DECODE_MMA_HEADS
+    } else {
+        DECODE_MAX_HEADS_PER_BLOCK
+    };
+    let per_block = (1..=max_per_block.min(group))
         .rev()
         .find(|g| group.is_multiple_of(*g))
         .unwrap_or(1);
     let subgroups = group / per_block;
-    let wanted = (sm_count.max(1) * 32).div_ceil(kv_heads * subgroups);
+    let blocks_per_split = kv_heads * subgroups;
+    let sms = sm_count.max(1);
+    let wanted = if tensor_cores {
+        sms * DECODE_BLOCKS_PER_SM / blocks_per_split
+    } else {
+        (sms * 32).div_ceil(blocks_per_split)
+    };
     let splits = wanted
         .min(DECODE_MAX_SPLITS)
         .min(max_keys.max(kv_len).div_ceil(DECODE_MIN_SPLIT_LEN))
         .max(1);
+    let (block, smem) = if tensor_cores {
+        (DECODE_WARPS as u32 * 32, decode_smem_bytes(head_dim) as u32)
+    } else {
+        (32, 0)
+    };
     DecodeAttnPlan {
         params: DecodeAttnParams {
             heads: heads as u32,
@@ -161,8 +185,8 @@ pub fn decode_attention(
         },
         partial: LaunchShape {
             grid: (subgroups as u32, kv_heads as u32, splits as u32),
-            block: (32, 1, 1),
-            shared_mem_bytes: 0,
+            block: (block, 1, 1),
+            shared_mem_bytes: smem,
         },
         combine: LaunchShape {
             grid: (heads as u32, 1, 1),

@@ -85,17 +85,44 @@ pub const GEMV_MAX_THREADS: u32 = 128;
 /// Dynamic shared memory of a GEMV block: one f32 per warp, row and activation row.
 pub const GEMV_SMEM_BYTES: u32 = (GEMV_MAX_THREADS / 32) * (GEMV_ROWS * GEMV_MAX_M) as u32 * 4;
 
-/// Query heads one decode-attention block serves at most (its accumulators live in registers).
+/// f32 decode attention (the simple path, `decode_attn_h{1..4}_f32`): query heads one
+/// one-warp block serves at most (its accumulators live in registers).
 pub const DECODE_MAX_HEADS_PER_BLOCK: usize = 4;
 
-/// Tokens each decode-attention lane loads before folding them in (bytes in flight).
+/// f32 decode attention: tokens each lane loads before folding them in (bytes in flight).
 pub const DECODE_TOKENS_AHEAD: usize = 4;
+
+/// Tensor-core decode attention (`decode_attn_d{64,128}_{f16,bf16}`): query heads of one KV
+/// group a block serves at most. They are the rows of the `mma.m16n8k16` A operand; rows 8..16
+/// stay zero, so only the first half of each accumulator fragment is live.
+pub const DECODE_MMA_HEADS: usize = 8;
+
+/// Tensor-core decode attention: warps per block; each takes 16 keys of every tile.
+pub const DECODE_WARPS: usize = 4;
+
+/// Tensor-core decode attention: keys per K/V tile (16 per warp).
+pub const DECODE_BLOCK_N: usize = 16 * DECODE_WARPS;
+
+/// Tensor-core decode attention: K/V tiles in the `cp.async` ring. Two tiles stream in while
+/// one is used: 64 KB in flight per block at head dim 128.
+pub const DECODE_STAGES: usize = 3;
+
+/// Tensor-core decode attention: blocks planned per SM (the shared memory of
+/// [`DECODE_STAGES`] tiles lets two run side by side at head dim 128). The plan fills one
+/// wave of these slots and no more: a second, partial wave would double the time.
+pub const DECODE_BLOCKS_PER_SM: usize = 2;
+
+/// Dynamic shared memory of a tensor-core decode block: the K/V ring (the end-of-split merge
+/// of the warps' results reuses it).
+pub const fn decode_smem_bytes(head_dim: usize) -> usize {
+    DECODE_STAGES * 2 * DECODE_BLOCK_N * head_dim * 2
+}
 
 /// Most splits of the keys per decode step: the combine pass walks them serially.
 pub const DECODE_MAX_SPLITS: usize = 256;
 
 /// Fewest keys per split: below this the partial results outweigh the keys.
-pub const DECODE_MIN_SPLIT_LEN: usize = 32;
+pub const DECODE_MIN_SPLIT_LEN: usize = 64;
 
 /// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
@@ -117,7 +144,8 @@ pub struct DecodeAttnParams {
     pub kv_stride: u32,
     /// Splits the grid has (`grid.z`): the most that any length uses.
     pub splits: u32,
-    /// Query heads per block (1..=DECODE_MAX_HEADS_PER_BLOCK, dividing heads / kv_heads).
+    /// Query heads per block, dividing heads / kv_heads: up to [`DECODE_MMA_HEADS`] for the
+    /// tensor-core kernels, [`DECODE_MAX_HEADS_PER_BLOCK`] for the f32 one.
     pub heads_per_block: u32,
     /// softmax scale times log2(e): scores are kept in the log2 domain.
     pub scale_log2: f32,

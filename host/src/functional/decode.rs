@@ -159,7 +159,7 @@ pub fn decode_attention(
     if !CudaBackend::decode_attention_supports(d) {
         return Err(Error::invalid(
             OP,
-            format!("head_dim {d} (the split-KV kernel takes 8 * 2^k up to 256)"),
+            format!("head_dim {d} (the split-KV kernels take 64 and 128)"),
         ));
     }
     let q = q.contiguous()?;

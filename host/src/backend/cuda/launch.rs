@@ -3,6 +3,7 @@
 //! happen one layer up (`functional`); these take raw device addresses. The emulated device
 //! runs the same launchers: only the launch step (`dispatch.rs`) differs.
 
+use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
@@ -11,7 +12,7 @@ use nano_infer_kernels::params::{
 };
 use nano_infer_kernels::weights::QuantFormat;
 
-use super::context::CudaBackend;
+use super::context::{CudaBackend, Target, cuda_err};
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Layout};
@@ -242,10 +243,10 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// True when the split-KV decode kernel handles this head size (one 16-byte chunk per lane,
-    /// `head_dim / 8` lanes per row, a power of two up to 32).
+    /// True when the split-KV decode kernels handle this head size: 64 or 128 (tensor cores for
+    /// f16/bf16, the one-warp kernel for f32).
     pub(crate) fn decode_attention_supports(head_dim: usize) -> bool {
-        head_dim.is_multiple_of(8) && (head_dim / 8).is_power_of_two() && head_dim / 8 <= 32
+        matches!(head_dim, 64 | 128)
     }
 
     /// One token's attention: `q` `[heads, d]` against the first rows of K and V (row stride
@@ -267,6 +268,7 @@ impl CudaBackend {
         scale: f32,
         dt: DType,
     ) -> Result<()> {
+        let tensor_cores = matches!(dt, DType::F16 | DType::BF16);
         let plan = launch_shape::decode_attention(
             heads,
             kv_heads,
@@ -275,18 +277,22 @@ impl CudaBackend {
             max_keys,
             scale,
             self.sm_count(),
+            tensor_cores,
         );
         let p = plan.params;
-        let acc = self.alloc(plan.acc_len(), DType::F32)?;
-        let ml = self.alloc(plan.ml_len(), DType::F32)?;
-        let (acc_p, ml_p, params) = (acc.ptr(), ml.ptr(), ByValue(p));
-        let (cfg, per_block) = (config(plan.partial), p.heads_per_block);
-        launch!(
-            self,
-            format!("decode_attn_h{per_block}_{}", dt.name()),
-            cfg,
-            (q, k, v, acc_p, ml_p, kv_len_dev, params)
-        );
+        // One scratch block: the partial accumulators, then the (max, sum) pairs (16-byte
+        // aligned: acc_len is a multiple of d).
+        let scratch = self.alloc(plan.acc_len() + plan.ml_len(), DType::F32)?;
+        let acc_p = scratch.ptr();
+        let (ml_p, params) = (acc_p + 4 * plan.acc_len() as u64, ByValue(p));
+        let name = if tensor_cores {
+            format!("decode_attn_d{d}_{}", dt.name())
+        } else {
+            format!("decode_attn_h{}_{}", p.heads_per_block, dt.name())
+        };
+        self.allow_shared_mem(&name, plan.partial.shared_mem_bytes)?;
+        let cfg = config(plan.partial);
+        launch!(self, name, cfg, (q, k, v, acc_p, ml_p, kv_len_dev, params));
         let cfg = config(plan.combine);
         launch!(
             self,
@@ -294,6 +300,23 @@ impl CudaBackend {
             cfg,
             (acc_p, ml_p, out, kv_len_dev, params)
         );
+        Ok(())
+    }
+
+    /// Lets kernel `name` take `bytes` of dynamic shared memory: past 48 KiB the driver wants
+    /// an opt-in per function (a no-op below that, and on the emulated device).
+    fn allow_shared_mem(&self, name: &str, bytes: u32) -> Result<()> {
+        if bytes <= 48 * 1024 {
+            return Ok(());
+        }
+        if let Target::Driver(d) = self.target() {
+            d.function(name)?
+                .set_attribute(
+                    CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    bytes as i32,
+                )
+                .map_err(cuda_err("cuFuncSetAttribute"))?;
+        }
         Ok(())
     }
 
