@@ -1,5 +1,7 @@
-//! Compiles `gpu-kernels/` to PTX with rustc's `nvptx64-nvidia-cuda` target and writes it to
-//! `$OUT_DIR/kernels.ptx`, which `src/lib.rs` embeds.
+//! Compiles `gpu-kernels/` to PTX with rustc's `nvptx64-nvidia-cuda` target, twice, and writes
+//! `$OUT_DIR/kernels.ptx` (sm_80: Ampere and later) and `$OUT_DIR/kernels_sm90.ptx` (Hopper: the
+//! same kernels, each entry opening with `griddepcontrol` for programmatic dependent launch),
+//! which `src/lib.rs` embeds.
 //!
 //! The command is `cargo rustc --release --target nvptx64-nvidia-cuda -Zbuild-std=core
 //! --crate-type cdylib -- -C target-cpu=sm_80 --emit=asm`. rustc writes the PTX as the `.s` file
@@ -10,8 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The portable target: runs on Ampere and Hopper.
-const TARGET_CPU: &str = "sm_80";
+/// The targets: `(target-cpu, file)`. sm_80 runs on Ampere and Hopper; sm_90 adds what only
+/// Hopper has (`primitives::grid_dependency_sync`).
+const TARGETS: [(&str, &str); 2] = [("sm_80", "kernels.ptx"), ("sm_90", "kernels_sm90.ptx")];
 
 fn main() {
     let root =
@@ -20,15 +23,22 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-changed=gpu-kernels/src");
     println!("cargo:rerun-if-changed=gpu-kernels/Cargo.toml");
+    for (cpu, file) in TARGETS {
+        build_ptx(&kernels, &out_dir, cpu, file);
+    }
+}
 
-    // A nested cargo on the outer target dir would deadlock on its lock: use our own.
-    let target_dir = out_dir.join("ptx-target");
+/// Builds the kernels for `target_cpu` and writes the PTX to `$OUT_DIR/file`.
+fn build_ptx(kernels: &Path, out_dir: &Path, target_cpu: &str, file: &str) {
+    // A nested cargo on the outer target dir would deadlock on its lock: use our own (one per
+    // target, so each stays cached).
+    let target_dir = out_dir.join(format!("ptx-target-{target_cpu}"));
     let asm = target_dir.join("nvptx64-nvidia-cuda/release/deps/nano_infer_kernels.s");
     let _ = std::fs::remove_file(&asm); // never ship a stale PTX
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .current_dir(&kernels)
+        .current_dir(kernels)
         .args([
             "rustc",
             "--release",
@@ -41,7 +51,7 @@ fn main() {
         .args([
             "--",
             "-C",
-            &format!("target-cpu={TARGET_CPU}"),
+            &format!("target-cpu={target_cpu}"),
             "--emit=asm",
         ])
         .env_remove("RUSTFLAGS")
@@ -62,11 +72,11 @@ fn main() {
             ""
         };
         panic!(
-            "building the GPU kernels produced no PTX ({}).{hint}\n{stderr}",
+            "building the GPU kernels for {target_cpu} produced no PTX ({}).{hint}\n{stderr}",
             asm.display()
         );
     }
-    copy_ptx(&asm, &out_dir.join("kernels.ptx"));
+    copy_ptx(&asm, &out_dir.join(file));
 }
 
 /// Copies the PTX and checks that it looks like PTX.

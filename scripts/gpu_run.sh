@@ -24,7 +24,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
   done
 } > "$out/tests.txt" 2>&1
 grep -E "test result" "$out/tests.txt" | awk '{p+=$4; f+=$6} END {print "GPU host tests: " p " passed, " f " failed"}' | tee -a "$out/tests.txt"
-if command -v compute-sanitizer >/dev/null; then
+# NO_SANITIZER=1 skips it (a shorter job while iterating on performance).
+if [ -z "${NO_SANITIZER:-}" ] && command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
     cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding cuda::gemm cuda::gemv > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
@@ -55,6 +56,11 @@ if [[ " $parts " == *" decode "* ]]; then
       "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 512,2048 --contexts 128,2048 --gen-tokens 128 2>&1
     done
     "$here/bin/nano-infer" bench --device cuda --config smollm2-135m --prefill-tokens 0 --contexts 128 --gen-tokens 128 --eager 2>&1 | grep decode
+    # What programmatic dependent launch gives: the sm_80 build with plain launches.
+    for cfg in smollm2-135m llama2-7b; do
+      echo "== NANO_INFER_PDL=0 nano-infer bench --config $cfg (no programmatic dependent launch)"
+      NANO_INFER_PDL=0 "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 0 --contexts 128 --gen-tokens 128 2>&1 | grep decode
+    done
     # Quantized weights on the GPU: random models quantized on the device, and the fixture's
     # Q4_1/Q8_0 blocks as stored.
     for cfg in smollm2-135m llama2-7b; do
@@ -75,7 +81,7 @@ if [[ " $parts " == *" decode "* ]]; then
   if command -v ncu >/dev/null && [[ " $parts " == *" profile "* ]]; then
     for cfg in llama2-7b smollm2-135m; do
       echo "== ncu: one eager decode step, $cfg f16, context 128"
-      timeout 240 ncu --launch-skip 2000 --launch-count 300 --csv --page raw \
+      timeout 240 ncu --clock-control none --cache-control none --launch-skip 2000 --launch-count 300 --csv --page raw \
         --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
         "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 0 --contexts 128 --gen-tokens 8 --eager 2>/dev/null |
         python3 "$here/ncu_summary.py"

@@ -13,9 +13,9 @@ if len(rows) < 3:
 head, units, data = rows[0], rows[1], rows[2:]
 col = {name: i for i, name in enumerate(head)}
 time_unit = units[col["gpu__time_duration.sum"]]
-scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}.get(time_unit, 1.0)
+scale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}[time_unit]
 byte_unit = units[col["dram__bytes_read.sum"]]
-bscale = {"byte": 1.0, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9}.get(byte_unit, 1.0)
+bscale = {"B": 1.0, "byte": 1.0, "KB": 1e3, "Kbyte": 1e3, "MB": 1e6, "Mbyte": 1e6, "GB": 1e9, "Gbyte": 1e9}[byte_unit]
 agg = defaultdict(lambda: [0, 0.0, 0.0])
 for r in data:
     a = agg[r[col["Kernel Name"]]]

@@ -18,8 +18,12 @@
 
 pub use nano_infer_host::*;
 
-/// The kernels of `gpu-kernels/`, compiled to PTX for `sm_80` by `build.rs`.
-pub const KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+/// The kernels of `gpu-kernels/`, compiled to PTX by `build.rs` for `sm_80` and for `sm_90`
+/// (the same kernels, entered through `griddepcontrol` for programmatic dependent launch).
+pub const KERNELS_PTX: backend::cuda::KernelPtx = backend::cuda::KernelPtx {
+    sm80: include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx")),
+    sm90: include_str!(concat!(env!("OUT_DIR"), "/kernels_sm90.ptx")),
+};
 
 /// Opens CUDA GPU `ordinal` with NanoInfer's kernels loaded. On a machine without a CUDA driver
 /// or GPU this is `Err(Error::CudaUnavailable)`, and the CPU keeps working.

@@ -50,6 +50,9 @@ macro_rules! kernel_entries {
             /// As the generic body: pointers valid for the sizes given, launch shape as documented.
             #[unsafe(no_mangle)]
             pub unsafe extern "ptx-kernel" fn $sym($($arg: $t),*) {
+                // Before any memory access: the previous grid may still be running under a
+                // programmatic dependent launch.
+                $crate::primitives::grid_dependency_sync();
                 // SAFETY: the host launcher upholds the body's contract.
                 unsafe { super::$body::<$($ty),*>($($arg),*) }
             }

@@ -74,6 +74,11 @@ pub fn sync_threads() {
     with(|t| t.block().barrier(t.linear, site));
 }
 
+/// Programmatic dependent launch: the emulator runs launches one after another, so the previous
+/// grid is always complete.
+#[inline(always)]
+pub fn grid_dependency_sync() {}
+
 /// One warp rendezvous carrying a single word per lane; returns every lane's word.
 fn exchange(op: Collective, word: u32) -> ([u32; 32], u32) {
     with(|t| {

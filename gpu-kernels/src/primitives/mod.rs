@@ -21,7 +21,7 @@
 //! | group | primitives |
 //! |---|---|
 //! | ids | [`thread_idx_x`], [`thread_idx_y`], [`block_idx_x`], [`block_idx_y`], [`block_idx_z`], [`block_dim_x`], [`block_dim_y`], [`grid_dim_x`], [`grid_dim_y`] |
-//! | barrier | [`sync_threads`] |
+//! | barrier | [`sync_threads`], [`grid_dependency_sync`] (programmatic dependent launch) |
 //! | warp | [`shfl_xor_f32`], [`shfl_idx_f32`], [`vote_all`], [`vote_any`], [`vote_ballot`] |
 //! | shared memory | [`dyn_smem_base`], [`smem_load_f32`], [`smem_store_f32`], [`smem_load_u32`], [`smem_store_u32`], [`smem_load_16b`], [`smem_store_16b`] |
 //! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`] |

@@ -81,6 +81,21 @@ pub fn sync_threads() {
     unsafe { nvptx::_syncthreads() }
 }
 
+/// Programmatic dependent launch (sm_90+): waits until the grids this one depends on have
+/// finished and their writes are visible (`griddepcontrol.wait`), then lets the next grid on the
+/// stream start launching (`griddepcontrol.launch_dependents`), so its blocks are scheduled while
+/// this grid's last blocks run. Every entry calls it first (`kernel_entries!`). Without a PDL
+/// launch attribute, or on sm_80 builds (where it compiles to nothing), it has no effect.
+#[inline(always)]
+pub fn grid_dependency_sync() {
+    #[cfg(target_feature = "sm_90")]
+    // SAFETY: both instructions only order this grid against its neighbours on the stream;
+    // the implied memory clobber keeps every access after the wait.
+    unsafe {
+        core::arch::asm!("griddepcontrol.wait;", "griddepcontrol.launch_dependents;")
+    }
+}
+
 /// Butterfly shuffle across the full warp: lane `l` gets `v` of lane `l ^ mask`.
 #[inline(always)]
 pub fn shfl_xor_f32(v: f32, mask: u32) -> f32 {

@@ -45,11 +45,23 @@ pub(crate) enum Target {
     Emulator,
 }
 
+/// The kernels' PTX, as `build.rs` writes it: the portable sm_80 build and the Hopper build,
+/// whose entries open with `griddepcontrol` (programmatic dependent launch).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelPtx {
+    pub sm80: &'static str,
+    pub sm90: &'static str,
+}
+
 /// A GPU's driver objects.
 pub(crate) struct Driver {
     // Field order is drop order: cuBLAS before the module and the stream.
     blas: CudaBlas,
     module: Arc<CudaModule>,
+    /// Kernels launch with programmatic stream serialization (Hopper's sm_90 module): each may
+    /// start while the previous kernel's last blocks run, and waits for it in
+    /// `grid_dependency_sync` before touching memory.
+    pdl: bool,
     functions: Mutex<HashMap<String, CudaFunction>>,
     stream: Arc<CudaStream>,
 }
@@ -81,8 +93,13 @@ impl Driver {
         Ok(f)
     }
 
+    /// Whether kernels launch as programmatic dependents (see [`Driver::pdl`]).
+    pub(crate) fn pdl(&self) -> bool {
+        self.pdl
+    }
+
     /// Makes the context current on the calling thread (raw driver calls need it).
-    fn bind(&self) -> Result<()> {
+    pub(crate) fn bind(&self) -> Result<()> {
         self.stream
             .context()
             .bind_to_thread()
@@ -135,8 +152,11 @@ fn probe_libraries() -> Result<()> {
 }
 
 impl CudaBackend {
-    /// Opens GPU `ordinal` and loads `ptx` (the kernels of `gpu-kernels/`).
-    pub fn new(ordinal: usize, ptx: &str) -> Result<CudaBackend> {
+    /// Opens GPU `ordinal` and loads the kernels of `gpu-kernels/`: on Hopper (compute
+    /// capability 9+) the sm_90 build, launched as programmatic dependents, unless
+    /// `NANO_INFER_PDL=0` asks for the sm_80 build and plain launches (to measure the
+    /// difference); elsewhere the sm_80 build.
+    pub fn new(ordinal: usize, ptx: KernelPtx) -> Result<CudaBackend> {
         probe_libraries()?;
         let count = CudaContext::device_count().map_err(cuda_err("device_count"))?;
         if ordinal >= count.max(0) as usize {
@@ -147,8 +167,12 @@ impl CudaBackend {
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("context"))?;
         // A non-default stream, so that the decode step can be captured in a CUDA graph later.
         let stream = ctx.new_stream().map_err(cuda_err("new_stream"))?;
+        let (major, _) = ctx
+            .compute_capability()
+            .map_err(cuda_err("compute_capability"))?;
+        let pdl = major >= 9 && std::env::var("NANO_INFER_PDL").map_or(true, |v| v != "0");
         let module = ctx
-            .load_module(Ptx::from_src(ptx))
+            .load_module(Ptx::from_src(if pdl { ptx.sm90 } else { ptx.sm80 }))
             .map_err(cuda_err("load_module"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|source| Error::Cublas {
             op: "cublas_create",
@@ -182,6 +206,7 @@ impl CudaBackend {
                 target: Target::Driver(Driver {
                     blas,
                     module,
+                    pdl,
                     functions: Mutex::new(HashMap::new()),
                     stream,
                 }),

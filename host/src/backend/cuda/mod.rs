@@ -17,7 +17,7 @@ mod timing;
 pub(crate) use allocator::DeviceBuffer;
 pub use allocator::MemoryStats;
 pub(crate) use blas::{CublasGemm, Gemm};
-pub use context::CudaBackend;
+pub use context::{CudaBackend, KernelPtx};
 pub(crate) use dispatch::KernelArg;
 pub use graph::{CapturedGraph, DeviceU32};
 pub use storage::CudaStorage;
