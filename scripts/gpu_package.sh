@@ -25,7 +25,7 @@ cp "$target/release/nano-infer" gpu-run/bin/nano-infer && strip gpu-run/bin/nano
 # A 2-layer SmolLM2 (~36 MB) for the end-to-end GPU tests and benchmarks.
 "$target/release/nano-infer" fixture --layers 2 --out gpu-run/smollm2-2l.gguf
 # The test-only probe kernels, for the emulator's gpu_probe test (hardware vs emulated semantics).
-cp "$(scripts/ptx_primitives_check.sh --build-only)" gpu-run/probe.ptx
+cp "$(scripts/ptx_primitives_check.sh --build-only)" gpu-run/bin/probe.ptx
 cp -r ../shared/anchors gpu-run/anchors
 cp scripts/compare_anchors.py scripts/gpu_run.sh scripts/ncu_summary.py gpu-run/
 # The executables embed the PTX (text, compresses ~4x): packed so the folder fits the 64 MiB

@@ -13,11 +13,11 @@ libs=$(python3 -c 'import glob,os,site; print(":".join(sorted({os.path.dirname(p
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
 export NANO_INFER_FIXTURE="$here/smollm2-2l.gguf"
 # The emulator's gpu_probe test runs the test-only probe kernels (gpu_package.sh packs them).
-export NANO_INFER_PROBE_PTX="$here/probe.ptx"
+export NANO_INFER_PROBE_PTX="$here/bin/probe.ptx"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
 {
   for t in "$here"/bin/*; do
-    case "$(basename "$t")" in gpu_kernels|nano-infer) continue ;; esac
+    case "$(basename "$t")" in gpu_kernels|nano-infer|*.ptx) continue ;; esac
     echo "== $(basename "$t")"
     "$t" --include-ignored --test-threads=4 2>&1 | grep -v " \.\.\. ok$"
     echo "exit status: ${PIPESTATUS[0]}"
