@@ -84,12 +84,17 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
         // Pass 1: (residual add and) sum of squares.
         let mut ss = 0.0f32;
         let mut cache = [E::pack([0.0; CHUNK]); CACHED_CHUNKS];
+        // The weight of the cached chunks, loaded with them: its round trip overlaps the first
+        // pass and the reduction instead of following them (decode rows are one short row,
+        // where latency is the whole cost).
+        let mut w_cache = [E::pack([0.0; CHUNK]); CACHED_CHUNKS];
         if vector {
             let chunks = cols / CHUNK;
             unroll_cached!(k => {
                 let c = t + k * bd;
                 if c < chunks {
                     cache[k] = load(c * CHUNK, true);
+                    w_cache[k] = E::load_packed(w, c * CHUNK);
                     ss += sum_sq(&E::unpack(cache[k]));
                 }
             });
@@ -115,8 +120,7 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
         // is recomputed from x and residual, which a non-aliasing sum_out leaves intact).
         if vector {
             let chunks = cols / CHUNK;
-            let scale = |i: usize, v: [f32; CHUNK]| {
-                let wv = E::load_chunk(w, i);
+            let scale = |i: usize, v: [f32; CHUNK], wv: [f32; CHUNK]| {
                 let mut o = [0.0f32; CHUNK];
                 for k in 0..CHUNK {
                     o[k] = v[k] * inv * wv[k];
@@ -126,7 +130,7 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
             unroll_cached!(k => {
                 let c = t + k * bd;
                 if c < chunks {
-                    scale(c * CHUNK, E::unpack(cache[k]));
+                    scale(c * CHUNK, E::unpack(cache[k]), E::unpack(w_cache[k]));
                 }
             });
             let mut c = t + CACHED_CHUNKS * bd;
@@ -136,7 +140,7 @@ unsafe fn rmsnorm_rows<E: Elem, const ADD: bool>(
                 } else {
                     E::unpack(load(c * CHUNK, false))
                 };
-                scale(c * CHUNK, v);
+                scale(c * CHUNK, v, E::load_chunk(w, c * CHUNK));
                 c += bd;
             }
         } else {
