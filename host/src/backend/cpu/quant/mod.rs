@@ -48,6 +48,12 @@ pub const QK: usize = 32;
 /// decode-sized weight (hundreds of KB) still gives every core several tasks.
 const TASK_BYTES: usize = 32 * 1024;
 
+/// How far ahead of the tile being multiplied each task prefetches weight bytes. A tile of 4
+/// rows is only a few cache lines per row (a SmolLM2 Q4_1 row is 360 bytes), too short a stream
+/// for the hardware prefetcher, so without this the kernels wait on memory latency: a decode
+/// step took twice the CPU time (1 thread, SmolLM2 Q4_1). 2–6 KB measured alike.
+const PREFETCH_BYTES: usize = 2048;
+
 /// Activation rows quantized to 8 bits per block of [`QK`]: for row `t`, block `b`,
 /// `x ≈ d[t·nb + b] · qs[t·k + 32·b + j]` and `s[t·nb + b] = d · Σ_j qs`.
 #[derive(Clone, Debug, Default)]
@@ -339,6 +345,8 @@ impl QuantKernels {
         let per_tile = tn / passes;
         let run = |j0: usize, outs: &mut [&mut [f32]]| {
             let width = outs[0].len();
+            let start = j0 * row_bytes;
+            prefetch(&w[start..(start + PREFETCH_BYTES).min(w.len())]);
             let mut arows = [acts.row(0); 4];
             let mut wrows: [&[u8]; 4] = [&[]; 4];
             let mut res = [0.0f32; 16];
@@ -352,6 +360,11 @@ impl QuantKernels {
                     for (r, wr) in wrows.iter_mut().take(nr).enumerate() {
                         *wr = &w[(j0 + j + r) * row_bytes..][..row_bytes];
                     }
+                    let ahead = (j0 + j) * row_bytes + PREFETCH_BYTES;
+                    prefetch(
+                        w.get(ahead..)
+                            .map_or(&[], |t| &t[..(nr * row_bytes).min(t.len())]),
+                    );
                     // SAFETY: the ISA is supported (see `new`); each weight row is whole
                     // blocks of `format` and each act row has `k` values; the tile is at most
                     // `tr × tn`, as the kernels require.
@@ -368,6 +381,22 @@ impl QuantKernels {
         for_row_blocks(out, m, n, row_bytes, run);
         Ok(())
     }
+}
+
+/// Asks the cache for `bytes` ahead of their use (a hint: it never faults nor changes results).
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch reads nothing architecturally and never faults; the address is in
+        // bounds anyway.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// `n` weight rows of `row_bytes` each in `w`.
