@@ -14,7 +14,7 @@ mod rope;
 pub use attention::attention;
 pub use decode::{argmax_into, decode_attention, embedding_at, rope_kv_write};
 pub use matmul::{linear, matmul};
-pub use quantized::{LinearWeight, linear_any, linear_quantized, linear_swiglu};
+pub use quantized::{LinearWeight, linear_any, linear_group, linear_quantized, linear_swiglu};
 pub use rope::{RopeTable, rope};
 
 use nano_infer_kernels::params::SoftmaxParams;

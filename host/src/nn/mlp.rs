@@ -106,8 +106,8 @@ impl Module for LlamaMlp {
                 functional::linear_swiglu(x, gate_up)?
             }
             _ => {
-                let gate = self.gate_proj.forward(x)?;
-                let up = self.up_proj.forward(x)?;
+                let [gate, up] =
+                    functional::linear_group(x, [self.gate_proj.weight(), self.up_proj.weight()])?;
                 functional::swiglu(&gate, &up)?
             }
         };

@@ -164,9 +164,13 @@ impl LlamaLayer {
         let pos = cache.len();
         let (hd, interleaved) = (self.head_dim, self.rope_interleaved);
         // [seq, heads, head_dim] and [seq, kv_heads, head_dim]
-        let q = self.q_proj.forward(h)?.reshape([seq, self.heads, hd])?;
-        let k = self.k_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
-        let v = self.v_proj.forward(h)?.reshape([seq, self.kv_heads, hd])?;
+        let [q, k, v] = functional::linear_group(
+            h,
+            [&self.q_proj, &self.k_proj, &self.v_proj].map(|l| l.weight()),
+        )?;
+        let q = q.reshape([seq, self.heads, hd])?;
+        let k = k.reshape([seq, self.kv_heads, hd])?;
+        let v = v.reshape([seq, self.kv_heads, hd])?;
         if seq == 1
             && let Some(device_pos) = cache.device_len()
         {
