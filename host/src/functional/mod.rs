@@ -16,7 +16,7 @@ pub use decode::{argmax_into, decode_attention, embedding_at, rope_kv_write};
 pub use matmul::{linear, matmul};
 /// Rows up to which a CUDA linear layer runs the GEMV kernels (decode); more run cuBLAS.
 pub use nano_infer_kernels::params::GEMV_MAX_M;
-pub use quantized::{LinearWeight, linear_any, linear_quantized, linear_swiglu};
+pub use quantized::{LinearWeight, linear_any, linear_group, linear_quantized, linear_swiglu};
 pub use rope::{RopeTable, rope};
 
 use nano_infer_kernels::params::SoftmaxParams;

@@ -13,7 +13,7 @@
 use nano_infer_kernels::params::GEMV_MAX_M;
 
 use super::{cpu_result, cuda_ptr, matmul::linear, swiglu, with_f32};
-use crate::backend::cpu::quant::QuantKernels;
+use crate::backend::cpu::quant::{QuantKernels, QuantWeight};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
@@ -70,6 +70,57 @@ pub fn linear_any(x: &Tensor, w: &LinearWeight) -> Result<Tensor> {
         LinearWeight::Dense(t) => linear(x, t),
         LinearWeight::Quantized(q) => linear_quantized(x, q, false),
     }
+}
+
+/// `x [.., k] · w_iᵀ` for each of `ws` (`[n_i, k]`): the projections that share an input. On
+/// the CPU with every weight quantized this is one grouped product
+/// ([`QuantKernels::matmul_group`]: the input quantized once, one pool of parallel tasks);
+/// otherwise one [`linear_any`] per weight.
+pub fn linear_group(x: &Tensor, ws: &[&LinearWeight]) -> Result<Vec<Tensor>> {
+    const OP: &str = "linear_group";
+    let quantized = ws.iter().map(|w| match w {
+        LinearWeight::Quantized(q) => Some(q),
+        LinearWeight::Dense(_) => None,
+    });
+    let separate = || ws.iter().map(|w| linear_any(x, w)).collect();
+    let Some(qs) = quantized.collect::<Option<Vec<_>>>() else {
+        return separate();
+    };
+    if !matches!(x.device(), Device::Cpu) {
+        return separate();
+    }
+    let k = x.shape().last_dim();
+    let (m, x2) = rows_of(OP, x, k)?;
+    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(ws.len());
+    let mut group = Vec::with_capacity(ws.len());
+    for q in &qs {
+        check_device(OP, x, q)?;
+        let [n, qk] = q.dims();
+        if qk != k {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                expected: format!("[.., {qk}]"),
+                got: x.shape().to_string(),
+            });
+        }
+        outs.push(vec![0.0; m * n]);
+        group.push(QuantWeight {
+            format: q.format(),
+            w: q.cpu_blocks()?,
+            n,
+        });
+    }
+    let mut pairs: Vec<_> = group
+        .into_iter()
+        .zip(outs.iter_mut().map(|o| &mut o[..]))
+        .collect();
+    with_f32(&x2, |xv| {
+        QuantKernels::best().matmul_group(k, xv, m, &mut pairs)
+    })?;
+    qs.iter()
+        .zip(outs)
+        .map(|(q, out)| cpu_result(out, out_dims(x, q.dims()[0]), x.dtype()))
+        .collect()
 }
 
 /// `x [.., k] · wᵀ` for `w` `[n, k]` quantized; returns `[.., n]` in `x`'s dtype. With

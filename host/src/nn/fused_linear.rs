@@ -7,14 +7,16 @@
 //!   ([`QuantizedTensor::concat_rows`]), so the GPU holds only the joined copy; weights quantized
 //!   in place ([`FusedLinear::quantize`]) are quantized joined.
 //! - Quantized weights on the CPU as loaded stay separate: they are borrowed from the file's
-//!   memory map, and a joined copy would put them in resident memory a second time.
+//!   memory map, and a joined copy would put them in resident memory a second time. Their
+//!   products still run as one (`functional::linear_group`: the input quantized once, one pool
+//!   of tasks).
 //!
 //! A joined product returns each part as a view of its columns (a contiguous one for a single
 //! row, as in decode).
 
 use super::{Linear, Module};
 use crate::error::{Error, Result};
-use crate::functional::LinearWeight;
+use crate::functional::{self, LinearWeight};
 use crate::tensor::{Device, QuantizedTensor, Tensor};
 
 /// Several bias-free linear layers over one input.
@@ -64,7 +66,10 @@ impl FusedLinear {
     /// `[x · W_iᵀ for each part]`, each `[.., out_i]`.
     pub fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         match &self.storage {
-            Storage::Separate(parts) => parts.iter().map(|p| p.forward(x)).collect(),
+            Storage::Separate(parts) => {
+                let weights: Vec<&LinearWeight> = parts.iter().map(Linear::weight).collect();
+                functional::linear_group(x, &weights)
+            }
             Storage::Joined(w) => {
                 let y = w.forward(x)?;
                 let last = y.rank() - 1;

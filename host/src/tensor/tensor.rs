@@ -331,6 +331,13 @@ impl Tensor {
         let Storage::Cpu(s) = &*guard else {
             unreachable!("to_device(Cpu) gives CPU storage")
         };
+        // Contiguous f32 (the logits of every decode step) is one copy, not a gather.
+        if let CpuStorage::F32(v) = s
+            && cpu.layout.is_contiguous()
+        {
+            let start = cpu.layout.offset();
+            return Ok(v[start..start + cpu.elem_count()].to_vec());
+        }
         Ok(cpu.layout.storage_indices().map(|i| s.get_f32(i)).collect())
     }
 

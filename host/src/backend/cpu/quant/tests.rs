@@ -9,7 +9,7 @@
 
 use half::f16;
 
-use super::{Q8Acts, QK, QuantKernels};
+use super::{Q8Acts, QK, QuantKernels, QuantWeight};
 use crate::backend::cpu::simd::Isa;
 use crate::backend::cpu::testing::{Lcg, assert_close};
 use crate::loaders::StorageType;
@@ -195,6 +195,49 @@ fn matmul_matches_scalar_and_f32_math() {
                         .unwrap();
                     let name = format!("{} residual vs scalar {what}", q.isa().name());
                     assert_within(&name, &got, &fine, &mag, 1e-4);
+                }
+            }
+        }
+    }
+}
+
+/// A group equals its products run one by one, bit for bit (same kernels, same tiles): weights
+/// of several formats (one without an integer kernel) and sizes, decode and prefill shapes.
+#[test]
+fn matmul_group_equals_separate_products() {
+    let mut g = Lcg::new(13);
+    let k = 256;
+    let parts = [
+        (StorageType::Q4_1, 300),
+        (StorageType::Q8_0, 17),
+        (StorageType::Q4_0, 64),
+        (StorageType::Q4_K, 9),
+    ];
+    let weights: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|&(f, n)| random_blocks(f, n * k / f.block_size(), &mut g))
+        .collect();
+    for q in every_isa() {
+        for m in [1, 5] {
+            let x = activations(m, k, &mut g);
+            // Every weight with an integer kernel (one grouped pass), then all four.
+            for len in [3, 4] {
+                let mut outs: Vec<Vec<f32>> = parts[..len]
+                    .iter()
+                    .map(|&(_, n)| vec![0.0; m * n])
+                    .collect();
+                let mut group: Vec<_> = parts
+                    .iter()
+                    .zip(&weights)
+                    .map(|(&(format, n), w)| QuantWeight { format, w, n })
+                    .zip(outs.iter_mut().map(|o| &mut o[..]))
+                    .collect();
+                q.matmul_group(k, &x, m, &mut group).unwrap();
+                for (&(format, n), (w, got)) in parts.iter().zip(weights.iter().zip(&outs)) {
+                    let mut want = vec![0.0; m * n];
+                    q.matmul(format, w, n, k, &x, m, &mut want).unwrap();
+                    let what = format!("{} group {} m={m}", q.isa().name(), format.name());
+                    assert_eq!(got, &want, "{what}");
                 }
             }
         }

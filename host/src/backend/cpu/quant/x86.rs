@@ -4,7 +4,8 @@
 //!
 //! A kernel computes a tile of weight rows × activation rows. Per block of 32: each activation
 //! row's block is loaded once for the tile's weight rows; each weight row's nibbles are unpacked
-//! once to 32 × u8 (low nibbles are elements 0..16, high nibbles 16..32, as ggml stores them) and
+//! once to 32 × u8 (low nibbles are elements 0..16, high nibbles 16..32, as ggml stores them:
+//! one 128-bit broadcast, a per-lane shift by 0 or 4, a mask) and
 //! dotted with every activation block; `d_w·d_a` scales the eight i32 lane sums into an f32
 //! accumulator per (row, row) pair and the min term `m_w·s_a` goes to a scalar one. Q8_0's signed weights take the abs/sign trick
 //! (`|w|` as u8, `sign(a, w)` as i8). Activations are quantized with `cvtps_epi32` (round half
@@ -166,7 +167,8 @@ macro_rules! x86_kernels {
                 aq[t] = acts[t].qs.as_chunks().0;
                 nb = nb.min(aq[t].len()).min(acts[t].d.len()).min(acts[t].s.len());
             }
-            let low = _mm_set1_epi8(0x0F);
+            // Both 128-bit lanes hold the block's 16 bytes; the high lane shifts right by 4.
+            let (low, shift) = (_mm256_set1_epi8(0x0F), _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
             let mut acc = [[_mm256_setzero_ps(); N]; R];
             let mut acc_min = [[0.0f32; N]; R];
             let mut a = [_mm256_setzero_si256(); N];
@@ -181,10 +183,8 @@ macro_rules! x86_kernels {
                     let Some(qs) = blk.last_chunk::<16>() else {
                         break;
                     };
-                    let qs = ld_128(qs);
-                    let lo = _mm_and_si128(qs, low);
-                    let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), low);
-                    let wq = _mm256_set_m128i(hi, lo);
+                    let qs = _mm256_broadcastsi128_si256(ld_128(qs));
+                    let wq = _mm256_and_si256(_mm256_srlv_epi32(qs, shift), low);
                     for t in 0..N {
                         let p = _mm256_cvtepi32_ps($dot(wq, a[t]));
                         let scale = _mm256_set1_ps(d * acts[t].d[b]);
