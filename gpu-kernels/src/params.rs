@@ -107,10 +107,13 @@ pub const DECODE_BLOCK_N: usize = 16 * DECODE_WARPS;
 /// one is used: 64 KB in flight per block at head dim 128.
 pub const DECODE_STAGES: usize = 3;
 
-/// Tensor-core decode attention: blocks planned per SM (the shared memory of
-/// [`DECODE_STAGES`] tiles lets two run side by side at head dim 128). The plan fills one
-/// wave of these slots and no more: a second, partial wave would double the time.
-pub const DECODE_BLOCKS_PER_SM: usize = 2;
+/// Tensor-core decode attention: blocks planned per SM. The plan fills one wave of these
+/// slots and no more (a second, partial wave would double the time). One, not the two that
+/// the shared memory allows: half the splits halve the partials that the last block of a
+/// head group merges, a serial tail (H100, B1 H32 hd128 f16, back to back: GQA KV8 4096 keys
+/// 1.33 -> 1.74 TB/s, 16384 keys 2.05 -> 2.28; MHA 2.34 -> 2.38 and 2.88 -> 2.91). The
+/// bytes in flight (two tiles, 64 KB per SM at head dim 128) still cover the DRAM latency.
+pub const DECODE_BLOCKS_PER_SM: usize = 1;
 
 /// Dynamic shared memory of a tensor-core decode block: the K/V ring (the end-of-split merge
 /// of the warps' results reuses it).
