@@ -19,9 +19,12 @@
 //! Both write each split's partial `(acc, max, sum)` to f32 scratch, and the last block of a
 //! (subgroup, KV head) to finish merges the splits in use into `out` ([`finish_split`]): a
 //! counter per (subgroup, KV head) counts the splits done (`atom.add` after a GPU-scope fence).
-//! That folds the combine pass into the one launch, which saves a launch gap and a small grid
-//! that mostly waited on L2 latency. The last block resets its counter to 0, so the zeroed
-//! counter buffer the backend allocates once stays valid across calls and CUDA-graph replays.
+//! That folds the combine pass into the one launch (one kernel per layer in a decode graph).
+//! It is not free: the last block's merge is the same serial chain of L2 round trips that the
+//! combine grid waited on, so on its own (H100, 33 splits under GQA) it measured level with the
+//! two launches; fewer splits ([`crate::params::DECODE_BLOCKS_PER_SM`]) are what shortened
+//! that tail. The last block resets its counter to 0, so the zeroed counter buffer the backend
+//! allocates once stays valid across calls and CUDA-graph replays.
 //!
 //! The key count may live in device memory (`kv_len_dev`, see [`DecodeAttnParams`]): the grid
 //! is then sized for the whole cache and blocks past the last key return at once, so a CUDA
