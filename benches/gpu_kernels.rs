@@ -24,6 +24,11 @@ impl Bench {
     fn wants(&self, key: &str) -> bool {
         self.only.as_deref().is_none_or(|o| key.contains(o))
     }
+    /// True when `--only` selects one of `keys`: a section builds its inputs only then (some
+    /// are slow to make, e.g. weights quantized on the CPU).
+    fn wants_any<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        keys.iter().any(|k| self.wants(k.as_ref()))
+    }
     /// Times `f` (median of 50 after 5 warm-ups) and records `bytes / time` in TB/s.
     fn tbps(&mut self, key: &str, bytes: f64, f: impl FnMut() -> Result<()>) -> Result<()> {
         if !self.wants(key) {
@@ -46,15 +51,16 @@ fn kernels(b: &mut Bench) -> Result<()> {
     let dev = b.dev.clone();
     // Practical bandwidth: a 1 GiB device-to-device copy.
     let n = 1usize << 30;
-    let src = Tensor::zeros([n / 2], DType::F16, &dev)?;
-    let dst = Tensor::zeros([n / 2], DType::F16, &dev)?;
-    let (sp, dp) = (src.device_ptr().unwrap_or(0), dst.device_ptr().unwrap_or(0));
-    let gpu = b.gpu.clone();
-    // SAFETY: both tensors hold n bytes and live until the end of this function.
-    b.tbps("copy_1GiB", 2.0 * n as f64, || unsafe {
-        gpu.copy_device(dp, sp, n)
-    })?;
-    drop((src, dst));
+    if b.wants("copy_1GiB") {
+        let src = Tensor::zeros([n / 2], DType::F16, &dev)?;
+        let dst = Tensor::zeros([n / 2], DType::F16, &dev)?;
+        let (sp, dp) = (src.device_ptr().unwrap_or(0), dst.device_ptr().unwrap_or(0));
+        let gpu = b.gpu.clone();
+        // SAFETY: both tensors hold n bytes and live until the end of this block.
+        b.tbps("copy_1GiB", 2.0 * n as f64, || unsafe {
+            gpu.copy_device(dp, sp, n)
+        })?;
+    }
 
     for dt in [DType::F16, DType::BF16] {
         let nm = if dt == DType::F16 {
@@ -62,54 +68,62 @@ fn kernels(b: &mut Bench) -> Result<()> {
         } else {
             "bfloat16"
         };
-        let x = rand(&[T, H], dt, &dev, 1)?;
-        let r = rand(&[T, H], dt, &dev, 2)?;
-        let w = rand(&[H], dt, &dev, 3)?;
-        let numel = (T * H) as f64;
-        b.tbps(
-            &format!("rmsnorm_{nm}_T{T}xH{H}"),
-            2.0 * numel * 2.0,
-            || F::rms_norm(&x, &w, 1e-5).map(drop),
-        )?;
-        // Anchor formula (3 passes: torch's compiled kernel writes only the norm); ours also
-        // writes the residual sum, so its true traffic is 4 passes (reported separately).
-        b.tbps(
-            &format!("add_rmsnorm_{nm}_T{T}xH{H}"),
-            3.0 * numel * 2.0,
-            || F::add_rms_norm(&x, &r, &w, 1e-5).map(drop),
-        )?;
-        b.tbps(
-            &format!("add_rmsnorm_nosum_{nm}_T{T}xH{H}"),
-            3.0 * numel * 2.0,
-            || F::rms_norm_of_sum(&x, &r, &w, 1e-5).map(drop),
-        )?;
-        drop((x, r, w));
-        let g = rand(&[T, I], dt, &dev, 4)?;
-        let u = rand(&[T, I], dt, &dev, 5)?;
-        b.tbps(
-            &format!("swiglu_{nm}_T{T}xI{I}"),
-            3.0 * (T * I) as f64 * 2.0,
-            || F::swiglu(&g, &u).map(drop),
-        )?;
-        drop((g, u));
-        let q = rand(&[T, 32, 128], dt, &dev, 6)?;
-        let table = F::RopeTable::new(T, 128, 10000.0, &dev)?;
-        let numel = (T * 32 * 128) as f64;
-        b.tbps(&format!("rope_{nm}_T{T}x32x128"), 2.0 * numel * 2.0, || {
-            F::rope(&q, &table, 0, false).map(drop)
-        })?;
-        b.tbps(
-            &format!("rope_interleaved_{nm}_T{T}x32x128"),
-            2.0 * numel * 2.0,
-            || F::rope(&q, &table, 0, true).map(drop),
-        )?;
-        drop(q);
-        let s = rand(&[128 * 1024, 1024], dt, &dev, 7)?;
-        b.tbps(
-            &format!("softmax_{nm}_131072x1024"),
-            2.0 * (128 * 1024 * 1024) as f64 * 2.0,
-            || F::softmax(&s, 1.0, false).map(drop),
-        )?;
+        if b.wants_any(
+            &["rmsnorm_", "add_rmsnorm_", "add_rmsnorm_nosum_"]
+                .map(|k| format!("{k}{nm}_T{T}xH{H}")),
+        ) {
+            let x = rand(&[T, H], dt, &dev, 1)?;
+            let r = rand(&[T, H], dt, &dev, 2)?;
+            let w = rand(&[H], dt, &dev, 3)?;
+            let numel = (T * H) as f64;
+            b.tbps(
+                &format!("rmsnorm_{nm}_T{T}xH{H}"),
+                2.0 * numel * 2.0,
+                || F::rms_norm(&x, &w, 1e-5).map(drop),
+            )?;
+            // Anchor formula (3 passes: torch's compiled kernel writes only the norm); ours also
+            // writes the residual sum, so its true traffic is 4 passes (reported separately).
+            b.tbps(
+                &format!("add_rmsnorm_{nm}_T{T}xH{H}"),
+                3.0 * numel * 2.0,
+                || F::add_rms_norm(&x, &r, &w, 1e-5).map(drop),
+            )?;
+            b.tbps(
+                &format!("add_rmsnorm_nosum_{nm}_T{T}xH{H}"),
+                3.0 * numel * 2.0,
+                || F::rms_norm_of_sum(&x, &r, &w, 1e-5).map(drop),
+            )?;
+        }
+        if b.wants(&format!("swiglu_{nm}_T{T}xI{I}")) {
+            let g = rand(&[T, I], dt, &dev, 4)?;
+            let u = rand(&[T, I], dt, &dev, 5)?;
+            b.tbps(
+                &format!("swiglu_{nm}_T{T}xI{I}"),
+                3.0 * (T * I) as f64 * 2.0,
+                || F::swiglu(&g, &u).map(drop),
+            )?;
+        }
+        if b.wants_any(&["rope_", "rope_interleaved_"].map(|k| format!("{k}{nm}_T{T}x32x128"))) {
+            let q = rand(&[T, 32, 128], dt, &dev, 6)?;
+            let table = F::RopeTable::new(T, 128, 10000.0, &dev)?;
+            let numel = (T * 32 * 128) as f64;
+            b.tbps(&format!("rope_{nm}_T{T}x32x128"), 2.0 * numel * 2.0, || {
+                F::rope(&q, &table, 0, false).map(drop)
+            })?;
+            b.tbps(
+                &format!("rope_interleaved_{nm}_T{T}x32x128"),
+                2.0 * numel * 2.0,
+                || F::rope(&q, &table, 0, true).map(drop),
+            )?;
+        }
+        if b.wants(&format!("softmax_{nm}_131072x1024")) {
+            let s = rand(&[128 * 1024, 1024], dt, &dev, 7)?;
+            b.tbps(
+                &format!("softmax_{nm}_131072x1024"),
+                2.0 * (128 * 1024 * 1024) as f64 * 2.0,
+                || F::softmax(&s, 1.0, false).map(drop),
+            )?;
+        }
     }
     Ok(())
 }
@@ -146,6 +160,10 @@ fn gemv(b: &mut Bench) -> Result<()> {
     let dev = b.dev.clone();
     for dt in [DType::F16, DType::BF16] {
         for (k, n) in [(4096, 11008), (11008, 4096), (4096, 4096)] {
+            let keys = [1usize, 2, 4, 8].map(|m| format!("gemv_{}_M{m}_K{k}_N{n}", dt.name()));
+            if !b.wants_any(&keys) {
+                continue;
+            }
             let w = Tensor::randn([n, k], 0.02, 8, dt, &dev)?;
             for m in [1usize, 2, 4, 8] {
                 let x = Tensor::randn([m, k], 1.0, 9, dt, &dev)?;
@@ -224,6 +242,11 @@ fn gemv_quantized(b: &mut Bench) -> Result<()> {
         }
     }
     let (k, n) = (4096, 11008);
+    let swiglu =
+        [1usize, 8].map(|m| ["", "q4_1_"].map(|q| format!("gemv_swiglu_{q}f16_M{m}_K{k}_N{n}")));
+    if !b.wants_any(swiglu.as_flattened()) {
+        return Ok(());
+    }
     let w = Tensor::randn([2 * n, k], 0.02, 8, DType::F16, &dev)?;
     let dense = LinearWeight::Dense(w.clone());
     let w32 = w.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
@@ -264,11 +287,14 @@ fn decode_attention(b: &mut Bench) -> Result<()> {
         };
         for kv_heads in [32usize, 8] {
             for s in [1024usize, 4096, 16384] {
+                let key = format!("decode_attn_{nm}_B1_H32_KV{kv_heads}_D128_S{s}");
+                if !b.wants(&key) {
+                    continue;
+                }
                 let q = Tensor::randn([1, 32, 128], 1.0, 1, dt, &dev)?;
                 let k = Tensor::randn([s, kv_heads, 128], 1.0, 2, dt, &dev)?;
                 let v = Tensor::randn([s, kv_heads, 128], 1.0, 3, dt, &dev)?;
                 let bytes = 2.0 * (s * kv_heads * 128) as f64 * 2.0;
-                let key = format!("decode_attn_{nm}_B1_H32_KV{kv_heads}_D128_S{s}");
                 let call = || F::attention(&q, &k, &v, 0.088, true).map(drop);
                 b.tbps(&key, bytes, call)?;
                 b.tbps(

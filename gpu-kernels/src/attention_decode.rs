@@ -13,11 +13,18 @@
 //!   rows, zero-padded to 16; K by `ldmatrix`, V by `ldmatrix.trans`), online softmax in
 //!   registers (log2 domain, row max over the 4-lane quad). At the end of the split the warps
 //!   merge through shared memory and write one unnormalised partial per head.
-//! - `decode_attn_h{1,2,3,4}_f32` (the simple f32 path): one-warp blocks, no shared memory,
-//!   `head_dim / 8` lanes per KV row with 16-byte loads, [`DECODE_TOKENS_AHEAD`] tokens per lane
-//!   loaded ahead of the math, up to [`DECODE_MAX_HEADS_PER_BLOCK`] heads per block.
-//! - `decode_attn_combine_{f32,f16,bf16}` (`grid.x = heads`, `block.x = head_dim`) rescales and
-//!   sums the partial `(acc, max, sum)` of the splits in use (f32 scratch).
+//! - `decode_attn_h{1,2,3,4}_f32` (the simple f32 path, one-warp blocks): in
+//!   [`crate::attention_decode_f32`].
+//!
+//! Both write each split's partial `(acc, max, sum)` to f32 scratch, and the last block of a
+//! (subgroup, KV head) to finish merges the splits in use into `out` ([`finish_split`]): a
+//! counter per (subgroup, KV head) counts the splits done (`atom.add` after a GPU-scope fence).
+//! That folds the combine pass into the one launch (one kernel per layer in a decode graph).
+//! It is not free: the last block's merge is the same serial chain of L2 round trips that the
+//! combine grid waited on, so on its own (H100, 33 splits under GQA) it measured level with the
+//! two launches; fewer splits ([`crate::params::DECODE_BLOCKS_PER_SM`]) are what shortened
+//! that tail. The last block resets its counter to 0, so the zeroed counter buffer the backend
+//! allocates once stays valid across calls and CUDA-graph replays.
 //!
 //! The key count may live in device memory (`kv_len_dev`, see [`DecodeAttnParams`]): the grid
 //! is then sized for the whole cache and blocks past the last key return at once, so a CUDA
@@ -27,22 +34,19 @@
 //! `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only decode_attn`.
 
 use crate::attention_flash::{ldmatrix_bases, load_tile, quad_max, quad_sum};
-use crate::elem::{BF16, CHUNK, Elem, F16, MmaElem};
+use crate::elem::{BF16, Elem, F16, MmaElem};
 use crate::params::{
-    DECODE_BLOCK_N, DECODE_MAX_HEADS_PER_BLOCK, DECODE_MMA_HEADS, DECODE_STAGES,
-    DECODE_TOKENS_AHEAD, DECODE_WARPS, DecodeAttnParams, FLASH_WARPS, decode_smem_bytes,
+    DECODE_BLOCK_N, DECODE_MMA_HEADS, DECODE_STAGES, DECODE_WARPS, DecodeAttnParams, FLASH_WARPS,
+    decode_smem_bytes,
 };
 use crate::primitives::{
-    block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group, cp_async_wait_group,
-    dyn_smem_base, exp2_approx, ldmatrix_x4, ldmatrix_x4_trans, shfl_xor_f32, smem_load_f32,
-    smem_store_f32, sync_threads, thread_idx_x,
+    atomic_add_u32, block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group,
+    cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, ldmatrix_x4, ldmatrix_x4_trans,
+    load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32,
+    sync_threads, thread_idx_x,
 };
 use crate::{kernel_entries, unroll4, unroll8, unroll16};
 
-const _: () = assert!(
-    DECODE_MAX_HEADS_PER_BLOCK <= 4 && DECODE_TOKENS_AHEAD == 4,
-    "per-head and per-token loops of the f32 path use unroll4!"
-);
 const _: () = assert!(
     DECODE_WARPS == FLASH_WARPS && DECODE_BLOCK_N == 16 * DECODE_WARPS && DECODE_MMA_HEADS == 8,
     "load_tile assumes FLASH_WARPS * 32 threads; each warp owns 16 keys of a tile; heads fill \
@@ -60,12 +64,133 @@ const _: () = assert!(
 /// # Safety
 /// `kv_len_dev` is null or points at a `u32`.
 #[inline(always)]
-unsafe fn total_keys(kv_len_dev: *const u32, p: &DecodeAttnParams) -> u32 {
+pub(crate) unsafe fn total_keys(kv_len_dev: *const u32, p: &DecodeAttnParams) -> u32 {
     if kv_len_dev.is_null() {
         p.kv_len
     } else {
         // SAFETY: the caller's contract.
         p.kv_len + unsafe { *kv_len_dev }
+    }
+}
+
+/// Ends a block's split once its partials are written: counts the split in at `counter` and,
+/// in the block that counts last, merges the `splits` partials of query heads `h0..h0 + hb`
+/// into `out` ([`merge_splits`]) and resets the counter for the next launch. Every thread of
+/// the block calls it; `flag` is a shared-memory word no thread still reads.
+///
+/// Release: each thread fences its partial writes, the barrier orders them before thread 0's
+/// atomic. Acquire: thread 0 fences after the atomic, the barrier orders the merge's loads
+/// after that (the pattern of CUDA's threadFenceReduction sample).
+///
+/// # Safety
+/// `counter` is this (subgroup, KV head)'s word of the zeroed counter buffer, and `splits`
+/// blocks (the splits in use) call this for it; the scratch holds every split's partials of
+/// these heads as [`merge_splits`] reads them; `out` holds `heads * head_dim` elements.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn finish_split<E: Elem>(
+    part_acc: *const f32,
+    part_ml: *const f32,
+    out: *mut E,
+    counter: *mut u32,
+    flag: u32,
+    (h0, hb, splits): (usize, usize, usize),
+    (tid, threads): (usize, usize),
+    p: &DecodeAttnParams,
+) {
+    fence_gpu();
+    sync_threads();
+    // SAFETY (whole body): the caller's contract; `flag` is shared memory of this block.
+    unsafe {
+        if tid == 0 {
+            let done = atomic_add_u32(counter, 1) + 1;
+            fence_gpu();
+            smem_store_u32(flag, (done == splits as u32) as u32);
+        }
+        sync_threads();
+        if smem_load_u32(flag) == 0 {
+            return;
+        }
+        if tid == 0 {
+            // Every split has counted in: nobody else touches the counter in this launch.
+            *counter = 0;
+        }
+        merge_splits(part_acc, part_ml, out, (h0, hb, splits), (tid, threads), p);
+    }
+}
+
+/// Splits whose partials one thread of [`merge_splits`] loads at once: the last block's merge is a
+/// chain of dependent L2 round trips, `ceil(splits / MERGE_BATCH)` per 4 columns it owns.
+const MERGE_BATCH: usize = 16;
+
+/// `out[h, :] = Σ_s 2^(m_s - M) acc_s / Σ_s 2^(m_s - M) l_s` for heads `h0..h0 + hb` over
+/// `splits` splits, in one pass with a running max. A thread takes 4 columns of one head at a
+/// time (16-byte loads) and loads [`MERGE_BATCH`] splits before using them: one dependent load per split
+/// would be a latency chain as long as the split count.
+///
+/// # Safety
+/// `part_acc` (`[splits, heads, head_dim]` f32, 16-byte aligned) and `part_ml`
+/// (`[splits, heads, 2]`) hold the partials of these heads; `out` holds `heads * head_dim`.
+#[inline(always)]
+unsafe fn merge_splits<E: Elem>(
+    part_acc: *const f32,
+    part_ml: *const f32,
+    out: *mut E,
+    (h0, hb, splits): (usize, usize, usize),
+    (tid, threads): (usize, usize),
+    p: &DecodeAttnParams,
+) {
+    let (heads, d) = (p.heads as usize, p.head_dim as usize);
+    let mut i = tid;
+    while i < hb * d / 4 {
+        let (h, c) = (h0 + 4 * i / d, 4 * i % d);
+        let mut m = f32::NEG_INFINITY;
+        let (mut num, mut den) = ([0f32; 4], 0.0f32);
+        let mut s0 = 0;
+        while s0 < splits {
+            let mut ms = [f32::NEG_INFINITY; MERGE_BATCH];
+            let (mut ls, mut acc) = ([0f32; MERGE_BATCH], [[0u32; 4]; MERGE_BATCH]);
+            // SAFETY: slot < splits * heads, c + 4 <= head_dim (the caller's contract).
+            unsafe {
+                unroll16!(u => {
+                    if s0 + u < splits {
+                        let slot = (s0 + u) * heads + h;
+                        ms[u] = *part_ml.add(2 * slot);
+                        ls[u] = *part_ml.add(2 * slot + 1);
+                        acc[u] = load_16b(part_acc.add(slot * d + c) as *const u8).0;
+                    }
+                });
+            }
+            let mut mx = m;
+            unroll16!(u => {
+                mx = mx.max(ms[u]);
+            });
+            // Every split in use saw a key (finite max); skip anything else rather than form
+            // -inf - -inf.
+            if mx != f32::NEG_INFINITY {
+                let r = exp2_approx(m - mx);
+                den *= r;
+                unroll4!(e => {
+                    num[e] *= r;
+                });
+                unroll16!(u => {
+                    if ms[u] != f32::NEG_INFINITY {
+                        let f = exp2_approx(ms[u] - mx);
+                        den += f * ls[u];
+                        unroll4!(e => {
+                            num[e] += f * f32::from_bits(acc[u][e]);
+                        });
+                    }
+                });
+                m = mx;
+            }
+            s0 += MERGE_BATCH;
+        }
+        unroll4!(e => {
+            // SAFETY: h < heads, c + e < head_dim.
+            unsafe { *out.add(h * d + c + e) = E::store(num[e] / den) };
+        });
+        i += threads;
     }
 }
 
@@ -78,14 +203,18 @@ unsafe fn total_keys(kv_len_dev: *const u32, p: &DecodeAttnParams) -> u32 {
 /// memory) with `1 <= p.heads_per_block <= DECODE_MMA_HEADS` dividing `heads / kv_heads` and
 /// `p.head_dim == D`; `kv_len_dev` is null or points at a `u32`; `q` holds `heads * D`, `k`/`v`
 /// hold [`total_keys`] rows of stride `kv_stride` (a multiple of 8), all 16-byte aligned;
-/// `part_acc` holds `splits * heads * D` f32 and `part_ml` `splits * heads * 2`.
+/// `part_acc` holds `splits * heads * D` f32 and `part_ml` `splits * heads * 2`; `out` holds
+/// `heads * D`; `counters` holds `heads / p.heads_per_block` words, zero between launches.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // a kernel's signature
 unsafe fn decode_mma<E: MmaElem, const D: usize>(
     q: *const E,
     k: *const E,
     v: *const E,
     part_acc: *mut f32,
     part_ml: *mut f32,
+    out: *mut E,
+    counters: *mut u32,
     kv_len_dev: *const u32,
     p: DecodeAttnParams,
 ) {
@@ -98,7 +227,7 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     let split_len = p.split_len(kv_len as u32) as usize;
     let t0 = split as usize * split_len;
     if t0 >= kv_len {
-        // Past the last key (uniform over the block): the combine reads only the splits in use.
+        // Past the last key (uniform over the block): neither counted nor merged.
         return;
     }
     let t_end = (t0 + split_len).min(kv_len);
@@ -117,7 +246,8 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     // SAFETY (whole body): global reads stay inside the rows below `kv_len` of this KV head
     // (tile rows past `t_end` are zero-filled, never read) and the `hb` query heads of this
     // block; shared addresses stay inside the ring of `decode_smem_bytes(D)` bytes; writes go
-    // to this split's slots of the scratch buffers.
+    // to this split's slots of the scratch buffers and, in the last block, to these heads of
+    // `out` (`finish_split`).
     unsafe {
         let kb = k.add(kvh as usize * D);
         let vb = v.add(kvh as usize * D);
@@ -278,236 +408,18 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
             }
             i += DECODE_WARPS * 32;
         }
+        let splits = p.splits_used(kv_len as u32) as usize;
+        finish_split(
+            part_acc,
+            part_ml,
+            out,
+            counters.add(h0 / hb),
+            ring,
+            (h0, hb, splits),
+            (tid, DECODE_WARPS * 32),
+            &p,
+        );
     }
-}
-
-/// Online-softmax state of one query head on one lane: running max, sum, and the lane's
-/// 8 accumulated output elements.
-#[derive(Clone, Copy)]
-struct Running {
-    m: f32,
-    l: f32,
-    acc: [f32; CHUNK],
-}
-
-impl Running {
-    const EMPTY: Running = Running {
-        m: f32::NEG_INFINITY,
-        l: 0.0,
-        acc: [0.0; CHUNK],
-    };
-
-    /// Folds in a block of keys with log2-domain scores `s` (`-inf` for keys past the split)
-    /// and value chunks `v`: one max and one rescale for the whole block, and independent
-    /// exponentials, so the per-key dependency chain of a key-at-a-time update is gone.
-    #[inline(always)]
-    fn push_block(
-        &mut self,
-        s: &[f32; DECODE_TOKENS_AHEAD],
-        v: &[[f32; CHUNK]; DECODE_TOKENS_AHEAD],
-    ) {
-        let mut m = self.m;
-        unroll4!(u => {
-            m = m.max(s[u]);
-        });
-        if m == f32::NEG_INFINITY {
-            return; // nothing valid yet (exp2(-inf - -inf) would be NaN)
-        }
-        let c = exp2_approx(self.m - m);
-        self.l *= c;
-        for e in 0..CHUNK {
-            self.acc[e] *= c;
-        }
-        unroll4!(u => {
-            let p = exp2_approx(s[u] - m);
-            self.l += p;
-            for e in 0..CHUNK {
-                self.acc[e] += p * v[u][e];
-            }
-        });
-        self.m = m;
-    }
-
-    /// Merges the state held by lane `lane ^ mask`.
-    #[inline(always)]
-    fn merge_lane(&mut self, mask: u32) {
-        let (om, ol) = (shfl_xor_f32(self.m, mask), shfl_xor_f32(self.l, mask));
-        let m = self.m.max(om);
-        // Both empty: keep the empty state (exp2(-inf - -inf) would be NaN).
-        let (c1, c2) = if m == f32::NEG_INFINITY {
-            (0.0, 0.0)
-        } else {
-            (exp2_approx(self.m - m), exp2_approx(om - m))
-        };
-        self.l = self.l * c1 + ol * c2;
-        for e in 0..CHUNK {
-            let o = shfl_xor_f32(self.acc[e], mask);
-            self.acc[e] = self.acc[e] * c1 + o * c2;
-        }
-        self.m = m;
-    }
-}
-
-/// Sum over the `lanes` lanes that share one KV row (a power of two up to 32).
-#[inline(always)]
-fn row_sum(mut v: f32, lanes: u32) -> f32 {
-    let mut mask = lanes / 2;
-    while mask > 0 {
-        v += shfl_xor_f32(v, mask);
-        mask /= 2;
-    }
-    v
-}
-
-/// The f32 path: partial attention of `G` query heads over one split of the keys, one warp.
-///
-/// # Safety
-/// Launched as the module doc says with `G == p.heads_per_block`; `kv_len_dev` is null or
-/// points at a `u32`; `q` holds `heads * head_dim`, `k`/`v` hold [`total_keys`] rows of stride
-/// `kv_stride`, all 16-byte aligned with `head_dim` and `kv_stride` multiples of 8 and
-/// `head_dim / 8` a power of two <= 32; `part_acc` holds `splits * heads * head_dim` f32 and
-/// `part_ml` `splits * heads * 2`.
-#[inline(always)]
-unsafe fn decode_simt<E: Elem, const G: usize>(
-    q: *const E,
-    k: *const E,
-    v: *const E,
-    part_acc: *mut f32,
-    part_ml: *mut f32,
-    kv_len_dev: *const u32,
-    p: DecodeAttnParams,
-) {
-    // Sub-groups of one KV head run side by side (x), so their K/V re-reads hit L2.
-    let (sub, kvh, split) = (block_idx_x(), block_idx_y(), block_idx_z());
-    // SAFETY: the caller's contract.
-    let kv_len = unsafe { total_keys(kv_len_dev, &p) };
-    let split_len = p.split_len(kv_len);
-    if split * split_len >= kv_len {
-        // Past the last key (uniform over the block): the combine reads only the splits in use.
-        return;
-    }
-    let lane = thread_idx_x();
-    let d = p.head_dim as usize;
-    let lanes_per_row = p.head_dim / CHUNK as u32;
-    let rows_per_warp = 32 / lanes_per_row;
-    let (row_in_warp, chunk) = (lane / lanes_per_row, (lane % lanes_per_row) as usize);
-    let group = p.heads / p.kv_heads;
-    let h0 = (kvh * group + sub * G as u32) as usize;
-    let t_end = ((split + 1) * split_len).min(kv_len);
-    let kv_off = kvh as usize * d + chunk * CHUNK;
-    // SAFETY (whole body): head h0 + g < heads, token t < kv_len, chunk offsets inside a row;
-    // alignment as the contract states.
-    unsafe {
-        let mut qr = [[0.0f32; CHUNK]; G];
-        let mut st = [Running::EMPTY; G];
-        // `unroll4!` + `g < G` keeps every per-head array index a constant (registers, not a
-        // stack frame); G <= DECODE_MAX_HEADS_PER_BLOCK = 4.
-        unroll4!(g => {
-            if g < G {
-                qr[g] = E::load_chunk(q, (h0 + g) * d + chunk * CHUNK);
-                for e in 0..CHUNK {
-                    qr[g][e] *= p.scale_log2;
-                }
-            }
-        });
-        let row_at = |t: u32| t as usize * p.kv_stride as usize + kv_off;
-        // DECODE_TOKENS_AHEAD tokens per lane in flight: load all (kept packed as stored), then
-        // score all, then fold them as one block. Every lane runs the same steps (shuffles
-        // need the whole warp); a lane whose token is past the split scores it -inf.
-        let mut tw = split * split_len;
-        while tw < t_end {
-            let mut kp = [E::PACKED_ZERO; DECODE_TOKENS_AHEAD];
-            let mut vp = [E::PACKED_ZERO; DECODE_TOKENS_AHEAD];
-            unroll4!(u => {
-                let t = tw + row_in_warp + u as u32 * rows_per_warp;
-                if t < t_end {
-                    kp[u] = E::load_packed(k, row_at(t));
-                    vp[u] = E::load_packed(v, row_at(t));
-                }
-            });
-            let mut vc = [[0.0f32; CHUNK]; DECODE_TOKENS_AHEAD];
-            unroll4!(u => {
-                vc[u] = E::unpack(vp[u]);
-            });
-            unroll4!(g => {
-                if g < G {
-                    let mut sc = [0.0f32; DECODE_TOKENS_AHEAD];
-                    unroll4!(u => {
-                        let kc = E::unpack(kp[u]);
-                        let mut dot = 0.0;
-                        for e in 0..CHUNK {
-                            dot += qr[g][e] * kc[e];
-                        }
-                        sc[u] = dot;
-                    });
-                    unroll4!(u => {
-                        let t = tw + row_in_warp + u as u32 * rows_per_warp;
-                        let dot = row_sum(sc[u], lanes_per_row);
-                        sc[u] = if t < t_end { dot } else { f32::NEG_INFINITY };
-                    });
-                    st[g].push_block(&sc, &vc);
-                }
-            });
-            tw += DECODE_TOKENS_AHEAD as u32 * rows_per_warp;
-        }
-        // Merge the rows a warp walked side by side (lanes with the same chunk index).
-        let mut mask = lanes_per_row;
-        while mask < 32 {
-            unroll4!(g => {
-                if g < G {
-                    st[g].merge_lane(mask);
-                }
-            });
-            mask *= 2;
-        }
-        if row_in_warp == 0 {
-            unroll4!(g => {
-                if g < G {
-                    let slot = split as usize * p.heads as usize + h0 + g;
-                    f32::store_chunk(part_acc, slot * d + chunk * CHUNK, st[g].acc);
-                    if chunk == 0 {
-                        *part_ml.add(2 * slot) = st[g].m;
-                        *part_ml.add(2 * slot + 1) = st[g].l;
-                    }
-                }
-            });
-        }
-    }
-}
-
-/// f32 path: one entry point per heads-per-block count: registers are allocated per kernel, so the
-/// one-head variant (no GQA) is not held to the four-head variant's register budget.
-macro_rules! decode_variants {
-    ($($body:ident = $g:literal: $($sym:ident = $ty:ty),+;)+) => {$(
-        /// [`decode_simt`] with a fixed number of heads per block.
-        ///
-        /// # Safety
-        /// See [`decode_simt`]; `p.heads_per_block` must equal this variant's count.
-        #[inline(always)]
-        pub unsafe fn $body<E: Elem>(
-            q: *const E,
-            k: *const E,
-            v: *const E,
-            part_acc: *mut f32,
-            part_ml: *mut f32,
-            kv_len_dev: *const u32,
-            p: DecodeAttnParams,
-        ) {
-            // SAFETY: forwarded contract.
-            unsafe { decode_simt::<E, $g>(q, k, v, part_acc, part_ml, kv_len_dev, p) }
-        }
-        kernel_entries! {
-            $body(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, kv_len_dev: *const u32, p: DecodeAttnParams);
-            $($sym = $ty),+
-        }
-    )+};
-}
-
-decode_variants! {
-    decode_attn_h1 = 1: decode_attn_h1_f32 = f32;
-    decode_attn_h2 = 2: decode_attn_h2_f32 = f32;
-    decode_attn_h3 = 3: decode_attn_h3_f32 = f32;
-    decode_attn_h4 = 4: decode_attn_h4_f32 = f32;
 }
 
 /// Head dim 64 (SmolLM2); see [`decode_mma`].
@@ -515,17 +427,20 @@ decode_variants! {
 /// # Safety
 /// As [`decode_mma`] with `D = 64`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // a kernel's signature
 unsafe fn decode_attn_d64<E: MmaElem>(
     q: *const E,
     k: *const E,
     v: *const E,
     part_acc: *mut f32,
     part_ml: *mut f32,
+    out: *mut E,
+    counters: *mut u32,
     kv_len_dev: *const u32,
     p: DecodeAttnParams,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { decode_mma::<E, 64>(q, k, v, part_acc, part_ml, kv_len_dev, p) }
+    unsafe { decode_mma::<E, 64>(q, k, v, part_acc, part_ml, out, counters, kv_len_dev, p) }
 }
 
 /// Head dim 128 (Llama 7B/8B); see [`decode_mma`].
@@ -533,90 +448,28 @@ unsafe fn decode_attn_d64<E: MmaElem>(
 /// # Safety
 /// As [`decode_mma`] with `D = 128`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // a kernel's signature
 unsafe fn decode_attn_d128<E: MmaElem>(
     q: *const E,
     k: *const E,
     v: *const E,
     part_acc: *mut f32,
     part_ml: *mut f32,
+    out: *mut E,
+    counters: *mut u32,
     kv_len_dev: *const u32,
     p: DecodeAttnParams,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { decode_mma::<E, 128>(q, k, v, part_acc, part_ml, kv_len_dev, p) }
+    unsafe { decode_mma::<E, 128>(q, k, v, part_acc, part_ml, out, counters, kv_len_dev, p) }
 }
 
 kernel_entries! {
-    decode_attn_d64(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, kv_len_dev: *const u32, p: DecodeAttnParams);
+    decode_attn_d64(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
     decode_attn_d64_f16 = F16, decode_attn_d64_bf16 = BF16,
 }
 
 kernel_entries! {
-    decode_attn_d128(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, kv_len_dev: *const u32, p: DecodeAttnParams);
+    decode_attn_d128(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
     decode_attn_d128_f16 = F16, decode_attn_d128_bf16 = BF16,
-}
-
-/// `out[h, :] = Σ_s 2^(m_s - M) acc_s / Σ_s 2^(m_s - M) l_s` over the splits in use, in one
-/// pass with a running max. Eight splits are loaded at a time: a loop of one dependent load
-/// per split was a latency chain as long as the split count (tens of microseconds at 33
-/// splits under GQA).
-///
-/// # Safety
-/// `grid.x = heads`, `block.x = head_dim`; `kv_len_dev` and the scratch buffers as
-/// the partial kernels saw and wrote them; `out` holds `heads * head_dim` elements.
-#[inline(always)]
-pub unsafe fn decode_attn_combine<E: Elem>(
-    part_acc: *const f32,
-    part_ml: *const f32,
-    out: *mut E,
-    kv_len_dev: *const u32,
-    p: DecodeAttnParams,
-) {
-    let (h, i) = (block_idx_x() as usize, thread_idx_x() as usize);
-    let (heads, d) = (p.heads as usize, p.head_dim as usize);
-    // SAFETY: h < heads, i < head_dim, s < the splits the partial kernel wrote.
-    unsafe {
-        let splits = p.splits_used(total_keys(kv_len_dev, &p)) as usize;
-        let mut m = f32::NEG_INFINITY;
-        let (mut num, mut den) = (0.0f32, 0.0f32);
-        let mut s0 = 0;
-        while s0 < splits {
-            let mut ms = [f32::NEG_INFINITY; 8];
-            let (mut ls, mut acc) = ([0f32; 8], [0f32; 8]);
-            unroll8!(u => {
-                if s0 + u < splits {
-                    let slot = (s0 + u) * heads + h;
-                    ms[u] = *part_ml.add(2 * slot);
-                    ls[u] = *part_ml.add(2 * slot + 1);
-                    acc[u] = *part_acc.add(slot * d + i);
-                }
-            });
-            let mut mx = m;
-            unroll8!(u => {
-                mx = mx.max(ms[u]);
-            });
-            // Every split in use saw a key (finite max); skip anything else rather than
-            // form -inf - -inf.
-            if mx != f32::NEG_INFINITY {
-                let c = exp2_approx(m - mx);
-                num *= c;
-                den *= c;
-                unroll8!(u => {
-                    if ms[u] != f32::NEG_INFINITY {
-                        let f = exp2_approx(ms[u] - mx);
-                        num += f * acc[u];
-                        den += f * ls[u];
-                    }
-                });
-                m = mx;
-            }
-            s0 += 8;
-        }
-        *out.add(h * d + i) = E::store(num / den);
-    }
-}
-
-kernel_entries! {
-    decode_attn_combine(part_acc: *const f32, part_ml: *const f32, out: *mut E, kv_len_dev: *const u32, p: DecodeAttnParams);
-    decode_attn_combine_f32 = f32, decode_attn_combine_f16 = F16, decode_attn_combine_bf16 = BF16,
 }

@@ -9,7 +9,8 @@
 
 use crate::params::{
     ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_BLOCKS_PER_SM, DECODE_MAX_HEADS_PER_BLOCK,
-    DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS, DECODE_WARPS, DecodeAttnParams,
+    DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS, DECODE_SIMT_SMEM_BYTES,
+    DECODE_WARPS, DecodeAttnParams,
     ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS, GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_ROWS,
     GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes,
     flash_block_n,
@@ -100,15 +101,13 @@ pub fn gemv_width(m: usize) -> usize {
     m.next_power_of_two()
 }
 
-/// Split-KV decode attention: the parameters both kernels share and their two launches.
+/// Split-KV decode attention: the kernel's parameters and its launch.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeAttnPlan {
     pub params: DecodeAttnParams,
-    /// The partial kernel, grid `(subgroups, kv_heads, splits)`: `decode_attn_d{head_dim}_*`
-    /// (tensor cores, `DECODE_WARPS` warps) or `decode_attn_h{heads_per_block}_f32` (one warp).
-    pub partial: LaunchShape,
-    /// `decode_attn_combine_*`: one block of `head_dim` threads per query head.
-    pub combine: LaunchShape,
+    /// Grid `(subgroups, kv_heads, splits)`: `decode_attn_d{head_dim}_*` (tensor cores,
+    /// `DECODE_WARPS` warps) or `decode_attn_h{heads_per_block}_f32` (one warp).
+    pub launch: LaunchShape,
 }
 
 impl DecodeAttnPlan {
@@ -121,6 +120,11 @@ impl DecodeAttnPlan {
     /// f32 elements of the partial (max, sum) scratch (`[splits, heads, 2]`).
     pub fn ml_len(&self) -> usize {
         self.params.splits as usize * self.params.heads as usize * 2
+    }
+
+    /// Split counters the launch uses: one per (subgroup, KV head).
+    pub fn counters(&self) -> usize {
+        (self.params.heads / self.params.heads_per_block) as usize
     }
 }
 
@@ -168,9 +172,9 @@ pub fn decode_attention(
         .min(max_keys.max(kv_len).div_ceil(DECODE_MIN_SPLIT_LEN))
         .max(1);
     let (block, smem) = if tensor_cores {
-        (DECODE_WARPS as u32 * 32, decode_smem_bytes(head_dim) as u32)
+        (DECODE_WARPS as u32 * 32, decode_smem_bytes(head_dim))
     } else {
-        (32, 0)
+        (32, DECODE_SIMT_SMEM_BYTES)
     };
     DecodeAttnPlan {
         params: DecodeAttnParams {
@@ -183,15 +187,10 @@ pub fn decode_attention(
             heads_per_block: per_block as u32,
             scale_log2: scale * core::f32::consts::LOG2_E,
         },
-        partial: LaunchShape {
+        launch: LaunchShape {
             grid: (subgroups as u32, kv_heads as u32, splits as u32),
             block: (block, 1, 1),
-            shared_mem_bytes: smem,
-        },
-        combine: LaunchShape {
-            grid: (heads as u32, 1, 1),
-            block: (head_dim as u32, 1, 1),
-            shared_mem_bytes: 0,
+            shared_mem_bytes: smem as u32,
         },
     }
 }

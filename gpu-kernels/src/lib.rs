@@ -29,6 +29,7 @@ pub mod params;
 
 pub mod activation;
 pub mod attention_decode;
+pub mod attention_decode_f32;
 pub mod attention_flash;
 pub mod decode_step;
 pub mod elem;

@@ -107,10 +107,13 @@ pub const DECODE_BLOCK_N: usize = 16 * DECODE_WARPS;
 /// one is used: 64 KB in flight per block at head dim 128.
 pub const DECODE_STAGES: usize = 3;
 
-/// Tensor-core decode attention: blocks planned per SM (the shared memory of
-/// [`DECODE_STAGES`] tiles lets two run side by side at head dim 128). The plan fills one
-/// wave of these slots and no more: a second, partial wave would double the time.
-pub const DECODE_BLOCKS_PER_SM: usize = 2;
+/// Tensor-core decode attention: blocks planned per SM. The plan fills one wave of these
+/// slots and no more (a second, partial wave would double the time). One, not the two that
+/// the shared memory allows: half the splits halve the partials that the last block of a
+/// head group merges, a serial tail (H100, B1 H32 hd128 f16, back to back: GQA KV8 4096 keys
+/// 1.33 -> 1.74 TB/s, 16384 keys 2.05 -> 2.28; MHA 2.34 -> 2.38 and 2.88 -> 2.91). The
+/// bytes in flight (two tiles, 64 KB per SM at head dim 128) still cover the DRAM latency.
+pub const DECODE_BLOCKS_PER_SM: usize = 1;
 
 /// Dynamic shared memory of a tensor-core decode block: the K/V ring (the end-of-split merge
 /// of the warps' results reuses it).
@@ -118,11 +121,19 @@ pub const fn decode_smem_bytes(head_dim: usize) -> usize {
     DECODE_STAGES * 2 * DECODE_BLOCK_N * head_dim * 2
 }
 
-/// Most splits of the keys per decode step: the combine pass walks them serially.
+/// Most splits of the keys per decode step: the last block of each head group merges them all.
 pub const DECODE_MAX_SPLITS: usize = 256;
 
 /// Fewest keys per split: below this the partial results outweigh the keys.
 pub const DECODE_MIN_SPLIT_LEN: usize = 64;
+
+/// Words of the decode kernels' split counters (one per (subgroup, KV head), so at most one per
+/// query head): the backend allocates them once, zeroed, and every launch leaves them zero.
+pub const DECODE_COUNTERS: usize = 1024;
+
+/// Dynamic shared memory of the f32 decode kernel: the word that tells a block it finished
+/// last.
+pub const DECODE_SIMT_SMEM_BYTES: usize = 16;
 
 /// `decode_attn_*`: one new token's attention over a KV cache, split along the keys.
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
@@ -132,7 +143,8 @@ pub const DECODE_MIN_SPLIT_LEN: usize = 64;
 /// derive the split length from that total with [`DecodeAttnParams::split_len`]: block
 /// `(subgroup, kv_head, split)` handles `heads_per_block` query heads of that KV head over keys
 /// `split * split_len ..` and writes unnormalised partial results (blocks past the last key
-/// exit at once); `decode_attn_combine_*` merges the splits in use.
+/// exit at once); the last block of each (subgroup, KV head) to finish merges the splits in
+/// use into the output, counting them on its word of a [`DECODE_COUNTERS`]-word buffer.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct DecodeAttnParams {

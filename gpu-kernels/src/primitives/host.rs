@@ -319,3 +319,20 @@ pub unsafe fn atomic_add_f32(p: *mut f32, v: f32) -> f32 {
         .expect("the update closure always returns Some");
     f32::from_bits(old)
 }
+
+/// `*p += v` atomically in global memory; returns the old value.
+///
+/// # Safety
+/// `p` must be valid for reads and writes of a `u32` (4-byte aligned) in global memory.
+#[inline(always)]
+pub unsafe fn atomic_add_u32(p: *mut u32, v: u32) -> u32 {
+    // SAFETY: the caller guarantees a valid, aligned u32; all concurrent accesses to it from
+    // kernel threads are atomic (the kernel's contract), as `AtomicU32::from_ptr` requires.
+    unsafe { AtomicU32::from_ptr(p) }.fetch_add(v, Ordering::SeqCst)
+}
+
+/// `__threadfence()`: a sequentially consistent fence (at least as strong as the GPU's).
+#[inline(always)]
+pub fn fence_gpu() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+}

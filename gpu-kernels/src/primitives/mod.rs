@@ -24,7 +24,7 @@
 //! | barrier | [`sync_threads`], [`grid_dependency_sync`] (programmatic dependent launch) |
 //! | warp | [`shfl_xor_f32`], [`shfl_idx_f32`], [`vote_all`], [`vote_any`], [`vote_ballot`] |
 //! | shared memory | [`dyn_smem_base`], [`smem_load_f32`], [`smem_store_f32`], [`smem_load_u32`], [`smem_store_u32`], [`smem_load_16b`], [`smem_store_16b`] |
-//! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`] |
+//! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`], [`atomic_add_u32`], [`fence_gpu`] |
 //! | tensor cores | [`ldmatrix_x1`], [`ldmatrix_x2`], [`ldmatrix_x4`] (and `_trans`), [`mma_m16n8k16_f16`], [`mma_m16n8k16_bf16`] |
 //! | async copy | [`cp_async_16`], [`cp_async_16_zfill`], [`cp_async_commit_group`], [`cp_async_wait_group`], [`cp_async_wait_all`] |
 //! | math | [`exp2_approx`], [`exp_approx`], [`log2_approx`], [`rsqrt_approx`], [`rcp_approx`], [`fma_f32`] |

@@ -406,3 +406,27 @@ pub unsafe fn atomic_add_f32(p: *mut f32, v: f32) -> f32 {
     }
     old
 }
+
+/// `*p += v` atomically in global memory (relaxed, GPU scope); returns the old value.
+///
+/// # Safety
+/// `p` must be valid for reads and writes of a `u32` (4-byte aligned) in global memory.
+#[inline(always)]
+pub unsafe fn atomic_add_u32(p: *mut u32, v: u32) -> u32 {
+    let old: u32;
+    // SAFETY: the caller guarantees a valid global u32.
+    unsafe {
+        asm!("atom.global.add.u32 {o}, [{p}], {v};",
+             o = out(reg32) old, p = in(reg64) p, v = in(reg32) v);
+    }
+    old
+}
+
+/// `__threadfence()`: an acquire-release fence at GPU scope. Before a relaxed atomic it
+/// publishes this thread's earlier writes (and, through a preceding barrier, its block's) to
+/// whoever observes the atomic and fences; after one, it makes theirs visible here.
+#[inline(always)]
+pub fn fence_gpu() {
+    // SAFETY: a memory fence; no operands.
+    unsafe { asm!("fence.acq_rel.gpu;") };
+}

@@ -22,6 +22,7 @@ use super::storage::CudaStorage;
 use crate::backend::emu;
 use crate::error::{Error, Result};
 use crate::tensor::DType;
+use nano_infer_kernels::params::DECODE_COUNTERS;
 
 /// Maps a driver error to [`Error::Cuda`] tagged with the op.
 pub(crate) fn cuda_err(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
@@ -29,6 +30,10 @@ pub(crate) fn cuda_err(op: &'static str) -> impl FnOnce(cudarc::driver::DriverEr
 }
 
 struct Inner {
+    /// `DECODE_COUNTERS` zeroed words: the split counters of the decode-attention kernels,
+    /// which leave them zero (see `gpu-kernels/src/attention_decode.rs`). One buffer for the
+    /// backend's life, so CUDA graphs capture a fixed address.
+    decode_counters: DeviceBuffer,
     ordinal: usize,
     name: String,
     sm_count: usize,
@@ -196,12 +201,27 @@ impl CudaBackend {
                 cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
             )
             .map_err(cuda_err("attribute"))? as usize;
+        let allocator = CachingAllocator::new(Memory::Driver(ctx.clone()));
+        let decode_counters = allocator.alloc(DECODE_COUNTERS * 4)?;
+        ctx.bind_to_thread().map_err(cuda_err("bind_to_thread"))?;
+        // SAFETY: the buffer holds `DECODE_COUNTERS * 4` bytes; the memset is ordered on the
+        // stream before any kernel.
+        unsafe {
+            result::memset_d8_async(
+                decode_counters.ptr(),
+                0,
+                DECODE_COUNTERS * 4,
+                stream.cu_stream(),
+            )
+        }
+        .map_err(cuda_err("memset"))?;
         Ok(CudaBackend {
             inner: Arc::new(Inner {
+                decode_counters,
                 ordinal,
                 name,
                 sm_count,
-                allocator: CachingAllocator::new(Memory::Driver(ctx.clone())),
+                allocator,
                 syncs: AtomicUsize::new(0),
                 target: Target::Driver(Driver {
                     blas,
@@ -218,16 +238,28 @@ impl CudaBackend {
     /// GEMM on the cuBLAS call's arguments (see `crate::backend::emu`). Needs no GPU; slow, so
     /// meant for tests and debugging on small shapes.
     pub fn emulated() -> CudaBackend {
+        let allocator = CachingAllocator::new(Memory::Host);
+        let decode_counters = allocator
+            .alloc(DECODE_COUNTERS * 4)
+            .expect("host memory for the decode counters");
+        // SAFETY: a live host buffer of `DECODE_COUNTERS * 4` bytes that nothing else uses.
+        unsafe { emu::memory::fill(decode_counters.ptr(), 0, DECODE_COUNTERS * 4) };
         CudaBackend {
             inner: Arc::new(Inner {
+                decode_counters,
                 ordinal: 0,
                 name: "SIMT emulator".into(),
                 sm_count: emu::SM_COUNT,
-                allocator: CachingAllocator::new(Memory::Host),
+                allocator,
                 syncs: AtomicUsize::new(0),
                 target: Target::Emulator,
             }),
         }
+    }
+
+    /// The decode-attention split counters (`DECODE_COUNTERS` words, zero between launches).
+    pub(crate) fn decode_counters(&self) -> u64 {
+        self.inner.decode_counters.ptr()
     }
 
     /// True for the emulated device.

@@ -8,7 +8,7 @@ use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
-    FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
+    DECODE_COUNTERS, FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
 };
 use nano_infer_kernels::weights::QuantFormat;
 
@@ -280,6 +280,16 @@ impl CudaBackend {
             tensor_cores,
         );
         let p = plan.params;
+        if plan.counters() > DECODE_COUNTERS {
+            return Err(Error::invalid(
+                "decode_attention",
+                format!(
+                    "{heads} query heads need {} split counters (at most {DECODE_COUNTERS})",
+                    plan.counters()
+                ),
+            ));
+        }
+        let counters = self.decode_counters();
         // One scratch block: the partial accumulators, then the (max, sum) pairs (16-byte
         // aligned: acc_len is a multiple of d).
         let scratch = self.alloc(plan.acc_len() + plan.ml_len(), DType::F32)?;
@@ -290,15 +300,13 @@ impl CudaBackend {
         } else {
             format!("decode_attn_h{}_{}", p.heads_per_block, dt.name())
         };
-        self.allow_shared_mem(&name, plan.partial.shared_mem_bytes)?;
-        let cfg = config(plan.partial);
-        launch!(self, name, cfg, (q, k, v, acc_p, ml_p, kv_len_dev, params));
-        let cfg = config(plan.combine);
+        self.allow_shared_mem(&name, plan.launch.shared_mem_bytes)?;
+        let cfg = config(plan.launch);
         launch!(
             self,
-            format!("decode_attn_combine_{}", dt.name()),
+            name,
             cfg,
-            (acc_p, ml_p, out, kv_len_dev, params)
+            (q, k, v, acc_p, ml_p, out, counters, kv_len_dev, params)
         );
         Ok(())
     }
