@@ -19,7 +19,7 @@
 mod common;
 
 use nano_infer::sampler::argmax;
-use nano_infer::{DType, Device, Llama, LlamaConfig, loaders};
+use nano_infer::{DType, Device, Llama, loaders};
 
 const MAX_SEQ: usize = 64;
 /// CUDA f32 vs CPU f32, absolute, on logits.
@@ -154,21 +154,7 @@ common::device_tests!(random_smollm2_matches_cpu);
 /// prefill attention) and one decode step (GEMV, split-KV decode attention) in f16 against the
 /// CPU in f32.
 fn random_smollm2_matches_cpu(dev: &Device) {
-    let full = LlamaConfig {
-        num_layers: 4,
-        ..LlamaConfig::smollm2_135m()
-    };
-    let small = LlamaConfig {
-        num_layers: 2,
-        vocab_size: 5000, // past the prompt's ids
-        hidden_size: 64,
-        intermediate_size: 128,
-        num_heads: 4,
-        num_kv_heads: 2,
-        head_dim: 16,
-        ..LlamaConfig::smollm2_135m()
-    };
-    let config = common::cases(dev, &[full], &[small]).remove(0);
+    let config = common::random_smollm2_config(dev);
     let cpu = Llama::random(&config, DType::F32, &Device::Cpu, 11).unwrap();
     let gpu = Llama::random(&config, DType::F16, dev, 11).unwrap();
     let run = |m: &Llama| {

@@ -42,8 +42,8 @@ use crate::params::{
 use crate::primitives::{
     atomic_add_u32, block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group,
     cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, ldmatrix_x4, ldmatrix_x4_trans,
-    load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32,
-    sync_threads, thread_idx_x,
+    load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32, sync_threads,
+    thread_idx_x,
 };
 use crate::{kernel_entries, unroll4, unroll8, unroll16};
 

@@ -11,8 +11,7 @@ use crate::attention_decode::{finish_split, total_keys};
 use crate::elem::{CHUNK, Elem};
 use crate::params::{DECODE_MAX_HEADS_PER_BLOCK, DECODE_TOKENS_AHEAD, DecodeAttnParams};
 use crate::primitives::{
-    block_idx_x, block_idx_y, block_idx_z, dyn_smem_base, exp2_approx, shfl_xor_f32,
-    thread_idx_x,
+    block_idx_x, block_idx_y, block_idx_z, dyn_smem_base, exp2_approx, shfl_xor_f32, thread_idx_x,
 };
 use crate::{kernel_entries, unroll4};
 

@@ -5,7 +5,7 @@
 pub mod reference;
 
 use nano_infer::backend::cpu::testing::assert_close;
-use nano_infer::{DType, Device, Tensor};
+use nano_infer::{DType, Device, LlamaConfig, Tensor};
 
 pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -116,4 +116,25 @@ pub fn fixture_path() -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// A random-weight SmolLM2 for the per-device model tests: on a GPU its real shapes with 4
+/// layers; on the emulated GPU 2 layers of the same structure with hidden size 64, GQA 4/2 and
+/// a 5000-token vocabulary (past the tests' prompt ids).
+pub fn random_smollm2_config(dev: &Device) -> LlamaConfig {
+    let full = LlamaConfig {
+        num_layers: 4,
+        ..LlamaConfig::smollm2_135m()
+    };
+    let small = LlamaConfig {
+        num_layers: 2,
+        vocab_size: 5000,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 16,
+        ..LlamaConfig::smollm2_135m()
+    };
+    cases(dev, &[full], &[small]).remove(0)
 }

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use super::quant_pack::{self, QuantFormat, QuantLayout};
+use crate::backend::cuda::BlockConversion::{Dequantize, Quantize};
 use crate::backend::cuda::DeviceBuffer;
 use crate::functional::cuda_ptr;
 use crate::loaders::StorageType;
@@ -132,7 +133,15 @@ impl QuantizedTensor {
             let buf = be.alloc_buffer(layout.total_bytes())?;
             // SAFETY: `w` is a contiguous [n, k] tensor on this device and `buf` holds the
             // layout's bytes; device allocations are 256-byte aligned; k is whole blocks.
-            unsafe { be.quantize(cuda_ptr(&w), buf.ptr(), [n, k], format, w.dtype())? };
+            unsafe {
+                be.convert_blocks(
+                    Quantize,
+                    [cuda_ptr(&w), buf.ptr()],
+                    [n, k],
+                    format,
+                    w.dtype(),
+                )?
+            };
             return Ok(QuantizedTensor {
                 format: quant_pack::storage_type(format),
                 dims: [n, k],
@@ -259,7 +268,15 @@ impl QuantizedTensor {
             let out = Tensor::uninit([n, k], dtype, device)?;
             // SAFETY: `buf` holds the [n, k] layout of `format` and `out` n·k elements, both
             // fresh device allocations (256-byte aligned); k is whole blocks.
-            unsafe { be.dequantize(buf.ptr(), cuda_ptr(&out), [n, k], format, dtype)? };
+            unsafe {
+                be.convert_blocks(
+                    Dequantize,
+                    [buf.ptr(), cuda_ptr(&out)],
+                    [n, k],
+                    format,
+                    dtype,
+                )?
+            };
             return Ok(out);
         }
         let mut v = vec![0.0; n * k];

@@ -97,48 +97,42 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Quantizes the `[n, k]` matrix at `x` (`dt`) into `format`'s repacked layout at `out`.
+    /// Converts the `[n, k]` matrix at `src` into `dst` between `dt` elements and `format`'s
+    /// repacked layout: `Quantize` (dense → blocks, one work item per block of 32) or
+    /// `Dequantize` (blocks → dense, one per 16-byte chunk of quants).
     ///
     /// # Safety
-    /// `x` holds `n · k` elements and `out` `QuantLayout { format, n, k }.total_bytes()` bytes,
-    /// both 16-byte aligned; `k` is a multiple of 32.
-    pub(crate) unsafe fn quantize(
+    /// The dense side holds `n · k` elements and the block side
+    /// `QuantLayout { format, n, k }.total_bytes()` bytes, both 16-byte aligned; `k` is a
+    /// multiple of 32.
+    pub(crate) unsafe fn convert_blocks(
         &self,
-        x: u64,
-        out: u64,
+        direction: BlockConversion,
+        [src, dst]: [u64; 2],
         [n, k]: [usize; 2],
         format: QuantFormat,
         dt: DType,
     ) -> Result<()> {
         let (n_u, k_u) = (n as u32, k as u32);
+        let (op, items) = match direction {
+            BlockConversion::Quantize => ("quantize", n * k / QBLOCK),
+            BlockConversion::Dequantize => {
+                ("dequantize", n * k * format.quant_bytes() / QBLOCK / 16)
+            }
+        };
         launch!(
             self,
-            format!("quantize_{}_{}", format.name(), dt.name()),
-            self.stride_config(n * k / QBLOCK),
-            (x, out, n_u, k_u)
+            format!("{op}_{}_{}", format.name(), dt.name()),
+            self.stride_config(items),
+            (src, dst, n_u, k_u)
         );
         Ok(())
     }
+}
 
-    /// Expands `format`'s repacked `[n, k]` matrix at `w` into `dt` elements at `out`.
-    ///
-    /// # Safety
-    /// As [`CudaBackend::quantize`], with the roles of the buffers swapped.
-    pub(crate) unsafe fn dequantize(
-        &self,
-        w: u64,
-        out: u64,
-        [n, k]: [usize; 2],
-        format: QuantFormat,
-        dt: DType,
-    ) -> Result<()> {
-        let (n_u, k_u) = (n as u32, k as u32);
-        launch!(
-            self,
-            format!("dequantize_{}_{}", format.name(), dt.name()),
-            self.stride_config(n * k * format.quant_bytes() / QBLOCK / 16),
-            (w, out, n_u, k_u)
-        );
-        Ok(())
-    }
+/// Which way [`CudaBackend::convert_blocks`] goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BlockConversion {
+    Quantize,
+    Dequantize,
 }
