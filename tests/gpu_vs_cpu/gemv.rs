@@ -1,7 +1,7 @@
 //! The GEMV variants beyond plain `linear` (which `gemm_matches_reference` covers): quantized
 //! weights (Q8_0, Q4_0, Q4_1 kept quantized on the GPU) against the dequantized weight on the
 //! scalar reference, and the fused gate+up projection with SwiGLU against its unfused
-//! reference, for m = 1..=8 (GEMV) and m = 11 (quantized: the GEMV 8 rows at a time; dense:
+//! reference, for m = 1..=8 (GEMV) and m = 11 (quantized: expanded to f16 for cuBLAS; dense:
 //! cuBLAS + swiglu), with ragged tails (k not a multiple of 256, odd n); and the device's
 //! quantizer and dequantizer against the CPU's.
 

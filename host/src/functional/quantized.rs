@@ -147,8 +147,7 @@ pub fn linear_quantized(x: &Tensor, w: &QuantizedTensor, residual: bool) -> Resu
             cpu_result(out, out_dims(x, n), x.dtype())
         }
         Device::Cuda(_) => {
-            let [_, k] = w.dims();
-            if rows_of(OP, x, k)?.0 > GEMV_MAX_M {
+            if x.elem_count() / x.shape().last_dim().max(1) > GEMV_MAX_M {
                 return linear(x, &w.dequantize(x.dtype(), x.device())?);
             }
             gemv_quantized(OP, x, w, false)
@@ -222,7 +221,7 @@ fn out_dims(x: &Tensor, n: usize) -> Vec<usize> {
     d
 }
 
-/// The GEMV kernel over `x [.., k]`, `GEMV_MAX_M` rows per launch.
+/// The GEMV kernel over `x [.., k]` (at most `GEMV_MAX_M` rows: more rows take cuBLAS).
 fn launch_rows(
     op: &'static str,
     x: &Tensor,
@@ -236,23 +235,22 @@ fn launch_rows(
     };
     let n = if swiglu { rows / 2 } else { rows };
     let (m, x2) = rows_of(op, x, k)?;
-    let out = Tensor::uninit([m, n], x.dtype(), x.device())?;
-    let (xp, yp, es) = (cuda_ptr(&x2), cuda_ptr(&out), x.dtype().size_in_bytes());
-    let mut r = 0;
-    while r < m {
-        let mc = (m - r).min(GEMV_MAX_M);
-        let (xo, yo) = ((r * k * es) as u64, (r * n * es) as u64);
-        be.gemv(
-            w_ptr,
-            xp + xo,
-            yp + yo,
-            (mc, n, k),
-            x.dtype(),
-            quant,
-            swiglu,
-        )?;
-        r += mc;
+    if m > GEMV_MAX_M {
+        return Err(Error::invalid(
+            op,
+            format!("the GEMV takes at most {GEMV_MAX_M} rows, got {m}"),
+        ));
     }
+    let out = Tensor::uninit([m, n], x.dtype(), x.device())?;
+    be.gemv(
+        w_ptr,
+        cuda_ptr(&x2),
+        cuda_ptr(&out),
+        (m, n, k),
+        x.dtype(),
+        quant,
+        swiglu,
+    )?;
     out.reshape(out_dims(x, n))
 }
 
