@@ -18,16 +18,25 @@
 /// `sym = S => D` instantiates `body::<S, D>` with `A = S`, `B = D` (the casts).
 #[macro_export]
 macro_rules! kernel_entries {
+    // `own_sync`: the body calls `grid_dependency_sync` itself (before its first access to memory
+    // another grid may write), so it can issue loads of memory no neighbouring grid writes first.
+    (own_sync $body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
+        $(
+            $crate::kernel_entries!(@one own_sync $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
+            #[cfg(not(target_arch = "nvptx64"))]
+            pub use self::$sym::$sym;
+        )+
+    };
     ($body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
         $(
-            $crate::kernel_entries!(@one $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
+            $crate::kernel_entries!(@one entry_sync $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
             #[cfg(not(target_arch = "nvptx64"))]
             pub use self::$sym::$sym;
         )+
     };
     ($body:ident $args:tt; $($sym:ident = $ty:ty),+ $(,)?) => {
         $(
-            $crate::kernel_entries!(@one $body $args $sym [$ty] { type E = $ty; });
+            $crate::kernel_entries!(@one entry_sync $body $args $sym [$ty] { type E = $ty; });
             #[cfg(not(target_arch = "nvptx64"))]
             pub use self::$sym::$sym;
         )+
@@ -35,9 +44,13 @@ macro_rules! kernel_entries {
     // A body without type parameters, one symbol (`argmax_f32`); the host twin stays at
     // `module::sym::sym` (the symbol may be the body's own name).
     ($body:ident $args:tt; $sym:ident $(,)?) => {
-        $crate::kernel_entries!(@one $body $args $sym [] {});
+        $crate::kernel_entries!(@one entry_sync $body $args $sym [] {});
     };
-    (@one $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($ty:ty),*] { $($alias:item)* }) => {
+    // Before any memory access: the previous grid may still be running under a programmatic
+    // dependent launch.
+    (@sync entry_sync) => { $crate::primitives::grid_dependency_sync(); };
+    (@sync own_sync) => {};
+    (@one $sync:ident $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($ty:ty),*] { $($alias:item)* }) => {
         #[cfg(target_arch = "nvptx64")]
         #[allow(non_snake_case, dead_code)]
         mod $sym {
@@ -50,9 +63,7 @@ macro_rules! kernel_entries {
             /// As the generic body: pointers valid for the sizes given, launch shape as documented.
             #[unsafe(no_mangle)]
             pub unsafe extern "ptx-kernel" fn $sym($($arg: $t),*) {
-                // Before any memory access: the previous grid may still be running under a
-                // programmatic dependent launch.
-                $crate::primitives::grid_dependency_sync();
+                $crate::kernel_entries!(@sync $sync);
                 // SAFETY: the host launcher upholds the body's contract.
                 unsafe { super::$body::<$($ty),*>($($arg),*) }
             }

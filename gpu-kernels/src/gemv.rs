@@ -21,6 +21,11 @@
 //! warps, a little shared memory. Each 8-element piece of `x` is loaded once per block for all
 //! its rows; `M` is a compile-time constant so the `GEMV_ROWS · M` accumulators stay in
 //! registers. Math in f32.
+//! Under a programmatic dependent launch (sm_90) the block may start while the previous kernel
+//! still runs. When the host passes `weights_early` (that kernel was handed no address in the
+//! weights' buffer) each thread issues its first group of weight loads before
+//! [`grid_dependency_sync`], so the weights stream in during the previous kernel's tail instead
+//! of after it; `x` and `y` are touched only after the wait.
 //! Launch: [`crate::launch_shape::gemv`] — `block.x` a multiple of 32 up to [`GEMV_MAX_THREADS`]
 //! (about one group per thread and row), one block per row group, dynamic shared memory
 //! [`GEMV_SMEM_BYTES`].
@@ -32,8 +37,8 @@ use crate::activation::silu_scalar;
 use crate::elem::{BF16, CHUNK, Elem, F16, aligned16};
 use crate::params::{GEMV_GROUP_PIECES, GEMV_MAX_M, GEMV_ROWS};
 use crate::primitives::{
-    block_dim_x, block_idx_x, dyn_smem_base, fma_f32, smem_load_f32, smem_store_f32, sync_threads,
-    thread_idx_x,
+    block_dim_x, block_idx_x, dyn_smem_base, fma_f32, grid_dependency_sync, smem_load_f32,
+    smem_store_f32, sync_threads, thread_idx_x,
 };
 use crate::reduce::warp_sum;
 use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat};
@@ -69,7 +74,15 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
     mr: usize,
     n: usize,
     k: usize,
+    weights_early: bool,
 ) {
+    // Every other access waits for the grid this one may overlap (programmatic dependent
+    // launch): at once, or — when the host vouches that grid does not write `w` — after this
+    // thread's first group of weight loads is in flight, so the loads overlap its tail.
+    let mut synced = !weights_early;
+    if synced {
+        grid_dependency_sync();
+    }
     let (t, bd, b) = (
         thread_idx_x() as usize,
         block_dim_x() as usize,
@@ -101,6 +114,10 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
                         }
                     });
                 });
+                if !synced {
+                    grid_dependency_sync();
+                    synced = true;
+                }
                 unroll4!(u => {
                     let cu = c + u * bd;
                     if u < W::UNROLL && cu < chunks {
@@ -124,6 +141,10 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
             }
         } else {
             let mut i = t;
+            if !synced {
+                grid_dependency_sync();
+                synced = true;
+            }
             while i < k {
                 unroll2!(r => {
                     if live[r] {
@@ -141,6 +162,10 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
         }
     }
 
+    if !synced {
+        // A thread with no chunk: it still must not write `y` before the wait.
+        grid_dependency_sync();
+    }
     // Reduce: shuffles within each warp, then (several warps) through shared memory.
     unroll2!(r => {
         unroll8!(m => {
@@ -221,9 +246,20 @@ macro_rules! gemv_widths {
             m: u32,
             n: u32,
             k: u32,
+            weights_early: u32,
         ) {
             // SAFETY: forwarded contract (the launcher passes m <= M).
-            unsafe { gemv_block::<A, B, $m, $swiglu>(w, x, y, m as usize, n as usize, k as usize) }
+            unsafe {
+                gemv_block::<A, B, $m, $swiglu>(
+                    w,
+                    x,
+                    y,
+                    m as usize,
+                    n as usize,
+                    k as usize,
+                    weights_early != 0,
+                )
+            }
         }
     )*};
 }
@@ -236,7 +272,7 @@ gemv_widths! {
 const _: () = assert!(GEMV_MAX_M == 8);
 
 kernel_entries! {
-    gemv_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_m1_f32 = f32 => f32,
     gemv_m1_f16 = F16 => F16,
     gemv_m1_bf16 = BF16 => BF16,
@@ -246,7 +282,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_m2_f32 = f32 => f32,
     gemv_m2_f16 = F16 => F16,
     gemv_m2_bf16 = BF16 => BF16,
@@ -256,7 +292,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_m4_f32 = f32 => f32,
     gemv_m4_f16 = F16 => F16,
     gemv_m4_bf16 = BF16 => BF16,
@@ -266,7 +302,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_m8_f32 = f32 => f32,
     gemv_m8_f16 = F16 => F16,
     gemv_m8_bf16 = BF16 => BF16,
@@ -276,7 +312,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_swiglu_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_swiglu_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_swiglu_m1_f16 = F16 => F16,
     gemv_swiglu_m1_bf16 = BF16 => BF16,
     gemv_swiglu_m1_q8_0_f16 = Q8_0 => F16,
@@ -285,7 +321,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_swiglu_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_swiglu_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_swiglu_m2_f16 = F16 => F16,
     gemv_swiglu_m2_bf16 = BF16 => BF16,
     gemv_swiglu_m2_q8_0_f16 = Q8_0 => F16,
@@ -294,7 +330,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_swiglu_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_swiglu_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_swiglu_m4_f16 = F16 => F16,
     gemv_swiglu_m4_bf16 = BF16 => BF16,
     gemv_swiglu_m4_q8_0_f16 = Q8_0 => F16,
@@ -303,7 +339,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    gemv_swiglu_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32);
+    own_sync gemv_swiglu_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
     gemv_swiglu_m8_f16 = F16 => F16,
     gemv_swiglu_m8_bf16 = BF16 => BF16,
     gemv_swiglu_m8_q8_0_f16 = Q8_0 => F16,

@@ -94,6 +94,15 @@ impl<'a> Arg<'a> {
         self.size
     }
 
+    /// The value's 8-byte words (a trailing part shorter than 8 bytes left out): every device
+    /// address it holds, as parameter structs keep addresses 8-byte aligned.
+    pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.size / 8).map(|i| {
+            // SAFETY: bytes 8i..8i+8 lie inside the `size` initialised bytes of a live `Param`.
+            unsafe { self.ptr.add(8 * i).cast::<u64>().read_unaligned() }
+        })
+    }
+
     /// The value as parameter type `T`.
     ///
     /// # Safety

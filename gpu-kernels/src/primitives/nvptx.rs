@@ -84,7 +84,9 @@ pub fn sync_threads() {
 /// Programmatic dependent launch (sm_90+): waits until the grids this one depends on have
 /// finished and their writes are visible (`griddepcontrol.wait`), then lets the next grid on the
 /// stream start launching (`griddepcontrol.launch_dependents`), so its blocks are scheduled while
-/// this grid's last blocks run. Every entry calls it first (`kernel_entries!`). Without a PDL
+/// this grid's last blocks run. Every entry calls it first (`kernel_entries!`), except `own_sync`
+/// ones, whose body calls it before touching memory a neighbouring grid may write (the GEMV
+/// issues its first weight loads before it). Without a PDL
 /// launch attribute, or on sm_80 builds (where it compiles to nothing), it has no effect.
 #[inline(always)]
 pub fn grid_dependency_sync() {

@@ -1,7 +1,7 @@
 //! Matrix products: `matmul` (batched, `B` broadcast) and `linear` (`x · Wᵀ`). CPU: the SIMD
 //! GEMV / `gemm` crate path; CUDA: cuBLAS.
 
-use super::{check_same, cpu_result, cuda_ptr, with_f32};
+use super::{check_same, cpu_result, cuda_ptr, dense_gemv_weight, with_f32};
 use crate::backend::cpu::simd;
 use nano_infer_kernels::params::GEMV_MAX_M;
 
@@ -101,12 +101,11 @@ pub(crate) fn product(
             if b_transposed && batch == 1 && m <= GEMV_MAX_M && n.max(k) <= u32::MAX as usize {
                 // Decode: a few activation rows against a weight — our GEMV beats cuBLAS here.
                 be.gemv(
-                    cuda_ptr(&b),
+                    dense_gemv_weight(&b),
                     cuda_ptr(&a),
                     cuda_ptr(&out),
                     (m, n, k),
                     a.dtype(),
-                    None,
                     false,
                 )?;
                 return Ok(out);

@@ -22,6 +22,7 @@ pub use rope::{RopeTable, rope};
 use nano_infer_kernels::params::SoftmaxParams;
 
 use crate::backend::cpu::simd;
+use crate::backend::cuda::GemvWeight;
 use crate::error::{Error, Result};
 use crate::tensor::{CpuStorage, DType, Device, Shape, Storage, Tensor, check_same_device};
 
@@ -33,6 +34,19 @@ pub(crate) fn cuda_ptr(t: &Tensor) -> u64 {
         unreachable!("cuda_ptr of a CUDA tensor")
     };
     s.ptr() + (t.layout().offset() * t.dtype().size_in_bytes()) as u64
+}
+
+/// A contiguous dense CUDA weight as a GEMV operand: its address and its whole buffer.
+pub(crate) fn dense_gemv_weight(w: &Tensor) -> GemvWeight {
+    let guard = w.storage();
+    let Storage::Cuda(s) = &*guard else {
+        unreachable!("dense_gemv_weight of a CUDA tensor")
+    };
+    GemvWeight {
+        ptr: cuda_ptr(w),
+        buffer: s.buffer_range(),
+        quant: None,
+    }
 }
 
 /// Runs `f` on a CPU tensor's elements as one contiguous f32 slice: borrowed without a copy for

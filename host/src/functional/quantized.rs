@@ -12,8 +12,9 @@
 
 use nano_infer_kernels::params::GEMV_MAX_M;
 
-use super::{cpu_result, cuda_ptr, matmul::linear, swiglu, with_f32};
+use super::{cpu_result, cuda_ptr, dense_gemv_weight, matmul::linear, swiglu, with_f32};
 use crate::backend::cpu::quant::{QuantKernels, QuantWeight};
+use crate::backend::cuda::GemvWeight;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
@@ -225,9 +226,8 @@ fn out_dims(x: &Tensor, n: usize) -> Vec<usize> {
 fn launch_rows(
     op: &'static str,
     x: &Tensor,
-    w_ptr: u64,
+    w: GemvWeight,
     [rows, k]: [usize; 2],
-    quant: Option<nano_infer_kernels::weights::QuantFormat>,
     swiglu: bool,
 ) -> Result<Tensor> {
     let Device::Cuda(be) = x.device() else {
@@ -243,12 +243,11 @@ fn launch_rows(
     }
     let out = Tensor::uninit([m, n], x.dtype(), x.device())?;
     be.gemv(
-        w_ptr,
+        w,
         cuda_ptr(&x2),
         cuda_ptr(&out),
         (m, n, k),
         x.dtype(),
-        quant,
         swiglu,
     )?;
     out.reshape(out_dims(x, n))
@@ -268,7 +267,7 @@ fn fused_dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     }
     let w = w.contiguous()?;
     let [rows, k] = [w.dims()[0], w.dims()[1]];
-    launch_rows("linear_swiglu", x, cuda_ptr(&w), [rows, k], None, true)
+    launch_rows("linear_swiglu", x, dense_gemv_weight(&w), [rows, k], true)
 }
 
 /// Quantized GEMV on CUDA (`x` on CUDA), plain or with the SwiGLU epilogue.
@@ -289,10 +288,15 @@ fn gemv_quantized(
             ),
         ));
     }
-    let ptr = q
-        .cuda_ptr()
+    let buffer = q
+        .cuda_buffer()
         .expect("a CUDA quantized tensor has device blocks");
-    launch_rows(op, x, ptr, q.dims(), q.cuda_format(), swiglu)
+    let w = GemvWeight {
+        ptr: buffer.start,
+        buffer,
+        quant: q.cuda_format(),
+    };
+    launch_rows(op, x, w, q.dims(), swiglu)
 }
 
 #[cfg(test)]

@@ -309,9 +309,9 @@ impl QuantizedTensor {
     }
 
     /// The repacked blocks' device address (CUDA only).
-    pub(crate) fn cuda_ptr(&self) -> Option<u64> {
+    pub(crate) fn cuda_buffer(&self) -> Option<std::ops::Range<u64>> {
         match &self.blocks {
-            Blocks::Cuda(b) => Some(b.ptr()),
+            Blocks::Cuda(b) => Some(b.range()),
             Blocks::Cpu(_) => None,
         }
     }

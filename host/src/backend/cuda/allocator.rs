@@ -311,6 +311,11 @@ impl DeviceBuffer {
     pub fn ptr(&self) -> CUdeviceptr {
         self.ptr
     }
+
+    /// The addresses of the whole block the buffer holds.
+    pub fn range(&self) -> std::ops::Range<CUdeviceptr> {
+        self.ptr..self.ptr + self.bytes as CUdeviceptr
+    }
 }
 
 impl Drop for DeviceBuffer {

@@ -90,7 +90,10 @@ impl CudaBackend {
         let call = g.cublas()?;
         match self.target() {
             // SAFETY: the caller's contract; cuBLAS's A is our b and its B our a.
-            Target::Driver(d) => unsafe { cublas_gemm(d, &call, b, a, c, dt) },
+            // cuBLAS runs kernels we did not launch.
+            Target::Driver(d) => {
+                self.queue_foreign(|| unsafe { cublas_gemm(d, &call, b, a, c, dt) })
+            }
             Target::Emulator => {
                 // SAFETY: as above, on emulated device addresses.
                 unsafe { emu::gemm::gemm(&call, b, a, c, dt) };

@@ -11,13 +11,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use cudarc::nvrtc::Ptx;
 
 use super::allocator::{CachingAllocator, DeviceBuffer, Memory, MemoryStats, Reservation};
+use super::dispatch::LastLaunch;
 use super::storage::CudaStorage;
 use crate::backend::emu;
 use crate::error::{Error, Result};
@@ -68,6 +69,8 @@ pub(crate) struct Driver {
     /// `grid_dependency_sync` before touching memory.
     pdl: bool,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// What the last kernel queued on `stream` was given (see [`LastLaunch`]).
+    last_launch: Box<Mutex<LastLaunch>>,
     stream: Arc<CudaStream>,
 }
 
@@ -96,6 +99,11 @@ impl Driver {
             })?;
         cache.insert(name.to_string(), f.clone());
         Ok(f)
+    }
+
+    /// The record of the last kernel queued, locked for a launch (or a decision about one).
+    pub(crate) fn last_launch(&self) -> MutexGuard<'_, LastLaunch> {
+        self.last_launch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether kernels launch as programmatic dependents (see [`Driver::pdl`]).
@@ -228,6 +236,7 @@ impl CudaBackend {
                     module,
                     pdl,
                     functions: Mutex::new(HashMap::new()),
+                    last_launch: Box::default(),
                     stream,
                 }),
             }),

@@ -79,6 +79,7 @@ pub struct CapturedGraph {
     // Field order is drop order: the executable graph goes before its memory.
     graph: CudaGraph,
     _memory: Reservation,
+    backend: CudaBackend,
 }
 
 impl std::fmt::Debug for CapturedGraph {
@@ -90,7 +91,9 @@ impl std::fmt::Debug for CapturedGraph {
 impl CapturedGraph {
     /// Queues one replay on the stream it was captured on.
     pub fn launch(&self) -> Result<()> {
-        self.graph.launch().map_err(cuda_err("graph_launch"))
+        self.backend
+            .queue_foreign(|| self.graph.launch())
+            .map_err(cuda_err("graph_launch"))
     }
 }
 
@@ -113,12 +116,16 @@ impl CudaBackend {
             reason: e.to_string(),
         })?;
         let memory = self.reserve()?;
+
         // Relaxed: the capture may meet an allocator miss (cuMemAlloc), which is no stream work.
-        stream
-            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
-            .map_err(unavailable("begin capture"))?;
+        // The graph's first kernel follows nothing we launched; after the capture, the
+        // stream's next kernel follows what came before it, not the captured kernels.
+        self.queue_foreign(|| {
+            stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+        })
+        .map_err(unavailable("begin capture"))?;
         let result = f();
-        let graph = stream.end_capture(CUgraphInstantiate_flags(0));
+        let graph = self.queue_foreign(|| stream.end_capture(CUgraphInstantiate_flags(0)));
         memory.stop();
         let value = result?;
         let graph =
@@ -132,6 +139,7 @@ impl CudaBackend {
             CapturedGraph {
                 graph,
                 _memory: memory,
+                backend: self.clone(),
             },
             value,
         ))

@@ -13,6 +13,7 @@ use nano_infer_kernels::params::{
 use nano_infer_kernels::weights::QuantFormat;
 
 use super::context::{CudaBackend, Target, cuda_err};
+use super::dispatch::KernelArg;
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Layout};
@@ -30,6 +31,15 @@ unsafe impl<T: Param> Param for ByValue<T> {
         // SAFETY: forwarded contract.
         ByValue(unsafe { T::read(src) })
     }
+}
+
+/// A GEMV's weight operand: its address, the whole device buffer it lies in (which decides
+/// whether the kernel may read it before waiting for the kernel before it,
+/// [`CudaBackend::launch_kernel_reading_early`]) and, for repacked blocks, their format.
+pub(crate) struct GemvWeight {
+    pub ptr: u64,
+    pub buffer: std::ops::Range<u64>,
+    pub quant: Option<QuantFormat>,
 }
 
 /// Launches kernel `$name` with the listed local variables as arguments, in order, on the GPU
@@ -216,15 +226,13 @@ impl CudaBackend {
     /// `w` holds `dt` values, or with `quant` that format's repacked blocks
     /// (`nano_infer_kernels::weights`). Kernel `gemv_[swiglu_]m{M}_[{format}_]{dt}`, `M` =
     /// `gemv_width(m)`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemv(
         &self,
-        w: u64,
+        w: GemvWeight,
         x: u64,
         y: u64,
         (m, n, k): (usize, usize, usize),
         dt: DType,
-        quant: Option<QuantFormat>,
         swiglu: bool,
     ) -> Result<()> {
         let cfg = config(
@@ -235,12 +243,16 @@ impl CudaBackend {
             "gemv_{}m{}_{}{}",
             if swiglu { "swiglu_" } else { "" },
             launch_shape::gemv_width(m),
-            quant.map(|f| format!("{}_", f.name())).unwrap_or_default(),
+            w.quant
+                .map(|f| format!("{}_", f.name()))
+                .unwrap_or_default(),
             dt.name()
         );
-        let (m_u, n_u, k_u) = (m as u32, n as u32, k as u32);
-        launch!(self, name, cfg, (w, x, y, m_u, n_u, k_u));
-        Ok(())
+        let (w_ptr, m_u, n_u, k_u) = (w.ptr, m as u32, n as u32, k as u32);
+        let args: &[&dyn KernelArg] = &[&w_ptr, &x, &y, &m_u, &n_u, &k_u];
+        // SAFETY: the grid covers the n rows of k weights; w, x, y hold [n, k] weights (2n rows
+        // for SwiGLU), [m, k] and [m, n] values; `w.buffer` is the buffer w lies in.
+        unsafe { self.launch_kernel_reading_early(&name, cfg, args, w.buffer) }
     }
 
     /// True when the split-KV decode kernels handle this head size: 64 or 128 (tensor cores for

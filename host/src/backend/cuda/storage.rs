@@ -39,6 +39,11 @@ impl CudaStorage {
         self.buf.ptr()
     }
 
+    /// The addresses of the whole buffer (every view of it lies inside).
+    pub(crate) fn buffer_range(&self) -> std::ops::Range<u64> {
+        self.buf.range()
+    }
+
     /// Copies `n` elements from element `offset` to the host (waits for the stream).
     pub fn download(&self, offset: usize, n: usize) -> Result<CpuStorage> {
         if offset.checked_add(n).is_none_or(|end| end > self.len) {
