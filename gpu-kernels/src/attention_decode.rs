@@ -20,6 +20,8 @@
 //! (subgroup, KV head) to finish merges the splits in use into `out` ([`finish_split`]): a
 //! counter per (subgroup, KV head) counts the splits done (`atom.add` after a GPU-scope fence).
 //! That folds the combine pass into the one launch (one kernel per layer in a decode graph).
+//! A cache short enough for one split ([`crate::params::DECODE_MIN_SPLIT_LEN`]) skips all of
+//! it in the tensor-core kernel: the block writes its normalised answer to `out` directly.
 //! It is not free: the last block's merge is the same serial chain of L2 round trips that the
 //! combine grid waited on, so on its own (H100, 33 splits under GQA) it measured level with the
 //! two launches; fewer splits ([`crate::params::DECODE_BLOCKS_PER_SM`]) are what shortened
@@ -247,7 +249,7 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     // (tile rows past `t_end` are zero-filled, never read) and the `hb` query heads of this
     // block; shared addresses stay inside the ring of `decode_smem_bytes(D)` bytes; writes go
     // to this split's slots of the scratch buffers and, in the last block, to these heads of
-    // `out` (`finish_split`).
+    // `out` (`finish_split`) — or, as the only split, straight to these heads of `out`.
     unsafe {
         let kb = k.add(kvh as usize * D);
         let vb = v.add(kvh as usize * D);
@@ -382,6 +384,7 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
             }
         }
         sync_threads();
+        let splits = p.splits_used(kv_len as u32) as usize;
         let mut i = tid;
         while i < hb * D {
             let (r, c) = (i / D, i % D);
@@ -400,15 +403,22 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
                     den += f * smem_load_f32(ml_at(w, r) + 4);
                 }
             });
-            let slot = split as usize * p.heads as usize + h0 + r;
-            *part_acc.add(slot * D + c) = num;
-            if c == 0 {
-                *part_ml.add(2 * slot) = big;
-                *part_ml.add(2 * slot + 1) = den;
+            if splits == 1 {
+                // The only split (a short cache): the answer itself, no partials to merge.
+                *out.add((h0 + r) * D + c) = E::store(num / den);
+            } else {
+                let slot = split as usize * p.heads as usize + h0 + r;
+                *part_acc.add(slot * D + c) = num;
+                if c == 0 {
+                    *part_ml.add(2 * slot) = big;
+                    *part_ml.add(2 * slot + 1) = den;
+                }
             }
             i += DECODE_WARPS * 32;
         }
-        let splits = p.splits_used(kv_len as u32) as usize;
+        if splits == 1 {
+            return;
+        }
         finish_split(
             part_acc,
             part_ml,

@@ -124,8 +124,10 @@ pub const fn decode_smem_bytes(head_dim: usize) -> usize {
 /// Most splits of the keys per decode step: the last block of each head group merges them all.
 pub const DECODE_MAX_SPLITS: usize = 256;
 
-/// Fewest keys per split: below this the partial results outweigh the keys.
-pub const DECODE_MIN_SPLIT_LEN: usize = 64;
+/// Fewest keys per split: below this the partial results and their merge (a chain of L2 round
+/// trips after the keys) outweigh the keys. A cache of up to this many keys takes one split,
+/// which writes its answer directly (no merge at all): what a short-context decode step wants.
+pub const DECODE_MIN_SPLIT_LEN: usize = 256;
 
 /// Words of the decode kernels' split counters (one per (subgroup, KV head), so at most one per
 /// query head): the backend allocates them once, zeroed, and every launch leaves them zero.
