@@ -67,6 +67,10 @@ pub struct Q8Acts {
     d: Vec<f32>,
     /// `[m, k / 32]`: `d · Σ q` of each block (for the weight blocks' min terms).
     s: Vec<f32>,
+    /// `[m / 4 (rounded up), k / 32, 4]`: `d` and `s` of each group of 4 rows side by side,
+    /// for the prefill kernels, which scale 4 rows' sums as one vector (rows past `m` are 0).
+    d4: Vec<[f32; 4]>,
+    s4: Vec<[f32; 4]>,
     k: usize,
 }
 
@@ -76,6 +80,15 @@ pub(super) struct ActRow<'a> {
     pub qs: &'a [i8],
     pub d: &'a [f32],
     pub s: &'a [f32],
+}
+
+/// A group of 4 quantized activation rows, as the prefill kernels see it: their values and
+/// their block scales side by side (`d[b][t]`, `s[b][t]` for row `t`, block `b`).
+#[derive(Clone, Copy)]
+pub(super) struct ActQuad<'a> {
+    pub qs: [&'a [i8]; 4],
+    pub d: &'a [[f32; 4]],
+    pub s: &'a [[f32; 4]],
 }
 
 impl Q8Acts {
@@ -90,6 +103,32 @@ impl Q8Acts {
             qs: &self.qs[t * self.k..][..self.k],
             d: &self.d[t * nb..][..nb],
             s: &self.s[t * nb..][..nb],
+        }
+    }
+
+    /// Rows `4g..4g + 4` as an [`ActQuad`] (rows past the end repeat the last row's values,
+    /// with zero scales). Needs [`Q8Acts::interleave_scales`] after the last quantization.
+    fn quad(&self, g: usize) -> ActQuad<'_> {
+        let (nb, last) = (self.k / QK, self.rows().saturating_sub(1));
+        ActQuad {
+            qs: std::array::from_fn(|t| self.row((4 * g + t).min(last)).qs),
+            d: &self.d4[g * nb..][..nb],
+            s: &self.s4[g * nb..][..nb],
+        }
+    }
+
+    /// Fills `d4`, `s4` from `d`, `s`.
+    fn interleave_scales(&mut self) {
+        let nb = self.k / QK;
+        let groups = self.rows().div_ceil(4);
+        for (v, v4) in [(&self.d, &mut self.d4), (&self.s, &mut self.s4)] {
+            v4.clear();
+            v4.resize(groups * nb, [0.0; 4]);
+            for (t, row) in v.chunks_exact(nb).enumerate() {
+                for (b, &x) in row.iter().enumerate() {
+                    v4[(t / 4) * nb + b][t % 4] = x;
+                }
+            }
         }
     }
 
@@ -121,6 +160,10 @@ type QuantizeRow = unsafe fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
 /// (`out.len() == w.len() · acts.len()`).
 type DotTile = unsafe fn(&[&[u8]], &[ActRow<'_>], &mut [f32]);
 
+/// `(w, acts, out)`: `out[r·4 + t] = w_r · act_t` for up to [`QUAD_TILE`]`.0` weight rows
+/// against a group of 4 activation rows (`out.len() == 4 · w.len()`).
+type QuadTile = unsafe fn(&[&[u8]], &ActQuad<'_>, &mut [f32]);
+
 /// Tile shapes `(weight rows, activation rows)`: decode (one activation row) takes 4 weight rows
 /// at a time, sharing each activation block's load among them and keeping 4 independent
 /// accumulator chains in flight; prefill takes 2 × 4, reusing each unpacked weight block for 4
@@ -130,6 +173,9 @@ pub(super) const DECODE_TILE: (usize, usize) = (4, 1);
 pub(super) const PREFILL_TILE: (usize, usize) = (2, 4);
 /// Decode with the residual pass: 4 weight rows × (the activation row, its rounding error).
 pub(super) const DECODE_RESIDUAL_TILE: (usize, usize) = (4, 2);
+/// Prefill of Q4 formats through their [`QuadTile`] kernels: 4 weight rows × a group of 4
+/// activation rows (the kernels keep 2 accumulators, so 16 pairs fit the registers).
+pub(super) const QUAD_TILE: (usize, usize) = (4, 4);
 
 /// One ISA's kernels. `unsafe fn` because the SIMD ones are `#[target_feature]` functions.
 pub(super) struct Table {
@@ -137,6 +183,8 @@ pub(super) struct Table {
     pub q8_0: DotTile,
     pub q4_0: DotTile,
     pub q4_1: DotTile,
+    pub q4_0_x4: QuadTile,
+    pub q4_1_x4: QuadTile,
 }
 
 /// The quantized kernels of one ISA this CPU supports (holding one is the proof that its
@@ -223,6 +271,9 @@ impl QuantKernels {
             .with_min_len(simd::PAR_MIN_ELEMS / k)
             // SAFETY: `self` exists only for an ISA this CPU supports (see `new`); slices only.
             .for_each(|(((qs, d), s), x)| unsafe { f(x, qs, d, s) });
+        if m > 1 {
+            acts.interleave_scales();
+        }
         Ok(())
     }
 
@@ -284,6 +335,15 @@ impl QuantKernels {
         }
     }
 
+    /// The prefill kernel of `format` over groups of 4 activation rows, if it has one.
+    fn quad(&self, format: StorageType) -> Option<QuadTile> {
+        match format {
+            StorageType::Q4_0 => Some(self.t.q4_0_x4),
+            StorageType::Q4_1 => Some(self.t.q4_1_x4),
+            _ => None,
+        }
+    }
+
     fn product(
         &self,
         k: usize,
@@ -337,18 +397,20 @@ impl QuantKernels {
         };
         let (acts, rest) = (&*acts, &*rest);
         let act = |t: usize, pass: usize| if pass == 0 { acts.row(t) } else { rest.row(t) };
-        let (tr, tn) = match (m, residual) {
-            (1, false) => DECODE_TILE,
-            (1, true) => DECODE_RESIDUAL_TILE,
-            _ => PREFILL_TILE,
-        };
-        // Output rows per tile: each takes `passes` activation rows.
-        let per_tile = tn / passes;
         let run = |qw: QuantWeight<'_>, j0: usize, outs: &mut [&mut [f32]]| {
             let (w, row_bytes) = (qw.w, qw.row_bytes(k));
             let Some(dot) = self.dot(qw.format) else {
                 unreachable!("product() sends only formats with a kernel here")
             };
+            let quad = self.quad(qw.format).filter(|_| m > 1 && !residual);
+            let (tr, tn) = match (m, residual) {
+                _ if quad.is_some() => QUAD_TILE,
+                (1, false) => DECODE_TILE,
+                (1, true) => DECODE_RESIDUAL_TILE,
+                _ => PREFILL_TILE,
+            };
+            // Output rows per tile: each takes `passes` activation rows.
+            let per_tile = tn / passes;
             let width = outs[0].len();
             let start = j0 * row_bytes;
             prefetch(&w[start..(start + PREFETCH_BYTES).min(w.len())]);
@@ -356,9 +418,13 @@ impl QuantKernels {
             let mut wrows: [&[u8]; 4] = [&[]; 4];
             let mut res = [0.0f32; 16];
             for (g, outs) in outs.chunks_mut(per_tile).enumerate() {
-                let nt = outs.len() * passes;
-                for (i, r) in arows.iter_mut().take(nt).enumerate() {
-                    *r = act(per_tile * g + i / passes, i % passes);
+                // A quad kernel always takes (and returns) 4 activation rows.
+                let nt = if quad.is_some() { 4 } else { outs.len() * passes };
+                let acts4 = quad.map(|_| acts.quad(g));
+                if acts4.is_none() {
+                    for (i, r) in arows.iter_mut().take(nt).enumerate() {
+                        *r = act(per_tile * g + i / passes, i % passes);
+                    }
                 }
                 for j in (0..width).step_by(tr) {
                     let nr = tr.min(width - j);
@@ -376,7 +442,12 @@ impl QuantKernels {
                     // SAFETY: the ISA is supported (see `new`); each weight row is whole
                     // blocks of `format` and each act row has `k` values; the tile is at most
                     // `tr × tn`, as the kernels require.
-                    unsafe { dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]) };
+                    unsafe {
+                        match (quad, &acts4) {
+                            (Some(f), Some(a)) => f(&wrows[..nr], a, &mut res[..nr * 4]),
+                            _ => dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]),
+                        }
+                    };
                     for (t, o) in outs.iter_mut().enumerate() {
                         for r in 0..nr {
                             let at = r * nt + t * passes;
