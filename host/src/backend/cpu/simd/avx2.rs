@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{Table, exp_poly};
+use super::kernels::{Table, exp_poly, strided_rows};
 use super::scalar::silu1;
 
 pub(super) static TABLE: Table = Table {
@@ -358,12 +358,18 @@ fn dot_m<const M: usize>(a: &[&[f32]; M], b: &[f32]) -> [f32; M] {
 /// `outs[i][j] = a_i · b_j` for the `M` rows in `a`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn gemv_block<const M: usize>(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_block<const M: usize>(
+    a: &[f32],
+    k: usize,
+    b_rows: &[f32],
+    stride: usize,
+    outs: &mut [&mut [f32]],
+) {
     let mut rows: [&[f32]; M] = [&[]; M];
     for (r, s) in rows.iter_mut().zip(a.chunks_exact(k)) {
         *r = s;
     }
-    for (j, b) in b_rows.chunks_exact(k).enumerate() {
+    for (j, b) in strided_rows(b_rows, k, stride).enumerate() {
         let d = dot_m::<M>(&rows, b);
         for (out, &v) in outs.iter_mut().zip(&d) {
             if let Some(o) = out.get_mut(j) {
@@ -374,7 +380,7 @@ fn gemv_block<const M: usize>(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     if k == 0 {
         return;
     }
@@ -382,13 +388,13 @@ fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
         match o4.len() {
             1 => {
                 // One row: the 4-accumulator dot keeps more FMAs in flight.
-                for (o, b) in o4[0].iter_mut().zip(b_rows.chunks_exact(k)) {
+                for (o, b) in o4[0].iter_mut().zip(strided_rows(b_rows, k, stride)) {
                     *o = dot(a4, b);
                 }
             }
-            2 => gemv_block::<2>(a4, k, b_rows, o4),
-            3 => gemv_block::<3>(a4, k, b_rows, o4),
-            _ => gemv_block::<4>(a4, k, b_rows, o4),
+            2 => gemv_block::<2>(a4, k, b_rows, stride, o4),
+            3 => gemv_block::<3>(a4, k, b_rows, stride, o4),
+            _ => gemv_block::<4>(a4, k, b_rows, stride, o4),
         }
     }
 }

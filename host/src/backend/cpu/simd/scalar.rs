@@ -4,7 +4,7 @@
 //! x86-64, NEON on aarch64): reductions keep 8 independent partial sums, so they do not form one
 //! serial dependency chain. Unlike [`super::super::reference`] they accumulate in `f32`.
 
-use super::kernels::Table;
+use super::kernels::{Table, strided_rows};
 
 pub(super) static TABLE: Table = Table {
     dot,
@@ -132,9 +132,9 @@ fn rope_interleaved(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
     }
 }
 
-fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     for (a_row, out) in a.chunks_exact(k).zip(outs.iter_mut()) {
-        for (o, b_row) in out.iter_mut().zip(b_rows.chunks_exact(k)) {
+        for (o, b_row) in out.iter_mut().zip(strided_rows(b_rows, k, stride)) {
             *o = dot(a_row, b_row);
         }
     }
