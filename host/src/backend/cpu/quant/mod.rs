@@ -419,7 +419,11 @@ impl QuantKernels {
             let mut res = [0.0f32; 16];
             for (g, outs) in outs.chunks_mut(per_tile).enumerate() {
                 // A quad kernel always takes (and returns) 4 activation rows.
-                let nt = if quad.is_some() { 4 } else { outs.len() * passes };
+                let nt = if quad.is_some() {
+                    4
+                } else {
+                    outs.len() * passes
+                };
                 let acts4 = quad.map(|_| acts.quad(g));
                 if acts4.is_none() {
                     for (i, r) in arows.iter_mut().take(nt).enumerate() {

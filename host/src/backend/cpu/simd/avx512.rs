@@ -21,6 +21,7 @@ pub(super) static TABLE: Table = Table {
     exp_shift,
     scale,
     axpy,
+    weighted_rows,
     rope_half,
     rope_interleaved,
     gemv_t,
@@ -228,6 +229,36 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
         st(o, _mm512_fmadd_ps(av, ld(c), ld(o)));
     }
     st_tail(yt, _mm512_fmadd_ps(av, ld_tail(xt), ld_tail(yt)));
+}
+
+/// `out = Σ_j w_j · b_j` over the rows `b_j` of `b_rows` at `stride`: 4 registers of `out`
+/// stay in accumulators across all the rows, then the next 4.
+#[target_feature(enable = "avx512f")]
+fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
+    let k = out.len();
+    let (oc, ot) = out.as_chunks_mut::<{ 4 * W }>();
+    for (c, o) in oc.iter_mut().enumerate() {
+        let mut acc: [__m512; 4] = [_mm512_setzero_ps(); 4];
+        for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+            let Some(bc) = b[c * 4 * W..].first_chunk::<{ 4 * W }>() else {
+                break;
+            };
+            let wv = _mm512_set1_ps(wj);
+            for (acc, bv) in acc.iter_mut().zip(bc.as_chunks::<W>().0) {
+                *acc = _mm512_fmadd_ps(wv, ld(bv), *acc);
+            }
+        }
+        for (o, acc) in o.as_chunks_mut::<W>().0.iter_mut().zip(acc) {
+            st(o, acc);
+        }
+    }
+    let done = k - ot.len();
+    ot.fill(0.0);
+    for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+        for (o, &x) in ot.iter_mut().zip(&b[done..]) {
+            *o += wj * x;
+        }
+    }
 }
 
 #[target_feature(enable = "avx512f")]

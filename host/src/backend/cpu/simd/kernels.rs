@@ -43,6 +43,10 @@ pub(super) struct Table {
     pub scale: unsafe fn(&mut [f32], f32),
     /// `y += alpha * x`.
     pub axpy: unsafe fn(f32, &[f32], &mut [f32]),
+    /// `(w, b_rows, stride, out)`: `out = Σ_j w[j] · b_j` over the rows
+    /// `b_j = b_rows[j·stride ..][..out.len()]` ([`strided_rows`]) for `j < w.len()`: a decode
+    /// step's attention output (one KV head's value rows weighted by the probabilities).
+    pub weighted_rows: unsafe fn(&[f32], &[f32], usize, &mut [f32]),
     /// Rotate one head row, half layout: `(x, cos, sin, out)` with `cos`/`sin` of `x.len()/2`.
     pub rope_half: RopeRow,
     /// Rotate one head row, interleaved layout: same arguments as `rope_half`.
@@ -108,6 +112,7 @@ impl Kernels {
         exp_shift(x: &mut [f32], scale: f32, shift: f32) -> f32;
         scale(x: &mut [f32], s: f32);
         axpy(alpha: f32, x: &[f32], y: &mut [f32]);
+        weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]);
         rope_half(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]);
         rope_interleaved(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]);
         gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]);

@@ -197,14 +197,11 @@ impl Simd {
             attend_block(kern, &shape, (q, k, v), scale, g, i0, outs, scratch);
         };
         let work = q_len * num_heads * k_len * hd;
-        let blocks = segments
-            .chunks_mut(q_len)
-            .enumerate()
-            .flat_map(|(g, s)| {
-                s.chunks_mut(ATTN_Q_BLOCK)
-                    .enumerate()
-                    .map(move |(b, s)| (g, b * ATTN_Q_BLOCK, s))
-            });
+        let blocks = segments.chunks_mut(q_len).enumerate().flat_map(|(g, s)| {
+            s.chunks_mut(ATTN_Q_BLOCK)
+                .enumerate()
+                .map(move |(b, s)| (g, b * ATTN_Q_BLOCK, s))
+        });
         if work < ATTN_PAR_MIN_WORK {
             let mut scratch = AttnScratch::default();
             blocks.for_each(|b| task(&mut scratch, b));
@@ -225,7 +222,8 @@ impl Simd {
 const ATTN_Q_BLOCK: usize = 64;
 
 /// Blocks of up to this many query rows (a decode step's group of query heads) take GEMV-style
-/// kernels ([`Kernels::gemv_t`] over strided key rows, axpys over value rows) instead of `gemm`.
+/// kernels ([`Kernels::gemv_t`] over strided key rows, [`Kernels::weighted_rows`] over value
+/// rows) instead of `gemm`.
 const ATTN_GEMV_MAX_ROWS: usize = 8;
 
 /// Attention calls below this many multiply-adds (`q_len · heads · k_len · head_dim`) run on
@@ -295,13 +293,9 @@ fn attend_block(
         for (r, row) in score_rows.into_iter().enumerate() {
             softmax_in_place(kern, &mut row[..visible(i0 + r / group)], scale);
         }
-        o.fill(0.0);
-        for (j, v_row) in v.chunks(kv_stride).enumerate() {
-            for (r, o) in o.chunks_exact_mut(hd).enumerate() {
-                if j < visible(i0 + r / group) {
-                    kern.axpy(s[r * keys + j], &v_row[..hd], o);
-                }
-            }
+        for (r, o) in o.chunks_exact_mut(hd).enumerate() {
+            let probs = &s[r * keys..][..visible(i0 + r / group)];
+            kern.weighted_rows(probs, v, kv_stride, o);
         }
         for (out, o) in outs.iter_mut().zip(o.chunks_exact(group * hd)) {
             out.copy_from_slice(o);

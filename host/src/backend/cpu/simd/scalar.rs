@@ -19,6 +19,7 @@ pub(super) static TABLE: Table = Table {
     exp_shift,
     scale,
     axpy,
+    weighted_rows,
     rope_half,
     rope_interleaved,
     gemv_t,
@@ -105,6 +106,16 @@ fn scale(x: &mut [f32], s: f32) {
 fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o += alpha * v;
+    }
+}
+
+fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
+    let k = out.len();
+    out.fill(0.0);
+    for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+        for (o, &x) in out.iter_mut().zip(b) {
+            *o += wj * x;
+        }
     }
 }
 

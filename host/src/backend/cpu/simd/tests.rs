@@ -244,6 +244,7 @@ fn attention_matches_reference() {
         (5, 130, 8, 2, 128),
         (37, 37, 4, 1, 16),
         (150, 170, 6, 2, 64),
+        (2, 40, 6, 2, 40),
     ];
     for (q_len, k_len, nh, nkv, hd) in shapes {
         let q = g.vec(q_len * nh * hd, -1.0, 1.0);
