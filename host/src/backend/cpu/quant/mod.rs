@@ -468,7 +468,7 @@ impl QuantKernels {
 
 /// Asks the cache for `bytes` ahead of their use (a hint: it never faults nor changes results).
 #[inline]
-fn prefetch(bytes: &[u8]) {
+pub(crate) fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for line in bytes.chunks(64) {
         // SAFETY: a prefetch reads nothing architecturally and never faults; the address is in
