@@ -121,9 +121,6 @@ fn quantized_decode_matches_quantized_prefill() {
         .zip(&steps)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
-    assert!(
-        diff < 1.5,
-        "prefill vs decode last logits differ by {diff}"
-    );
+    assert!(diff < 1.5, "prefill vs decode last logits differ by {diff}");
     assert_eq!(argmax(&once), argmax(&steps));
 }
