@@ -13,9 +13,11 @@
 //!   BW/VL/VNNI), chosen at run time; [`QuantKernels::best`] is this CPU's best.
 //! - [`QuantKernels::matmul`] is `out [m, n] = x [m, k] · Wᵀ` for `W` `[n, k]` in a block format:
 //!   rayon tasks own blocks of weight rows, which the kernels take in tiles of weight rows ×
-//!   activation rows ([`DECODE_TILE`], [`PREFILL_TILE`]): prefill unpacks each weight block once
-//!   for 4 activation rows, decode shares each activation block among 4 weight rows. Each task
-//!   prefetches its weights [`PREFETCH_BYTES`] ahead. Formats without an integer kernel (Q4_K,
+//!   activation rows ([`DECODE_TILE`], [`PREFILL_TILE`], [`QUAD_TILE`]): prefill unpacks each
+//!   weight block once for 4 activation rows (Q4 formats through the quad kernels, which take
+//!   a group's block scales side by side, [`ActQuad`], and scale 8 (row, row) sums as one
+//!   vector), decode shares each activation block among 4 weight rows. Each task prefetches its
+//!   weights [`PREFETCH_BYTES`] ahead. Formats without an integer kernel (Q4_K,
 //!   Q6_K) dequantize a row at a time into a buffer and use f32 dots.
 //! - [`QuantKernels::matmul_group`] runs several [`QuantWeight`]s that share an input (q/k/v,
 //!   gate/up) as one product: one quantization, one pool of tasks, one join.

@@ -7,7 +7,10 @@
 //! once to 32 × u8 (low nibbles are elements 0..16, high nibbles 16..32, as ggml stores them:
 //! one 128-bit broadcast, a per-lane shift by 0 or 4, a mask) and
 //! dotted with every activation block; `d_w·d_a` scales the eight i32 lane sums into an f32
-//! accumulator per (row, row) pair and the min term `m_w·s_a` goes to a scalar one. Q8_0's signed weights take the abs/sign trick
+//! accumulator per (row, row) pair and the min term `m_w·s_a` goes to a scalar one. The Q4
+//! prefill kernels (`dot_q4_x4`, 4 activation rows) first sum each pair's lanes in integers
+//! (`hadd`), so that the scales and min terms of 8 pairs are two vector FMAs. Q8_0's signed
+//! weights take the abs/sign trick
 //! (`|w|` as u8, `sign(a, w)` as i8). Activations are quantized with `cvtps_epi32` (round half
 //! to even, as the scalar reference) and packed with saturating packs.
 
