@@ -73,6 +73,12 @@ impl Linear {
     pub fn weight(&self) -> &LinearWeight {
         &self.weight
     }
+    /// See [`QuantizedTensor::prefetch_in_background`] (a no-op for dense weights).
+    pub fn prefetch_in_background(&self) {
+        if let LinearWeight::Quantized(q) = &self.weight {
+            q.prefetch_in_background();
+        }
+    }
     /// The same layer on `device` (see [`LinearWeight::to_device`]).
     pub fn to_device(&self, device: &Device) -> Result<Linear> {
         Ok(Linear {

@@ -225,6 +225,11 @@ impl LlamaLayer {
         let q = q.contiguous()?.reshape([seq, self.heads, hd])?;
         let k = k.contiguous()?.reshape([seq, self.kv_heads, hd])?;
         let v = v.contiguous()?.reshape([seq, self.kv_heads, hd])?;
+        if seq == 1 {
+            // RoPE, the cache write and attention run on this thread; meanwhile o_proj's
+            // weights can stream in.
+            self.o_proj.prefetch_in_background();
+        }
         if seq == 1
             && let Some(device_pos) = cache.device_len()
         {

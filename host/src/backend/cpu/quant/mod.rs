@@ -13,9 +13,11 @@
 //!   BW/VL/VNNI), chosen at run time; [`QuantKernels::best`] is this CPU's best.
 //! - [`QuantKernels::matmul`] is `out [m, n] = x [m, k] · Wᵀ` for `W` `[n, k]` in a block format:
 //!   rayon tasks own blocks of weight rows, which the kernels take in tiles of weight rows ×
-//!   activation rows ([`DECODE_TILE`], [`PREFILL_TILE`]): prefill unpacks each weight block once
-//!   for 4 activation rows, decode shares each activation block among 4 weight rows. Each task
-//!   prefetches its weights [`PREFETCH_BYTES`] ahead. Formats without an integer kernel (Q4_K,
+//!   activation rows ([`DECODE_TILE`], [`PREFILL_TILE`], [`QUAD_TILE`]): prefill unpacks each
+//!   weight block once for 4 activation rows (Q4 formats through the quad kernels, which take
+//!   a group's block scales side by side, [`ActQuad`], and scale 8 (row, row) sums as one
+//!   vector), decode shares each activation block among 4 weight rows. Each task prefetches its
+//!   weights [`PREFETCH_BYTES`] ahead. Formats without an integer kernel (Q4_K,
 //!   Q6_K) dequantize a row at a time into a buffer and use f32 dots.
 //! - [`QuantKernels::matmul_group`] runs several [`QuantWeight`]s that share an input (q/k/v,
 //!   gate/up) as one product: one quantization, one pool of tasks, one join.
@@ -24,6 +26,7 @@
 //!
 //! Tested by `cargo test -p nano-infer-host --release --lib backend::cpu::quant`.
 
+mod acts;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -38,6 +41,9 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
+
+pub use acts::Q8Acts;
+pub(super) use acts::{ActQuad, ActRow};
 
 use super::simd::{self, Isa};
 use crate::loaders::StorageType;
@@ -57,61 +63,6 @@ const TASK_BYTES: usize = 32 * 1024;
 /// step took twice the CPU time (1 thread, SmolLM2 Q4_1). 2–6 KB measured alike.
 const PREFETCH_BYTES: usize = 2048;
 
-/// Activation rows quantized to 8 bits per block of [`QK`]: for row `t`, block `b`,
-/// `x ≈ d[t·nb + b] · qs[t·k + 32·b + j]` and `s[t·nb + b] = d · Σ_j qs`.
-#[derive(Clone, Debug, Default)]
-pub struct Q8Acts {
-    /// `[m, k]`.
-    qs: Vec<i8>,
-    /// `[m, k / 32]` block scales.
-    d: Vec<f32>,
-    /// `[m, k / 32]`: `d · Σ q` of each block (for the weight blocks' min terms).
-    s: Vec<f32>,
-    k: usize,
-}
-
-/// One quantized activation row, as the dot kernels see it.
-#[derive(Clone, Copy)]
-pub(super) struct ActRow<'a> {
-    pub qs: &'a [i8],
-    pub d: &'a [f32],
-    pub s: &'a [f32],
-}
-
-impl Q8Acts {
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.d.len() / (self.k / QK).max(1)
-    }
-
-    fn row(&self, t: usize) -> ActRow<'_> {
-        let nb = self.k / QK;
-        ActRow {
-            qs: &self.qs[t * self.k..][..self.k],
-            d: &self.d[t * nb..][..nb],
-            s: &self.s[t * nb..][..nb],
-        }
-    }
-
-    /// `x − dequantized(self)`: what rounding lost (`x` is what was quantized).
-    fn residual(&self, x: &[f32]) -> Vec<f32> {
-        let scales = self.d.iter().flat_map(|&d| std::iter::repeat_n(d, QK));
-        x.iter()
-            .zip(&self.qs)
-            .zip(scales)
-            .map(|((&x, &q), d)| x - d * q as f32)
-            .collect()
-    }
-
-    /// Resizes for `m` rows of `k` (reusing the allocation).
-    fn resize(&mut self, m: usize, k: usize) {
-        self.k = k;
-        self.qs.resize(m * k, 0);
-        self.d.resize(m * k / QK, 0.0);
-        self.s.resize(m * k / QK, 0.0);
-    }
-}
-
 /// `(x, qs, d, s)`: quantizes one row of `x` (a whole number of blocks) into `qs`, `d`, `s`.
 type QuantizeRow = unsafe fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
 
@@ -120,6 +71,10 @@ type QuantizeRow = unsafe fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
 /// [`DECODE_TILE`] in shape
 /// (`out.len() == w.len() · acts.len()`).
 type DotTile = unsafe fn(&[&[u8]], &[ActRow<'_>], &mut [f32]);
+
+/// `(w, acts, out)`: `out[r·4 + t] = w_r · act_t` for up to [`QUAD_TILE`]`.0` weight rows
+/// against a group of 4 activation rows (`out.len() == 4 · w.len()`).
+type QuadTile = unsafe fn(&[&[u8]], &ActQuad<'_>, &mut [f32]);
 
 /// Tile shapes `(weight rows, activation rows)`: decode (one activation row) takes 4 weight rows
 /// at a time, sharing each activation block's load among them and keeping 4 independent
@@ -130,6 +85,9 @@ pub(super) const DECODE_TILE: (usize, usize) = (4, 1);
 pub(super) const PREFILL_TILE: (usize, usize) = (2, 4);
 /// Decode with the residual pass: 4 weight rows × (the activation row, its rounding error).
 pub(super) const DECODE_RESIDUAL_TILE: (usize, usize) = (4, 2);
+/// Prefill of Q4 formats through their [`QuadTile`] kernels: 4 weight rows × a group of 4
+/// activation rows (the kernels keep 2 accumulators, so 16 pairs fit the registers).
+pub(super) const QUAD_TILE: (usize, usize) = (4, 4);
 
 /// One ISA's kernels. `unsafe fn` because the SIMD ones are `#[target_feature]` functions.
 pub(super) struct Table {
@@ -137,6 +95,8 @@ pub(super) struct Table {
     pub q8_0: DotTile,
     pub q4_0: DotTile,
     pub q4_1: DotTile,
+    pub q4_0_x4: QuadTile,
+    pub q4_1_x4: QuadTile,
 }
 
 /// The quantized kernels of one ISA this CPU supports (holding one is the proof that its
@@ -223,6 +183,9 @@ impl QuantKernels {
             .with_min_len(simd::PAR_MIN_ELEMS / k)
             // SAFETY: `self` exists only for an ISA this CPU supports (see `new`); slices only.
             .for_each(|(((qs, d), s), x)| unsafe { f(x, qs, d, s) });
+        if m > 1 {
+            acts.interleave_scales();
+        }
         Ok(())
     }
 
@@ -284,6 +247,15 @@ impl QuantKernels {
         }
     }
 
+    /// The prefill kernel of `format` over groups of 4 activation rows, if it has one.
+    fn quad(&self, format: StorageType) -> Option<QuadTile> {
+        match format {
+            StorageType::Q4_0 => Some(self.t.q4_0_x4),
+            StorageType::Q4_1 => Some(self.t.q4_1_x4),
+            _ => None,
+        }
+    }
+
     fn product(
         &self,
         k: usize,
@@ -337,18 +309,20 @@ impl QuantKernels {
         };
         let (acts, rest) = (&*acts, &*rest);
         let act = |t: usize, pass: usize| if pass == 0 { acts.row(t) } else { rest.row(t) };
-        let (tr, tn) = match (m, residual) {
-            (1, false) => DECODE_TILE,
-            (1, true) => DECODE_RESIDUAL_TILE,
-            _ => PREFILL_TILE,
-        };
-        // Output rows per tile: each takes `passes` activation rows.
-        let per_tile = tn / passes;
         let run = |qw: QuantWeight<'_>, j0: usize, outs: &mut [&mut [f32]]| {
             let (w, row_bytes) = (qw.w, qw.row_bytes(k));
             let Some(dot) = self.dot(qw.format) else {
                 unreachable!("product() sends only formats with a kernel here")
             };
+            let quad = self.quad(qw.format).filter(|_| m > 1 && !residual);
+            let (tr, tn) = match (m, residual) {
+                _ if quad.is_some() => QUAD_TILE,
+                (1, false) => DECODE_TILE,
+                (1, true) => DECODE_RESIDUAL_TILE,
+                _ => PREFILL_TILE,
+            };
+            // Output rows per tile: each takes `passes` activation rows.
+            let per_tile = tn / passes;
             let width = outs[0].len();
             let start = j0 * row_bytes;
             prefetch(&w[start..(start + PREFETCH_BYTES).min(w.len())]);
@@ -356,9 +330,17 @@ impl QuantKernels {
             let mut wrows: [&[u8]; 4] = [&[]; 4];
             let mut res = [0.0f32; 16];
             for (g, outs) in outs.chunks_mut(per_tile).enumerate() {
-                let nt = outs.len() * passes;
-                for (i, r) in arows.iter_mut().take(nt).enumerate() {
-                    *r = act(per_tile * g + i / passes, i % passes);
+                // A quad kernel always takes (and returns) 4 activation rows.
+                let nt = if quad.is_some() {
+                    4
+                } else {
+                    outs.len() * passes
+                };
+                let acts4 = quad.map(|_| acts.quad(g));
+                if acts4.is_none() {
+                    for (i, r) in arows.iter_mut().take(nt).enumerate() {
+                        *r = act(per_tile * g + i / passes, i % passes);
+                    }
                 }
                 for j in (0..width).step_by(tr) {
                     let nr = tr.min(width - j);
@@ -376,7 +358,12 @@ impl QuantKernels {
                     // SAFETY: the ISA is supported (see `new`); each weight row is whole
                     // blocks of `format` and each act row has `k` values; the tile is at most
                     // `tr × tn`, as the kernels require.
-                    unsafe { dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]) };
+                    unsafe {
+                        match (quad, &acts4) {
+                            (Some(f), Some(a)) => f(&wrows[..nr], a, &mut res[..nr * 4]),
+                            _ => dot(&wrows[..nr], &arows[..nt], &mut res[..nr * nt]),
+                        }
+                    };
                     for (t, o) in outs.iter_mut().enumerate() {
                         for r in 0..nr {
                             let at = r * nt + t * passes;
@@ -393,7 +380,7 @@ impl QuantKernels {
 
 /// Asks the cache for `bytes` ahead of their use (a hint: it never faults nor changes results).
 #[inline]
-fn prefetch(bytes: &[u8]) {
+pub(crate) fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for line in bytes.chunks(64) {
         // SAFETY: a prefetch reads nothing architecturally and never faults; the address is in

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{Table, exp_poly};
+use super::kernels::{Table, exp_poly, strided_rows};
 use super::scalar::silu1;
 
 pub(super) static TABLE: Table = Table {
@@ -23,6 +23,7 @@ pub(super) static TABLE: Table = Table {
     exp_shift,
     scale,
     axpy,
+    weighted_rows,
     rope_half,
     rope_interleaved,
     gemv_t,
@@ -256,6 +257,36 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `out = Σ_j w_j · b_j` over the rows `b_j` of `b_rows` at `stride`: 4 registers of `out`
+/// stay in accumulators across all the rows, then the next 4.
+#[target_feature(enable = "avx2,fma")]
+fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
+    let k = out.len();
+    let (oc, ot) = out.as_chunks_mut::<{ 4 * W }>();
+    for (c, o) in oc.iter_mut().enumerate() {
+        let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
+        for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+            let Some(bc) = b[c * 4 * W..].first_chunk::<{ 4 * W }>() else {
+                break;
+            };
+            let wv = _mm256_set1_ps(wj);
+            for (acc, bv) in acc.iter_mut().zip(bc.as_chunks::<W>().0) {
+                *acc = _mm256_fmadd_ps(wv, ld(bv), *acc);
+            }
+        }
+        for (o, acc) in o.as_chunks_mut::<W>().0.iter_mut().zip(acc) {
+            st(o, acc);
+        }
+    }
+    let done = k - ot.len();
+    ot.fill(0.0);
+    for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+        for (o, &x) in ot.iter_mut().zip(&b[done..]) {
+            *o += wj * x;
+        }
+    }
+}
+
 #[target_feature(enable = "avx2,fma")]
 fn rope_half(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
     let half = x.len() / 2;
@@ -358,12 +389,18 @@ fn dot_m<const M: usize>(a: &[&[f32]; M], b: &[f32]) -> [f32; M] {
 /// `outs[i][j] = a_i · b_j` for the `M` rows in `a`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn gemv_block<const M: usize>(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_block<const M: usize>(
+    a: &[f32],
+    k: usize,
+    b_rows: &[f32],
+    stride: usize,
+    outs: &mut [&mut [f32]],
+) {
     let mut rows: [&[f32]; M] = [&[]; M];
     for (r, s) in rows.iter_mut().zip(a.chunks_exact(k)) {
         *r = s;
     }
-    for (j, b) in b_rows.chunks_exact(k).enumerate() {
+    for (j, b) in strided_rows(b_rows, k, stride).enumerate() {
         let d = dot_m::<M>(&rows, b);
         for (out, &v) in outs.iter_mut().zip(&d) {
             if let Some(o) = out.get_mut(j) {
@@ -374,7 +411,7 @@ fn gemv_block<const M: usize>(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     if k == 0 {
         return;
     }
@@ -382,13 +419,13 @@ fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
         match o4.len() {
             1 => {
                 // One row: the 4-accumulator dot keeps more FMAs in flight.
-                for (o, b) in o4[0].iter_mut().zip(b_rows.chunks_exact(k)) {
+                for (o, b) in o4[0].iter_mut().zip(strided_rows(b_rows, k, stride)) {
                     *o = dot(a4, b);
                 }
             }
-            2 => gemv_block::<2>(a4, k, b_rows, o4),
-            3 => gemv_block::<3>(a4, k, b_rows, o4),
-            _ => gemv_block::<4>(a4, k, b_rows, o4),
+            2 => gemv_block::<2>(a4, k, b_rows, stride, o4),
+            3 => gemv_block::<3>(a4, k, b_rows, stride, o4),
+            _ => gemv_block::<4>(a4, k, b_rows, stride, o4),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{Table, exp_poly};
+use super::kernels::{Table, exp_poly, strided_rows};
 
 pub(super) static TABLE: Table = Table {
     dot,
@@ -21,6 +21,7 @@ pub(super) static TABLE: Table = Table {
     exp_shift,
     scale,
     axpy,
+    weighted_rows,
     rope_half,
     rope_interleaved,
     gemv_t,
@@ -230,6 +231,36 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     st_tail(yt, _mm512_fmadd_ps(av, ld_tail(xt), ld_tail(yt)));
 }
 
+/// `out = Σ_j w_j · b_j` over the rows `b_j` of `b_rows` at `stride`: 4 registers of `out`
+/// stay in accumulators across all the rows, then the next 4.
+#[target_feature(enable = "avx512f")]
+fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
+    let k = out.len();
+    let (oc, ot) = out.as_chunks_mut::<{ 4 * W }>();
+    for (c, o) in oc.iter_mut().enumerate() {
+        let mut acc: [__m512; 4] = [_mm512_setzero_ps(); 4];
+        for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+            let Some(bc) = b[c * 4 * W..].first_chunk::<{ 4 * W }>() else {
+                break;
+            };
+            let wv = _mm512_set1_ps(wj);
+            for (acc, bv) in acc.iter_mut().zip(bc.as_chunks::<W>().0) {
+                *acc = _mm512_fmadd_ps(wv, ld(bv), *acc);
+            }
+        }
+        for (o, acc) in o.as_chunks_mut::<W>().0.iter_mut().zip(acc) {
+            st(o, acc);
+        }
+    }
+    let done = k - ot.len();
+    ot.fill(0.0);
+    for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+        for (o, &x) in ot.iter_mut().zip(&b[done..]) {
+            *o += wj * x;
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 fn rope_half(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
     let half = x.len() / 2;
@@ -323,12 +354,18 @@ fn dot_m<const M: usize>(a: &[&[f32]; M], b: &[f32]) -> [f32; M] {
 /// `outs[i][j] = a_i · b_j` for the `M` rows in `a`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn gemv_block<const M: usize>(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_block<const M: usize>(
+    a: &[f32],
+    k: usize,
+    b_rows: &[f32],
+    stride: usize,
+    outs: &mut [&mut [f32]],
+) {
     let mut rows: [&[f32]; M] = [&[]; M];
     for (r, s) in rows.iter_mut().zip(a.chunks_exact(k)) {
         *r = s;
     }
-    for (j, b) in b_rows.chunks_exact(k).enumerate() {
+    for (j, b) in strided_rows(b_rows, k, stride).enumerate() {
         let d = dot_m::<M>(&rows, b);
         for (out, &v) in outs.iter_mut().zip(&d) {
             if let Some(o) = out.get_mut(j) {
@@ -339,20 +376,20 @@ fn gemv_block<const M: usize>(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&
 }
 
 #[target_feature(enable = "avx512f")]
-fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     if k == 0 {
         return;
     }
     for (a4, o4) in a.chunks(4 * k).zip(outs.chunks_mut(4)) {
         match o4.len() {
             1 => {
-                for (o, b) in o4[0].iter_mut().zip(b_rows.chunks_exact(k)) {
+                for (o, b) in o4[0].iter_mut().zip(strided_rows(b_rows, k, stride)) {
                     *o = dot(a4, b);
                 }
             }
-            2 => gemv_block::<2>(a4, k, b_rows, o4),
-            3 => gemv_block::<3>(a4, k, b_rows, o4),
-            _ => gemv_block::<4>(a4, k, b_rows, o4),
+            2 => gemv_block::<2>(a4, k, b_rows, stride, o4),
+            3 => gemv_block::<3>(a4, k, b_rows, stride, o4),
+            _ => gemv_block::<4>(a4, k, b_rows, stride, o4),
         }
     }
 }

@@ -13,8 +13,8 @@ use super::Isa;
 /// Rotates one head row: `(x, cos, sin, out)`, `cos`/`sin` holding `x.len() / 2` angles.
 pub(super) type RopeRow = unsafe fn(&[f32], &[f32], &[f32], &mut [f32]);
 
-/// `(a, k, b_rows, outs)`: see [`Table::gemv_t`].
-pub(super) type GemvBlock = unsafe fn(&[f32], usize, &[f32], &mut [&mut [f32]]);
+/// `(a, k, b_rows, stride, outs)`: see [`Table::gemv_t`].
+pub(super) type GemvBlock = unsafe fn(&[f32], usize, &[f32], usize, &mut [&mut [f32]]);
 
 /// One ISA's kernels. The pointers are `unsafe fn` because the SIMD ones are
 /// `#[target_feature]` functions: calling one on a CPU without the feature is undefined behaviour.
@@ -43,14 +43,19 @@ pub(super) struct Table {
     pub scale: unsafe fn(&mut [f32], f32),
     /// `y += alpha * x`.
     pub axpy: unsafe fn(f32, &[f32], &mut [f32]),
+    /// `(w, b_rows, stride, out)`: `out = Σ_j w[j] · b_j` over the rows
+    /// `b_j = b_rows[j·stride ..][..out.len()]` ([`strided_rows`]) for `j < w.len()`: a decode
+    /// step's attention output (one KV head's value rows weighted by the probabilities).
+    pub weighted_rows: unsafe fn(&[f32], &[f32], usize, &mut [f32]),
     /// Rotate one head row, half layout: `(x, cos, sin, out)` with `cos`/`sin` of `x.len()/2`.
     pub rope_half: RopeRow,
     /// Rotate one head row, interleaved layout: same arguments as `rope_half`.
     pub rope_interleaved: RopeRow,
-    /// `outs[i][j] = a_i · b_j` for the `outs.len()` rows `a_i` of `a` and the rows `b_j` of
-    /// `b_rows`, all of length `k` (`k > 0`): the GEMV inner block. Each `b_j` is loaded once for
-    /// all the `a_i` (up to 4 at a time), which is what makes batched decode cheaper than
-    /// `outs.len()` separate GEMVs.
+    /// `outs[i][j] = a_i · b_j` for the `outs.len()` rows `a_i` of `a` and the rows
+    /// `b_j = b_rows[j·stride ..][..k]` ([`strided_rows`]), all of length `k` (`k > 0`): the
+    /// GEMV inner block, and a decode step's attention scores (key rows of one KV head). Each
+    /// `b_j` is loaded once for all the `a_i` (up to 4 at a time), which is what makes batched
+    /// decode cheaper than `outs.len()` separate GEMVs.
     pub gemv_t: GemvBlock,
 }
 
@@ -107,10 +112,18 @@ impl Kernels {
         exp_shift(x: &mut [f32], scale: f32, shift: f32) -> f32;
         scale(x: &mut [f32], s: f32);
         axpy(alpha: f32, x: &[f32], y: &mut [f32]);
+        weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]);
         rope_half(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]);
         rope_interleaved(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]);
-        gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]);
+        gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]);
     }
+}
+
+/// Rows `b[j·stride ..][..k]` of `b`, as many as it holds whole (`stride >= k`; a
+/// `stride` of `k` is `b.chunks_exact(k)`): rows of one head in a `[len, heads, k]` tensor.
+#[inline]
+pub(super) fn strided_rows(b: &[f32], k: usize, stride: usize) -> impl Iterator<Item = &[f32]> {
+    b.chunks(stride.max(k)).filter_map(move |row| row.get(..k))
 }
 
 /// Constants of the `exp` used by the SIMD kernels (Cephes `expf`): `e^x = 2^n · p(r)` with

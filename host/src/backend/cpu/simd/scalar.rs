@@ -4,7 +4,7 @@
 //! x86-64, NEON on aarch64): reductions keep 8 independent partial sums, so they do not form one
 //! serial dependency chain. Unlike [`super::super::reference`] they accumulate in `f32`.
 
-use super::kernels::Table;
+use super::kernels::{Table, strided_rows};
 
 pub(super) static TABLE: Table = Table {
     dot,
@@ -19,6 +19,7 @@ pub(super) static TABLE: Table = Table {
     exp_shift,
     scale,
     axpy,
+    weighted_rows,
     rope_half,
     rope_interleaved,
     gemv_t,
@@ -108,6 +109,16 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
+    let k = out.len();
+    out.fill(0.0);
+    for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
+        for (o, &x) in out.iter_mut().zip(b) {
+            *o += wj * x;
+        }
+    }
+}
+
 fn rope_half(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
     let half = x.len() / 2;
     let (x_lo, x_hi) = x.split_at(half);
@@ -132,9 +143,9 @@ fn rope_interleaved(x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) {
     }
 }
 
-fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], outs: &mut [&mut [f32]]) {
+fn gemv_t(a: &[f32], k: usize, b_rows: &[f32], stride: usize, outs: &mut [&mut [f32]]) {
     for (a_row, out) in a.chunks_exact(k).zip(outs.iter_mut()) {
-        for (o, b_row) in out.iter_mut().zip(b_rows.chunks_exact(k)) {
+        for (o, b_row) in out.iter_mut().zip(strided_rows(b_rows, k, stride)) {
             *o = dot(a_row, b_row);
         }
     }

@@ -234,7 +234,8 @@ fn matmul_k_zero_gives_zeros() {
 fn attention_matches_reference() {
     let mut g = Lcg::new(6);
     // (q_len, k_len, num_heads, num_kv_heads, head_dim): GQA ratios 1, 3 and 4, decode and
-    // prefill, odd head_dim, and one call big enough for the parallel path.
+    // prefill, odd head_dim, several blocks of queries (the last one partial) after a cached
+    // prefix, and calls big enough for the parallel path.
     let shapes = [
         (1, 1, 1, 1, 1),
         (1, 17, 4, 4, 64),
@@ -242,6 +243,8 @@ fn attention_matches_reference() {
         (3, 9, 3, 1, 7),
         (5, 130, 8, 2, 128),
         (37, 37, 4, 1, 16),
+        (150, 170, 6, 2, 64),
+        (2, 40, 6, 2, 40),
     ];
     for (q_len, k_len, nh, nkv, hd) in shapes {
         let q = g.vec(q_len * nh * hd, -1.0, 1.0);
