@@ -73,9 +73,9 @@ pub struct GgufFile {
 }
 
 impl GgufFile {
-    /// Memory-maps and parses the file at `path`.
+    /// Reads (into huge pages, [`Bytes::read_huge`]) and parses the file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::parse(Bytes::map(path)?)
+        Self::parse(Bytes::read_huge(path)?)
     }
 
     /// Parses a GGUF file held in memory.
