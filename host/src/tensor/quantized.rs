@@ -321,7 +321,7 @@ impl QuantizedTensor {
         quant_pack::quant_format(self.format)
     }
 
-    /// The repacked blocks' device address (CUDA only).
+    /// The device buffer holding the repacked blocks, from their first byte (CUDA only).
     pub(crate) fn cuda_buffer(&self) -> Option<std::ops::Range<u64>> {
         match &self.blocks {
             Blocks::Cuda(b) => Some(b.range()),

@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::kernels::{Table, exp_poly, strided_rows};
-use super::scalar::silu1;
+use super::scalar::{self, silu1};
 
 pub(super) static TABLE: Table = Table {
     dot,
@@ -278,13 +278,9 @@ fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
             st(o, acc);
         }
     }
+    // The last columns: the same rows from column `done` on.
     let done = k - ot.len();
-    ot.fill(0.0);
-    for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
-        for (o, &x) in ot.iter_mut().zip(&b[done..]) {
-            *o += wj * x;
-        }
-    }
+    scalar::weighted_rows(w, b_rows.get(done..).unwrap_or(&[]), stride, ot);
 }
 
 #[target_feature(enable = "avx2,fma")]

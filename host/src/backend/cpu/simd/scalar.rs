@@ -109,7 +109,8 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
+/// Also the SIMD kernels' tail: their last columns, with `b_rows` starting at the first one.
+pub(super) fn weighted_rows(w: &[f32], b_rows: &[f32], stride: usize, out: &mut [f32]) {
     let k = out.len();
     out.fill(0.0);
     for (&wj, b) in w.iter().zip(strided_rows(b_rows, k, stride)) {
