@@ -27,9 +27,10 @@ grep -E "test result" "$out/tests.txt" | awk '{p+=$4; f+=$6} END {print "GPU hos
 # NO_SANITIZER=1 skips it (a shorter job while iterating on performance).
 if [ -z "${NO_SANITIZER:-}" ] && command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding cuda::gemm cuda::gemv > "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::elementwise cuda::softmax cuda::rope cuda::embedding cuda::gemm cuda::gemv \
+    cuda::fused_gemv cuda::qkv_rope_kv > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    cuda::rms_norm cuda::softmax cuda::gemv >> "$out/sanitizer.txt" 2>&1
+    cuda::rms_norm cuda::softmax cuda::gemv cuda::fused_gemv cuda::qkv_rope_kv >> "$out/sanitizer.txt" 2>&1
   # The attention kernels: shared-memory tiles (flash) and split partials (decode).
   timeout 400 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
     cuda::flash_attention_matches cuda::decode_attention >> "$out/sanitizer.txt" 2>&1
@@ -60,6 +61,12 @@ if [[ " $parts " == *" decode "* ]]; then
     for cfg in smollm2-135m llama2-7b; do
       echo "== NANO_INFER_PDL=0 nano-infer bench --config $cfg (no programmatic dependent launch)"
       NANO_INFER_PDL=0 "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 0 --contexts 128 --gen-tokens 128 2>&1 | grep decode
+    done
+    # What the decode fusions give (norms, residual adds, RoPE + cache write inside the GEMVs):
+    # the unfused ops, eight kernels a block instead of five.
+    for cfg in smollm2-135m llama2-7b; do
+      echo "== NANO_INFER_FUSED_DECODE=0 nano-infer bench --config $cfg (unfused decode step)"
+      NANO_INFER_FUSED_DECODE=0 "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 0 --contexts 128 --gen-tokens 128 2>&1 | grep decode
     done
     # Quantized weights on the GPU: random models quantized on the device, and the fixture's
     # Q4_1/Q8_0 blocks as stored.

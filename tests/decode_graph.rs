@@ -298,3 +298,47 @@ fn graph_decoder_on_the_cpu_is_a_typed_error() {
     let err = GraphDecoder::new(&model, &mut cache).unwrap_err();
     assert!(matches!(err, Error::GraphUnavailable { .. }), "{err}");
 }
+
+/// The fused one-token step (`LlamaLayer::decode_step`: norm, q/k/v, RoPE and the cache write
+/// in one GEMV; the residual adds and the post-attention norm in the GEMVs around attention)
+/// on the emulated GPU gives the CPU's logits, f32, on a small random model: the model-level
+/// check of the fused decode kernels that CI runs.
+#[test]
+fn fused_decode_steps_on_the_emulator_match_the_cpu() {
+    let config = LlamaConfig {
+        vocab_size: 300,
+        hidden_size: 128,
+        intermediate_size: 192,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 64,
+        ..LlamaConfig::smollm2_135m()
+    };
+    let run = |device: &Device| {
+        let model = Llama::random(&config, DType::F32, device, 5).unwrap();
+        let mut cache = model.new_cache_with_capacity(16).unwrap();
+        let prefill = model.forward(&[3, 141, 59, 26], &mut cache).unwrap();
+        let mut all = prefill.to_vec_f32().unwrap();
+        for id in [53, 58, 97, 93] {
+            all.extend(
+                model
+                    .forward(&[id], &mut cache)
+                    .unwrap()
+                    .to_vec_f32()
+                    .unwrap(),
+            );
+        }
+        all
+    };
+    let (got, want) = (run(&common::emu()), run(&Device::Cpu));
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst < 1e-3,
+        "emulated fused decode vs CPU: logits differ by {worst}"
+    );
+}

@@ -10,10 +10,13 @@
 //! (approximate `rsqrt`/`ex2`), the same on both devices.
 
 mod common;
+#[path = "gpu_vs_cpu/fused_gemv.rs"]
+mod fused_gemv;
 #[path = "gpu_vs_cpu/gemv.rs"]
 mod gemv;
 
 use common::{DTYPES, cases, check, check_tol, input};
+use fused_gemv::{fused_gemv_matches_unfused, qkv_rope_kv_write_matches_unfused};
 use gemv::{
     gate_up_swiglu_gemv_matches_unfused, quantize_and_dequantize_on_device_match_cpu,
     quantized_gemv_matches_dequantized_reference,
@@ -34,6 +37,8 @@ common::device_tests!(
     decode_attention_matches_reference,
     quantized_gemv_matches_dequantized_reference,
     gate_up_swiglu_gemv_matches_unfused,
+    fused_gemv_matches_unfused,
+    qkv_rope_kv_write_matches_unfused,
     quantize_and_dequantize_on_device_match_cpu,
     allocator_reuses_blocks,
     mixed_devices_are_a_typed_error,

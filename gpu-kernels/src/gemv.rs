@@ -11,7 +11,16 @@
 //!   [`crate::weights`], dequantized in registers, f16 activations;
 //! - `gemv_swiglu_m{M}_{f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: the weight is gate and up concatenated (`[2n, k]`, gate rows
 //!   first) and `y[m, j] = silu(gate_j · x_m) · (up_j · x_m)` — LlamaMLP's gate+up projection
-//!   in one pass, writing `n` outputs per row of `x`.
+//!   in one pass, writing `n` outputs per row of `x`;
+//! - `gemv_rope_kv_m1_{f32,f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: one token's q/k/v projection
+//!   with RoPE and the KV-cache write in its epilogue (blocks take q/k rows in rotation pairs).
+//!
+//! The decode step's neighbours of a projection ride along in the M = 1 kernels (each null
+//! pointer: not done; wider kernels leave them out, keeping the module small), so a
+//! Llama block is five kernels, not eight: `norm` RMS-normalises each row of `x` in a prologue
+//! (every block computes the row's sum of squares itself — a re-read of `x` from L1/L2 — and
+//! scales each piece as it loads it, rounded as `rmsnorm` would store it), `residual` is added
+//! to the outputs (rounded first, as the unfused add reads them).
 //!
 //! Batch-1 decode reads every weight once per token, so the kernel is about bytes in flight:
 //! each block owns [`GEMV_ROWS`] weight rows (gate and up row `j` for SwiGLU); its threads stride
@@ -34,13 +43,13 @@
 //! bench: `cargo bench --bench gpu_kernels -- --only gemv`.
 
 use crate::activation::silu_scalar;
-use crate::elem::{BF16, CHUNK, Elem, F16, aligned16};
-use crate::params::{GEMV_GROUP_PIECES, GEMV_MAX_M, GEMV_ROWS};
+use crate::elem::{BF16, CHUNK, Elem, F16, aligned16, sum_sq};
+use crate::params::{GEMV_GROUP_PIECES, GEMV_MAX_M, GEMV_ROWS, GemvRopeParams};
 use crate::primitives::{
-    block_dim_x, block_idx_x, dyn_smem_base, fma_f32, grid_dependency_sync, smem_load_f32,
-    smem_store_f32, sync_threads, thread_idx_x,
+    block_dim_x, block_idx_x, dyn_smem_base, fma_f32, grid_dependency_sync, rsqrt_approx,
+    smem_load_f32, smem_store_f32, sync_threads, thread_idx_x,
 };
-use crate::reduce::warp_sum;
+use crate::reduce::{row_sum, warp_sum};
 use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat};
 use crate::{kernel_entries, unroll2, unroll4, unroll8};
 
@@ -60,27 +69,171 @@ fn dot8(w: &[f32; CHUNK], x: &[f32; CHUNK], mut acc: f32) -> f32 {
     acc
 }
 
+/// What a GEMV block does with its row sums (the kernel's const parameter `EPI`).
+const PLAIN: u8 = 0;
+/// `silu(gate) · up` of its gate and up rows.
+const SWIGLU: u8 = 1;
+/// RoPE on a q/k row pair, then q to `y`, k and v into the KV cache.
+const ROPE_KV: u8 = 2;
+
+/// The outputs of the RoPE + KV-cache epilogue (`gemv_rope_kv_*`; unused by the others).
+#[derive(Clone, Copy)]
+struct RopeKvOut<E> {
+    k_cache: *mut E,
+    v_cache: *mut E,
+    cos: *const f32,
+    sin: *const f32,
+    pos_dev: *const u32,
+    p: GemvRopeParams,
+}
+
+impl<E> RopeKvOut<E> {
+    /// For the variants without it.
+    const NONE: RopeKvOut<E> = RopeKvOut {
+        k_cache: core::ptr::null_mut(),
+        v_cache: core::ptr::null_mut(),
+        cos: core::ptr::null(),
+        sin: core::ptr::null(),
+        pos_dev: core::ptr::null(),
+        p: GemvRopeParams {
+            q_dim: 0,
+            kv_dim: 0,
+            head_dim: 0,
+            interleaved: 0,
+        },
+    };
+}
+
+/// The weight rows block `b` reduces. SwiGLU: gate row `b` and up row `b`. RoPE: the rows of
+/// q and k come in rotation pairs — `(j, j + head_dim / 2)` of a head, or `(2j, 2j + 1)`
+/// interleaved — so one thread holds both halves of each rotation; v rows go two by two.
+#[inline(always)]
+fn block_rows<const EPI: u8>(b: usize, n: usize, p: &GemvRopeParams) -> [usize; GEMV_ROWS] {
+    let (hd, qk) = (p.head_dim as usize, (p.q_dim + p.kv_dim) as usize);
+    if EPI == SWIGLU {
+        [b, b + n]
+    } else if EPI == ROPE_KV && 2 * b < qk {
+        let (head, j) = (b / (hd / 2), b % (hd / 2));
+        if p.interleaved != 0 {
+            [head * hd + 2 * j, head * hd + 2 * j + 1]
+        } else {
+            [head * hd + j, head * hd + j + hd / 2]
+        }
+    } else {
+        [b * GEMV_ROWS, b * GEMV_ROWS + 1]
+    }
+}
+
+/// `x` rounded to the activation type, as a stored intermediate would be (so a fused
+/// epilogue or prologue computes what its unfused kernels would).
+#[inline(always)]
+fn round<E: Elem>(x: f32) -> f32 {
+    E::store(x).load()
+}
+
+/// The RMSNorm factor `1 / sqrt(mean(x_m²) + eps)` of each of the `mr` rows of `x`, as
+/// `rmsnorm` computes it. Every thread of the block must call it (it has barriers).
+///
+/// # Safety
+/// `x` holds `mr * k` elements; the block's dynamic shared memory is free for the call.
+#[inline(always)]
+unsafe fn norm_factors<E: Elem, const M: usize>(
+    x: *const E,
+    mr: usize,
+    k: usize,
+    eps: f32,
+) -> [f32; M] {
+    let (t, bd) = (thread_idx_x() as usize, block_dim_x() as usize);
+    let mut ss = [0.0f32; M];
+    // SAFETY: element and chunk indices stay below mr * k; chunks only on aligned rows of
+    // whole chunks.
+    unsafe {
+        if aligned16(x) && k.is_multiple_of(CHUNK) {
+            let mut c = t;
+            while c < k / CHUNK {
+                unroll8!(m => {
+                    if m < M && m < mr {
+                        ss[m] += sum_sq(&E::load_chunk(x, m * k + c * CHUNK));
+                    }
+                });
+                c += bd;
+            }
+        } else {
+            let mut i = t;
+            while i < k {
+                unroll8!(m => {
+                    if m < M && m < mr {
+                        let v = (*x.add(m * k + i)).load();
+                        ss[m] += v * v;
+                    }
+                });
+                i += bd;
+            }
+        }
+    }
+    let mut inv = [1.0f32; M];
+    unroll8!(m => {
+        if m < M {
+            // SAFETY: every thread gets here; the scratch is the block's dynamic shared memory.
+            let total = unsafe { row_sum(ss[m], dyn_smem_base()) };
+            inv[m] = rsqrt_approx(total / k as f32 + eps);
+        }
+    });
+    inv
+}
+
+/// The `m`-th row's piece of `x` at element `off`; with a norm, normalised and scaled by it
+/// and rounded as `rmsnorm` stores its output.
+///
+/// # Safety
+/// `x` holds row `m`'s piece, `norm` (if not null) `off + CHUNK` elements; both chunk-aligned.
+#[inline(always)]
+unsafe fn x_piece<E: Elem>(x: *const E, norm: *const E, inv: f32, m: usize, k: usize, off: usize) -> [f32; CHUNK] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut v = E::load_chunk(x, m * k + off);
+        if !norm.is_null() {
+            let g = E::load_chunk(norm, off);
+            for e in 0..CHUNK {
+                v[e] = round::<E>(v[e] * inv * g[e]);
+            }
+        }
+        v
+    }
+}
+
 /// One block: `GEMV_ROWS` weight rows against `mr` (`<= M`) rows of `x`. `M` is the compiled
 /// width (1, 2, 4 or 8): rows `mr..M` cost some idle registers and predicated-off loads.
+/// With a `norm` (not null) each row of `x` is RMS-normalised and scaled by it first; with a
+/// `residual` (not null, `PLAIN` only) it is added to the (rounded) outputs.
 ///
 /// # Safety
 /// `w` holds a `[rows, k]` matrix of format `W` (`rows = 2n` with `SWIGLU`, else `n`), `x`
-/// `mr * k` elements, `y` `mr * n`; `y` aliases neither input; launched as the module doc says.
+/// `mr * k` elements, `norm` null or `k`, `residual` null or `mr * n`, `y` `mr * n` (`q_dim`
+/// for `ROPE_KV`, with `mr = 1` and the caches and tables as `gemv_rope_kv` says); `y` aliases
+/// no input; launched as the module doc says.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: bool>(
+unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, const FUSE: bool>(
     w: *const u8,
     x: *const E,
     y: *mut E,
-    mr: usize,
-    n: usize,
-    k: usize,
+    (mr, n, k): (usize, usize, usize),
     weights_early: bool,
+    (norm, residual, eps): (*const E, *const E, f32),
+    rope: RopeKvOut<E>,
 ) {
+    // Without FUSE (the widths past 1, which decode does not fuse) the norm and residual code
+    // folds away: each entry is JIT-compiled at module load, so its size is load time.
+    let (norm, residual) = if FUSE {
+        (norm, residual)
+    } else {
+        (core::ptr::null(), core::ptr::null())
+    };
     // Every other access waits for the grid this one may overlap (programmatic dependent
     // launch): at once, or — when the host vouches that grid does not write `w` — after this
     // thread's first group of weight loads is in flight, so the loads overlap its tail.
-    let mut synced = !weights_early;
-    if synced {
+    if !weights_early {
         grid_dependency_sync();
     }
     let (t, bd, b) = (
@@ -88,11 +241,10 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
         block_dim_x() as usize,
         block_idx_x() as usize,
     );
-    let w_rows = if SWIGLU { 2 * n } else { n };
-    let mut row = [0usize; GEMV_ROWS];
+    let w_rows = if EPI == SWIGLU { 2 * n } else { n };
+    let row = block_rows::<EPI>(b, n, &rope.p);
     let mut live = [false; GEMV_ROWS];
     for r in 0..GEMV_ROWS {
-        row[r] = if SWIGLU { b + r * n } else { b * GEMV_ROWS + r };
         live[r] = row[r] < w_rows;
     }
     let mut acc = [[0.0f32; M]; GEMV_ROWS];
@@ -100,24 +252,33 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
     // (cu < chunks, i < k); x offsets are < M * k and chunk-aligned on the vector path (k is a
     // multiple of the weight chunk, itself a multiple of CHUNK, and x is 16-byte aligned).
     unsafe {
-        if W::vector_ok(w, k) && aligned16(x) {
-            let chunks = k / (CHUNK * W::PIECES);
-            let mut c = t;
-            while c < chunks {
-                // Every load of this group is issued before the first one is used.
-                let mut raw = [[W::ZERO; GEMV_ROWS]; GEMV_GROUP_PIECES];
-                unroll4!(u => {
-                    let cu = c + u * bd;
-                    unroll2!(r => {
-                        if u < W::UNROLL && cu < chunks && live[r] {
-                            raw[u][r] = W::load(w, w_rows, k, row[r], cu);
-                        }
-                    });
+        let vector = W::vector_ok(w, k) && aligned16(x) && (norm.is_null() || aligned16(norm));
+        let chunks = if vector { k / (CHUNK * W::PIECES) } else { 0 };
+        // A group: every load of it is issued before the first one is used.
+        let group = |c: usize| {
+            let mut raw = [[W::ZERO; GEMV_ROWS]; GEMV_GROUP_PIECES];
+            unroll4!(u => {
+                let cu = c + u * bd;
+                unroll2!(r => {
+                    if u < W::UNROLL && cu < chunks && live[r] {
+                        raw[u][r] = W::load(w, w_rows, k, row[r], cu);
+                    }
                 });
-                if !synced {
-                    grid_dependency_sync();
-                    synced = true;
-                }
+            });
+            raw
+        };
+        let mut c = t;
+        let mut raw = group(c);
+        if weights_early {
+            grid_dependency_sync();
+        }
+        let inv = if norm.is_null() {
+            [1.0f32; M]
+        } else {
+            norm_factors::<E, M>(x, mr, k, eps)
+        };
+        if vector {
+            while c < chunks {
                 unroll4!(u => {
                     let cu = c + u * bd;
                     if u < W::UNROLL && cu < chunks {
@@ -128,7 +289,7 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
                                 let off = (cu * W::PIECES + p) * CHUNK;
                                 unroll8!(m => {
                                     if m < M && m < mr {
-                                        let xv = E::load_chunk(x, m * k + off);
+                                        let xv = x_piece(x, norm, inv[m], m, k, off);
                                         acc[0][m] = dot8(&w0, &xv, acc[0][m]);
                                         acc[1][m] = dot8(&w1, &xv, acc[1][m]);
                                     }
@@ -138,20 +299,25 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
                     }
                 });
                 c += W::UNROLL * bd;
+                raw = group(c);
             }
         } else {
             let mut i = t;
-            if !synced {
-                grid_dependency_sync();
-                synced = true;
-            }
             while i < k {
+                let g = if norm.is_null() {
+                    1.0
+                } else {
+                    (*norm.add(i)).load()
+                };
                 unroll2!(r => {
                     if live[r] {
                         let wv = W::element(w, w_rows, k, row[r], i);
                         unroll8!(m => {
                             if m < M && m < mr {
-                                let xm = (*x.add(m * k + i)).load();
+                                let mut xm = (*x.add(m * k + i)).load();
+                                if !norm.is_null() {
+                                    xm = round::<E>(xm * inv[m] * g);
+                                }
                                 acc[r][m] = fma_f32(wv, xm, acc[r][m]);
                             }
                         });
@@ -162,10 +328,6 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
         }
     }
 
-    if !synced {
-        // A thread with no chunk: it still must not write `y` before the wait.
-        grid_dependency_sync();
-    }
     // Reduce: shuffles within each warp, then (several warps) through shared memory.
     unroll2!(r => {
         unroll8!(m => {
@@ -208,17 +370,27 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
     if t != 0 {
         return;
     }
-    // SAFETY: outputs y[m * n + j] with m < M and j < n (live rows; b < n for SwiGLU).
+    // SAFETY: outputs y[m * n + j] with m < M and j < n (live rows; b < n for SwiGLU); the
+    // RoPE epilogue's as `rope_kv_store` says.
     unsafe {
+        if EPI == ROPE_KV {
+            rope_kv_store(y, b, row, [acc[0][0], acc[1][0]], &rope);
+            return;
+        }
         // Constant indices (`unroll8!`, `m < M`) keep `acc` in registers.
         unroll8!(m => {
             if m < M && m < mr {
-                if SWIGLU {
+                if EPI == SWIGLU {
                     *y.add(m * n + b) = E::store(silu_scalar(acc[0][m]) * acc[1][m]);
                 } else {
                     unroll2!(r => {
                         if live[r] {
-                            *y.add(m * n + row[r]) = E::store(acc[r][m]);
+                            let at = m * n + row[r];
+                            let mut v = acc[r][m];
+                            if !residual.is_null() {
+                                v = round::<E>(v) + (*residual.add(at)).load();
+                            }
+                            *y.add(at) = E::store(v);
                         }
                     });
                 }
@@ -227,17 +399,62 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const SWIGLU: boo
     }
 }
 
+/// The RoPE + KV-cache epilogue of block `b` (rows `row`, sums `sums`): both halves of a q or k
+/// rotation pair are rounded (as the projection's output would be), rotated at position
+/// `*pos_dev` as `rope` does, and stored — q into `y`, k into the key cache; a v pair is
+/// stored into the value cache. Cache rows hold `kv_dim` elements.
+///
+/// # Safety
+/// `y` holds `q_dim` elements, the caches row `*pos_dev`, the tables `(*pos_dev + 1) *
+/// head_dim / 2` entries.
+#[inline(always)]
+unsafe fn rope_kv_store<E: Elem>(
+    y: *mut E,
+    b: usize,
+    row: [usize; GEMV_ROWS],
+    sums: [f32; GEMV_ROWS],
+    o: &RopeKvOut<E>,
+) {
+    let p = &o.p;
+    let (q_dim, kv_dim, half) = (p.q_dim as usize, p.kv_dim as usize, p.head_dim as usize / 2);
+    let [a, c] = [round::<E>(sums[0]), round::<E>(sums[1])];
+    // SAFETY: the caller's contract; rows < q_dim + 2 kv_dim, so cache offsets stay in row pos.
+    unsafe {
+        let pos = *o.pos_dev as usize;
+        if row[0] >= q_dim + kv_dim {
+            let at = pos * kv_dim + row[0] - q_dim - kv_dim;
+            *o.v_cache.add(at) = E::store(a);
+            *o.v_cache.add(at + 1) = E::store(c);
+            return;
+        }
+        let tab = pos * half + b % half;
+        let (cs, sn) = (*o.cos.add(tab), *o.sin.add(tab));
+        let (ra, rc) = (E::store(a * cs - c * sn), E::store(c * cs + a * sn));
+        if row[0] < q_dim {
+            *y.add(row[0]) = ra;
+            *y.add(row[1]) = rc;
+        } else {
+            let at = pos * kv_dim + row[0] - q_dim;
+            *o.k_cache.add(at) = ra;
+            *o.k_cache.add(at + row[1] - row[0]) = rc;
+        }
+    }
+}
+
 /// The compiled widths: `gemv[_swiglu]_m{M}` serves `m` rows of `x` with `m <= M` (the host
 /// picks the smallest width, [`crate::launch_shape::gemv_width`]). Each width is its own
 /// kernel so that its register count (and so its occupancy) is its own: M = 1 is not held back
 /// by the accumulators of M = 8.
 macro_rules! gemv_widths {
-    ($($body:ident = $m:literal, $swiglu:literal;)*) => {$(
+    ($($body:ident = $m:literal, $epi:ident, $fuse:literal;)*) => {$(
         /// `y = x · wᵀ` (or its SwiGLU form) for `m <= M` rows of `x`; `w` `[n, k]` (`[2n, k]`
-        /// for SwiGLU) of format `A`, `x` `[m, k]` and `y` `[m, n]` of type `B`.
+        /// for SwiGLU) of format `A`, `x` `[m, k]` and `y` `[m, n]` of type `B`; `norm` (null
+        /// or `[k]`) normalises `x` first, `residual` (null or `[m, n]`) is added to `y` — in
+        /// the M = 1 kernels only (the others ignore both: the host passes null).
         ///
         /// # Safety
         /// See [`gemv_block`].
+        #[allow(clippy::too_many_arguments)]
         #[inline(always)]
         pub unsafe fn $body<A: WeightFormat, B: Elem>(
             w: *const u8,
@@ -246,18 +463,21 @@ macro_rules! gemv_widths {
             m: u32,
             n: u32,
             k: u32,
+            norm: *const B,
+            residual: *const B,
+            eps: f32,
             weights_early: u32,
         ) {
             // SAFETY: forwarded contract (the launcher passes m <= M).
             unsafe {
-                gemv_block::<A, B, $m, $swiglu>(
+                gemv_block::<A, B, $m, $epi, $fuse>(
                     w,
                     x,
                     y,
-                    m as usize,
-                    n as usize,
-                    k as usize,
+                    (m as usize, n as usize, k as usize),
                     weights_early != 0,
+                    (norm, residual, eps),
+                    RopeKvOut::NONE,
                 )
             }
         }
@@ -265,14 +485,79 @@ macro_rules! gemv_widths {
 }
 
 gemv_widths! {
-    gemv_m1 = 1, false; gemv_m2 = 2, false; gemv_m4 = 4, false; gemv_m8 = 8, false;
-    gemv_swiglu_m1 = 1, true; gemv_swiglu_m2 = 2, true; gemv_swiglu_m4 = 4, true;
-    gemv_swiglu_m8 = 8, true;
+    gemv_m1 = 1, PLAIN, true; gemv_m2 = 2, PLAIN, false; gemv_m4 = 4, PLAIN, false;
+    gemv_m8 = 8, PLAIN, false;
+    gemv_swiglu_m1 = 1, SWIGLU, true; gemv_swiglu_m2 = 2, SWIGLU, false;
+    gemv_swiglu_m4 = 4, SWIGLU, false; gemv_swiglu_m8 = 8, SWIGLU, false;
 }
 const _: () = assert!(GEMV_MAX_M == 8);
 
+/// One token's q/k/v projection (`w` `[q_dim + 2 kv_dim, k]`, q rows then k then v; `x` `[1,
+/// k]`, normalised by `norm` unless it is null) with RoPE and the KV-cache write in its
+/// epilogue: q rotated into `y` (`[q_dim]`), k rotated and v into row `*pos_dev` of the caches
+/// (rows of `kv_dim`), with the tables of `rope` (`[positions, head_dim / 2]`). The unfused
+/// reference is `gemv_m1` followed by `rope_kv_write`.
+///
+/// # Safety
+/// As [`gemv_block`] with `n = q_dim + 2 kv_dim` and `m = 1`; `q_dim` and `kv_dim` are
+/// multiples of the even `head_dim`; the caches hold row `*pos_dev` and the tables its entries;
+/// the caches alias nothing else.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub unsafe fn gemv_rope_kv_m1<A: WeightFormat, B: Elem>(
+    w: *const u8,
+    x: *const B,
+    y: *mut B,
+    k: u32,
+    norm: *const B,
+    eps: f32,
+    k_cache: *mut B,
+    v_cache: *mut B,
+    cos: *const f32,
+    sin: *const f32,
+    pos_dev: *const u32,
+    p: GemvRopeParams,
+    weights_early: u32,
+) {
+    let n = (p.q_dim + 2 * p.kv_dim) as usize;
+    let rope = RopeKvOut {
+        k_cache,
+        v_cache,
+        cos,
+        sin,
+        pos_dev,
+        p,
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        gemv_block::<A, B, 1, ROPE_KV, true>(
+            w,
+            x,
+            y,
+            (1, n, k as usize),
+            weights_early != 0,
+            (norm, core::ptr::null(), eps),
+            rope,
+        )
+    }
+}
+
 kernel_entries! {
-    own_sync gemv_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_rope_kv_m1(
+        w: *const u8, x: *const B, y: *mut B, k: u32, norm: *const B, eps: f32, k_cache: *mut B,
+        v_cache: *mut B, cos: *const f32, sin: *const f32, pos_dev: *const u32, p: GemvRopeParams,
+        weights_early: u32,
+    );
+    gemv_rope_kv_m1_f32 = f32 => f32,
+    gemv_rope_kv_m1_f16 = F16 => F16,
+    gemv_rope_kv_m1_bf16 = BF16 => BF16,
+    gemv_rope_kv_m1_q8_0_f16 = Q8_0 => F16,
+    gemv_rope_kv_m1_q4_0_f16 = Q4_0 => F16,
+    gemv_rope_kv_m1_q4_1_f16 = Q4_1 => F16,
+}
+
+kernel_entries! {
+    own_sync gemv_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_m1_f32 = f32 => f32,
     gemv_m1_f16 = F16 => F16,
     gemv_m1_bf16 = BF16 => BF16,
@@ -282,7 +567,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_m2_f32 = f32 => f32,
     gemv_m2_f16 = F16 => F16,
     gemv_m2_bf16 = BF16 => BF16,
@@ -292,7 +577,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_m4_f32 = f32 => f32,
     gemv_m4_f16 = F16 => F16,
     gemv_m4_bf16 = BF16 => BF16,
@@ -302,7 +587,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_m8_f32 = f32 => f32,
     gemv_m8_f16 = F16 => F16,
     gemv_m8_bf16 = BF16 => BF16,
@@ -312,7 +597,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_swiglu_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_swiglu_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_swiglu_m1_f16 = F16 => F16,
     gemv_swiglu_m1_bf16 = BF16 => BF16,
     gemv_swiglu_m1_q8_0_f16 = Q8_0 => F16,
@@ -321,7 +606,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_swiglu_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_swiglu_m2(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_swiglu_m2_f16 = F16 => F16,
     gemv_swiglu_m2_bf16 = BF16 => BF16,
     gemv_swiglu_m2_q8_0_f16 = Q8_0 => F16,
@@ -330,7 +615,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_swiglu_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_swiglu_m4(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_swiglu_m4_f16 = F16 => F16,
     gemv_swiglu_m4_bf16 = BF16 => BF16,
     gemv_swiglu_m4_q8_0_f16 = Q8_0 => F16,
@@ -339,7 +624,7 @@ kernel_entries! {
 }
 
 kernel_entries! {
-    own_sync gemv_swiglu_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, weights_early: u32);
+    own_sync gemv_swiglu_m8(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
     gemv_swiglu_m8_f16 = F16 => F16,
     gemv_swiglu_m8_bf16 = BF16 => BF16,
     gemv_swiglu_m8_q8_0_f16 = Q8_0 => F16,

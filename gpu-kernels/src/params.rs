@@ -274,5 +274,17 @@ pub struct RopeKvParams {
     pub interleaved: u32,
 }
 
+/// `gemv_rope_kv_m1_*`: the q/k/v projection with RoPE and the KV-cache write in its
+/// epilogue. The weight's rows are q (`q_dim`), k then v (`kv_dim` each), heads of `head_dim`
+/// rows; `interleaved` as [`RopeParams::interleaved`].
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct GemvRopeParams {
+    pub q_dim: u32,
+    pub kv_dim: u32,
+    pub head_dim: u32,
+    pub interleaved: u32,
+}
+
 /// Threads of the one-block `argmax_f32` kernel.
 pub const ARGMAX_BLOCK: u32 = 1024;

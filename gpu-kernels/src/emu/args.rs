@@ -14,7 +14,7 @@ use core::marker::PhantomData;
 use core::mem::size_of;
 
 use crate::params::{
-    DecodeAttnParams, FlashAttnParams, RopeKvParams, RopeParams, SoftmaxParams, StridedCopy,
+    DecodeAttnParams, FlashAttnParams, RopeKvParams, GemvRopeParams, RopeParams, SoftmaxParams, StridedCopy,
 };
 
 /// A type a kernel parameter (or a launch argument) may have.
@@ -49,6 +49,7 @@ plain_params!(
     DecodeAttnParams,
     FlashAttnParams,
     RopeKvParams,
+    GemvRopeParams,
 );
 
 // SAFETY: any address is a valid raw pointer; `read` gives it the provenance exposed by the

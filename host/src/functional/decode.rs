@@ -27,7 +27,7 @@ fn backend_of<'a>(op: &'static str, t: &'a Tensor, value: &DeviceU32) -> Result<
 }
 
 /// Errors unless `t` has exactly `dims`.
-fn check_dims(op: &'static str, t: &Tensor, dims: &[usize]) -> Result<()> {
+pub(super) fn check_dims(op: &'static str, t: &Tensor, dims: &[usize]) -> Result<()> {
     if t.dims() == dims {
         Ok(())
     } else {
@@ -64,6 +64,34 @@ pub fn embedding_at(id: &DeviceU32, table: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
+/// Checks the caches (`[capacity, kv_heads, head_dim]`, contiguous, on `t`'s device, as the
+/// RoPE table for `head_dim`) of a one-token RoPE + KV-cache write positioned by `pos`.
+pub(super) fn check_rope_kv(
+    op: &'static str,
+    t: &Tensor,
+    (k_cache, v_cache): (&Tensor, &Tensor),
+    (kv_heads, d): (usize, usize),
+    table: &RopeTable,
+    pos: &DeviceU32,
+) -> Result<()> {
+    check_same(op, &[t, k_cache, v_cache])?;
+    backend_of(op, t, pos)?;
+    let capacity = k_cache.dims().first().copied().unwrap_or(0);
+    check_dims(op, k_cache, &[capacity, kv_heads, d])?;
+    check_dims(op, v_cache, &[capacity, kv_heads, d])?;
+    let (cos, _) = table.tables();
+    if d != 2 * cos.dims()[1] || !cos.device().same(t.device()) {
+        return Err(Error::invalid(
+            op,
+            format!("a RoPE table for head_dim {d} on {}", t.device()),
+        ));
+    }
+    if !k_cache.is_contiguous() || !v_cache.is_contiguous() {
+        return Err(Error::invalid(op, "the caches must be contiguous"));
+    }
+    Ok(())
+}
+
 /// RoPE on `q` (`[1, heads, head_dim]`) and `k` (`[1, kv_heads, head_dim]`) at position `*pos`,
 /// with the rotated `k` and `v` written into row `*pos` of the layer's caches
 /// (`[capacity, kv_heads, head_dim]`). Returns the rotated `q`. The caller keeps `*pos` below
@@ -92,19 +120,8 @@ pub fn rope_kv_write(
     let kv_heads = k.dims().get(1).copied().unwrap_or(0);
     check_dims(OP, k, &[1, kv_heads, d])?;
     check_dims(OP, v, &[1, kv_heads, d])?;
-    let capacity = k_cache.dims().first().copied().unwrap_or(0);
-    check_dims(OP, k_cache, &[capacity, kv_heads, d])?;
-    check_dims(OP, v_cache, &[capacity, kv_heads, d])?;
+    check_rope_kv(OP, q, (k_cache, v_cache), (kv_heads, d), table, pos)?;
     let (cos, sin) = table.tables();
-    if d != 2 * cos.dims()[1] || !cos.device().same(q.device()) {
-        return Err(Error::invalid(
-            OP,
-            format!("a RoPE table for head_dim {d} on {}", q.device()),
-        ));
-    }
-    if !k_cache.is_contiguous() || !v_cache.is_contiguous() {
-        return Err(Error::invalid(OP, "the caches must be contiguous"));
-    }
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     let out = Tensor::uninit(q.shape().clone(), q.dtype(), q.device())?;
     let p = RopeKvParams {

@@ -5,7 +5,7 @@ use super::{check_same, cpu_result, cuda_ptr, dense_gemv_weight, with_f32};
 use crate::backend::cpu::simd;
 use nano_infer_kernels::params::GEMV_MAX_M;
 
-use crate::backend::cuda::Gemm;
+use crate::backend::cuda::{Gemm, GemvFusion};
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Tensor};
 
@@ -100,14 +100,17 @@ pub(crate) fn product(
             }
             if b_transposed && batch == 1 && m <= GEMV_MAX_M && n.max(k) <= u32::MAX as usize {
                 // Decode: a few activation rows against a weight — our GEMV beats cuBLAS here.
-                be.gemv(
-                    dense_gemv_weight(&b),
-                    cuda_ptr(&a),
-                    cuda_ptr(&out),
-                    (m, n, k),
-                    a.dtype(),
-                    false,
-                )?;
+                // SAFETY: a is [m, k], b [n, k], out a fresh [m, n] (checked above).
+                unsafe {
+                    be.gemv(
+                        dense_gemv_weight(&b),
+                        cuda_ptr(&a),
+                        cuda_ptr(&out),
+                        (m, n, k),
+                        a.dtype(),
+                        GemvFusion::default(),
+                    )?
+                };
                 return Ok(out);
             }
             let g = Gemm {

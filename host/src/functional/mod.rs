@@ -7,12 +7,14 @@
 
 mod attention;
 mod decode;
+mod fused_gemv;
 mod matmul;
 mod quantized;
 mod rope;
 
 pub use attention::attention;
 pub use decode::{argmax_into, decode_attention, embedding_at, rope_kv_write};
+pub use fused_gemv::{LinearFusion, linear_fused, qkv_rope_kv_write};
 pub use matmul::{linear, matmul};
 /// Rows up to which a CUDA linear layer runs the GEMV kernels (decode); more run cuBLAS.
 pub use nano_infer_kernels::params::GEMV_MAX_M;

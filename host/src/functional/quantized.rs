@@ -14,7 +14,7 @@ use nano_infer_kernels::params::GEMV_MAX_M;
 
 use super::{cpu_result, cuda_ptr, dense_gemv_weight, matmul::linear, swiglu, with_f32};
 use crate::backend::cpu::quant::{QuantKernels, QuantWeight};
-use crate::backend::cuda::GemvWeight;
+use crate::backend::cuda::{GemvFusion, GemvWeight};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, QuantizedTensor, Tensor};
 
@@ -222,18 +222,19 @@ fn out_dims(x: &Tensor, n: usize) -> Vec<usize> {
     d
 }
 
-/// The GEMV kernel over `x [.., k]` (at most `GEMV_MAX_M` rows: more rows take cuBLAS).
-fn launch_rows(
+/// The GEMV kernel over `x [.., k]` (at most `GEMV_MAX_M` rows: more rows take cuBLAS) with
+/// `fuse`'s additions; `fuse`'s buffers are the caller's (it keeps them alive and sized).
+pub(crate) fn launch_rows(
     op: &'static str,
     x: &Tensor,
     w: GemvWeight,
     [rows, k]: [usize; 2],
-    swiglu: bool,
+    fuse: GemvFusion,
 ) -> Result<Tensor> {
     let Device::Cuda(be) = x.device() else {
         unreachable!("launch_rows on CUDA")
     };
-    let n = if swiglu { rows / 2 } else { rows };
+    let n = if fuse.swiglu { rows / 2 } else { rows };
     let (m, x2) = rows_of(op, x, k)?;
     if m > GEMV_MAX_M {
         return Err(Error::invalid(
@@ -242,15 +243,37 @@ fn launch_rows(
         ));
     }
     let out = Tensor::uninit([m, n], x.dtype(), x.device())?;
-    be.gemv(
-        w,
-        cuda_ptr(&x2),
-        cuda_ptr(&out),
-        (m, n, k),
-        x.dtype(),
-        swiglu,
-    )?;
+    // SAFETY: x2 is [m, k], out a fresh [m, n], w `[rows, k]` (its operand's contract); the
+    // fused buffers are the caller's.
+    unsafe { be.gemv(w, cuda_ptr(&x2), cuda_ptr(&out), (m, n, k), x.dtype(), fuse)? };
     out.reshape(out_dims(x, n))
+}
+
+/// `w` as a GEMV operand for activations `x` on CUDA: a contiguous dense weight of `x`'s
+/// dtype, or quantized blocks with f16 activations; `None` when the GEMV kernels do not take
+/// that pair (or not with the SwiGLU epilogue), or `w` is not on `x`'s device.
+pub(crate) fn gemv_operand(x: &Tensor, w: &LinearWeight, swiglu: bool) -> Option<GemvWeight> {
+    if !matches!(x.device(), Device::Cuda(_)) || !w.device().same(x.device()) {
+        return None;
+    }
+    match w {
+        LinearWeight::Dense(t) => (t.dtype() == x.dtype()
+            && t.rank() == 2
+            && t.is_contiguous()
+            && !(swiglu && x.dtype() == DType::F32))
+            .then(|| dense_gemv_weight(t)),
+        LinearWeight::Quantized(q) => quantized_operand(q).filter(|_| x.dtype() == DType::F16),
+    }
+}
+
+/// A CUDA quantized weight's blocks as a GEMV operand (`None` on the CPU).
+fn quantized_operand(q: &QuantizedTensor) -> Option<GemvWeight> {
+    let buffer = q.cuda_buffer()?;
+    Some(GemvWeight {
+        ptr: buffer.start,
+        buffer,
+        quant: q.cuda_format(),
+    })
 }
 
 /// Dense gate+up GEMV with the SwiGLU epilogue (CUDA, `m <= GEMV_MAX_M`).
@@ -267,7 +290,11 @@ fn fused_dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     }
     let w = w.contiguous()?;
     let [rows, k] = [w.dims()[0], w.dims()[1]];
-    launch_rows("linear_swiglu", x, dense_gemv_weight(&w), [rows, k], true)
+    let swiglu = GemvFusion {
+        swiglu: true,
+        ..Default::default()
+    };
+    launch_rows("linear_swiglu", x, dense_gemv_weight(&w), [rows, k], swiglu)
 }
 
 /// Quantized GEMV on CUDA (`x` on CUDA), plain or with the SwiGLU epilogue.
@@ -288,15 +315,12 @@ fn gemv_quantized(
             ),
         ));
     }
-    let buffer = q
-        .cuda_buffer()
-        .expect("a CUDA quantized tensor has device blocks");
-    let w = GemvWeight {
-        ptr: buffer.start,
-        buffer,
-        quant: q.cuda_format(),
+    let w = quantized_operand(q).expect("a CUDA quantized tensor has device blocks");
+    let fuse = GemvFusion {
+        swiglu,
+        ..Default::default()
     };
-    launch_rows(op, x, w, q.dims(), swiglu)
+    launch_rows(op, x, w, q.dims(), fuse)
 }
 
 #[cfg(test)]

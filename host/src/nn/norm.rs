@@ -34,6 +34,10 @@ impl RmsNorm {
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
+    /// `(weight, eps)`, as a fused kernel takes the norm.
+    pub fn parts(&self) -> (&Tensor, f32) {
+        (&self.weight, self.eps)
+    }
     /// `(x + residual, norm(x + residual))` in one pass.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<(Tensor, Tensor)> {
         functional::add_rms_norm(x, residual, &self.weight, self.eps)

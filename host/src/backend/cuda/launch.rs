@@ -8,7 +8,8 @@ use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
-    DECODE_COUNTERS, FlashAttnParams, MAX_RANK, RopeParams, SoftmaxParams, StridedCopy,
+    DECODE_COUNTERS, FlashAttnParams, GemvRopeParams, MAX_RANK, RopeParams, SoftmaxParams,
+    StridedCopy,
 };
 use nano_infer_kernels::weights::QuantFormat;
 
@@ -40,6 +41,30 @@ pub(crate) struct GemvWeight {
     pub ptr: u64,
     pub buffer: std::ops::Range<u64>,
     pub quant: Option<QuantFormat>,
+}
+
+impl GemvWeight {
+    /// The end of a GEMV kernel's name for this weight and activation type: `{dt}` or
+    /// `{format}_{dt}`.
+    fn kernel_suffix(&self, dt: DType) -> String {
+        match self.quant {
+            Some(f) => format!("{}_{}", f.name(), dt.name()),
+            None => dt.name().to_string(),
+        }
+    }
+}
+
+/// What a decode GEMV does besides its product (`gpu-kernels/src/gemv.rs`); the default is
+/// the plain product.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GemvFusion {
+    /// RMSNorm of each input row first, with this weight (`[k]`, the activation type; 0: none)
+    /// and epsilon.
+    pub norm: (u64, f32),
+    /// Added to the outputs (`[m, n]`, the activation type; 0: none). Not with `swiglu`.
+    pub residual: u64,
+    /// The weight is `[gate; up]` (`[2n, k]`) and `y[m, j] = silu(gate_j·x_m)·(up_j·x_m)`.
+    pub swiglu: bool,
 }
 
 /// Launches kernel `$name` with the listed local variables as arguments, in order, on the GPU
@@ -221,37 +246,79 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers); with
-    /// `swiglu`, `w` is `[gate; up]` (`[2n, k]`) and `y[m, j] = silu(gate_j·x_m)·(up_j·x_m)`.
-    /// `w` holds `dt` values, or with `quant` that format's repacked blocks
-    /// (`nano_infer_kernels::weights`). Kernel `gemv_[swiglu_]m{M}_[{format}_]{dt}`, `M` =
-    /// `gemv_width(m)`.
-    pub(crate) fn gemv(
+    /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers), with
+    /// what `fuse` adds (see [`GemvFusion`]; a norm or residual with `m = 1` only). `w` holds `dt` values, or with `quant` that
+    /// format's repacked blocks (`nano_infer_kernels::weights`). Kernel
+    /// `gemv_[swiglu_]m{M}_[{format}_]{dt}`, `M` = `gemv_width(m)`.
+    ///
+    /// # Safety
+    /// `x`, `y` and `fuse`'s buffers hold the extents above, `y` aliasing none of them.
+    pub(crate) unsafe fn gemv(
         &self,
         w: GemvWeight,
         x: u64,
         y: u64,
         (m, n, k): (usize, usize, usize),
         dt: DType,
-        swiglu: bool,
+        fuse: GemvFusion,
     ) -> Result<()> {
+        if m > 1 && (fuse.norm.0 != 0 || fuse.residual != 0) {
+            return Err(Error::invalid(
+                "gemv",
+                "norm and residual fusions take one row",
+            ));
+        }
         let cfg = config(
-            launch_shape::gemv(n, k, swiglu)
+            launch_shape::gemv(n, k, fuse.swiglu)
                 .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
         let name = format!(
-            "gemv_{}m{}_{}{}",
-            if swiglu { "swiglu_" } else { "" },
+            "gemv_{}m{}_{}",
+            if fuse.swiglu { "swiglu_" } else { "" },
             launch_shape::gemv_width(m),
-            w.quant
-                .map(|f| format!("{}_", f.name()))
-                .unwrap_or_default(),
-            dt.name()
+            w.kernel_suffix(dt)
         );
         let (w_ptr, m_u, n_u, k_u) = (w.ptr, m as u32, n as u32, k as u32);
-        let args: &[&dyn KernelArg] = &[&w_ptr, &x, &y, &m_u, &n_u, &k_u];
+        let ((norm, eps), residual) = (fuse.norm, fuse.residual);
+        let args: &[&dyn KernelArg] = &[&w_ptr, &x, &y, &m_u, &n_u, &k_u, &norm, &residual, &eps];
         // SAFETY: the grid covers the n rows of k weights; w, x, y hold [n, k] weights (2n rows
-        // for SwiGLU), [m, k] and [m, n] values; `w.buffer` is the buffer w lies in.
+        // for SwiGLU), [m, k] and [m, n] values, the norm and residual their extents (the
+        // caller's contract); `w.buffer` is the buffer w lies in.
+        unsafe { self.launch_kernel_reading_early(&name, cfg, args, w.buffer) }
+    }
+
+    /// One token's q/k/v projection (`w` `[q_dim + 2 kv_dim, k]`) of `x` (`[1, k]`, RMS-normed
+    /// first when `norm.0` is not 0) with RoPE and the KV-cache write in its epilogue: q rotated
+    /// into `q_out`, k rotated and v written into row `*pos_dev` of `caches`. Kernel
+    /// `gemv_rope_kv_m1_[{format}_]{dt}`; its unfused reference is `gemv` then `rope_kv_write`.
+    ///
+    /// # Safety
+    /// `x` holds `k` values, `q_out` `q_dim`, the caches row `*pos_dev` (rows of `kv_dim`) and
+    /// the tables `(*pos_dev + 1) * head_dim / 2` entries; the outputs alias nothing else.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn gemv_rope_kv(
+        &self,
+        w: GemvWeight,
+        [x, q_out]: [u64; 2],
+        k: usize,
+        dt: DType,
+        (norm, eps): (u64, f32),
+        [k_cache, v_cache, cos, sin]: [u64; 4],
+        pos_dev: u64,
+        p: GemvRopeParams,
+    ) -> Result<()> {
+        let n = (p.q_dim + 2 * p.kv_dim) as usize;
+        let cfg =
+            config(launch_shape::gemv(n, k, false).ok_or_else(|| {
+                Error::invalid("gemv_rope_kv", format!("{n} rows exceed the grid"))
+            })?);
+        let name = format!("gemv_rope_kv_m1_{}", w.kernel_suffix(dt));
+        let (w_ptr, k_u, params) = (w.ptr, k as u32, ByValue(p));
+        let args: &[&dyn KernelArg] = &[
+            &w_ptr, &x, &q_out, &k_u, &norm, &eps, &k_cache, &v_cache, &cos, &sin, &pos_dev,
+            &params,
+        ];
+        // SAFETY: the caller's contract; the grid covers the weight's rows two by two.
         unsafe { self.launch_kernel_reading_early(&name, cfg, args, w.buffer) }
     }
 

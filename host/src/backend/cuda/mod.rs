@@ -20,6 +20,6 @@ pub(crate) use blas::{CublasGemm, Gemm};
 pub use context::{CudaBackend, KernelPtx};
 pub(crate) use dispatch::KernelArg;
 pub use graph::{CapturedGraph, DeviceU32};
-pub(crate) use launch::GemvWeight;
+pub(crate) use launch::{GemvFusion, GemvWeight};
 pub(crate) use launch_step::BlockConversion;
 pub use storage::CudaStorage;

@@ -14,13 +14,15 @@
 //! [`FusedLinear`] (one GEMV in decode), as are the MLP's gate and up.
 //!
 //! A one-token step on CUDA whose cache holds its length in device memory (see `KvCache`)
-//! rotates q and k and writes the cache in one kernel, and attends up to that device-side
-//! position, so that a CUDA graph of the step serves every position.
+//! attends up to that device-side position, so that a CUDA graph of the step serves every
+//! position; it runs in five kernels ([`LlamaLayer::decode_step`]): the norms and residual adds
+//! ride in the GEMVs, RoPE and the cache write in the q/k/v GEMV's epilogue, and the block
+//! hands on its stream with nothing pending.
 
 use super::{Weights, tensor_seed};
 use crate::backend::cuda::DeviceU32;
 use crate::error::Result;
-use crate::functional::{self, LinearWeight, RopeTable};
+use crate::functional::{self, LinearFusion, LinearWeight, RopeTable};
 use crate::kv_cache::KvCache;
 use crate::models::LlamaConfig;
 use crate::nn::{FusedLinear, Linear, LlamaMlp, Module, RmsNorm};
@@ -59,6 +61,14 @@ impl Residual {
                 .transpose()?,
         })
     }
+}
+
+/// Whether one-token CUDA steps take the fused kernels of [`LlamaLayer::decode_step`] (the
+/// default; `NANO_INFER_FUSED_DECODE=0` runs the unfused ops instead, to measure the fusion
+/// against them in one process run).
+fn fused_decode_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("NANO_INFER_FUSED_DECODE").map_or(true, |v| v != "0"))
 }
 
 /// One decoder block, named as in HF checkpoints (`model.layers.{i}.*`).
@@ -204,6 +214,14 @@ impl LlamaLayer {
     /// writes this layer's keys and values into `cache` (the caller advances it once every
     /// layer is done). The MLP output is left pending for the next norm.
     pub fn forward(&self, x: &Residual, rope: &RopeTable, cache: &KvCache) -> Result<Residual> {
+        if x.delta.is_none()
+            && x.x.dims()[0] == 1
+            && fused_decode_enabled()
+            && let Some(pos) = cache.device_len()
+            && let (Some(qkv), Some(gate_up)) = (self.qkv.joined(), self.mlp.gate_up.joined())
+        {
+            return self.decode_step(&x.x, [qkv, gate_up], rope, cache, pos);
+        }
         let (x, h) = x.add_norm(&self.input_layernorm)?;
         let a = self.self_attn(&h, rope, cache)?;
         let (x, h) = self.post_attention_layernorm.forward_residual(&x, &a)?;
@@ -211,6 +229,52 @@ impl LlamaLayer {
             x,
             delta: Some(self.mlp.forward(&h)?),
         })
+    }
+
+    /// The one-token CUDA step positioned by the cache's device-side length (what a CUDA graph
+    /// captures), in five kernels: the input norm, q/k/v projection, RoPE and cache write as one
+    /// GEMV; attention; o_proj with the residual add; the post-attention norm, gate/up and SwiGLU
+    /// as one GEMV; down with the residual add. Returns the stream with nothing pending.
+    fn decode_step(
+        &self,
+        x: &Tensor,
+        [qkv, gate_up]: [&LinearWeight; 2],
+        rope: &RopeTable,
+        cache: &KvCache,
+        pos: &DeviceU32,
+    ) -> Result<Residual> {
+        let (hd, heads) = (self.head_dim, self.heads);
+        let q = functional::qkv_rope_kv_write(
+            x,
+            Some(self.input_layernorm.parts()),
+            qkv,
+            (heads, self.kv_heads),
+            rope,
+            cache.layer(self.index)?,
+            pos,
+            self.rope_interleaved,
+        )?;
+        let (keys, values) = cache.layer(self.index)?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let a = functional::decode_attention(&q, keys, values, pos, scale)?;
+        let attended = LinearFusion {
+            residual: Some(x),
+            ..Default::default()
+        };
+        let x =
+            functional::linear_fused(&a.reshape([1, heads * hd])?, self.o_proj.weight(), attended)?;
+        let normed_swiglu = LinearFusion {
+            norm: Some(self.post_attention_layernorm.parts()),
+            swiglu: true,
+            ..Default::default()
+        };
+        let h = functional::linear_fused(&x, gate_up, normed_swiglu)?;
+        let mlp_out = LinearFusion {
+            residual: Some(&x),
+            ..Default::default()
+        };
+        let x = functional::linear_fused(&h, self.mlp.down_proj.weight(), mlp_out)?;
+        Ok(Residual::new(x))
     }
 
     /// Grouped-query causal self-attention of `h` (`[seq, hidden]`) over the cached positions

@@ -37,7 +37,7 @@ pub use layer::{LlamaLayer, Residual};
 use super::LlamaConfig;
 use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
-use crate::functional::{LinearWeight, RopeTable};
+use crate::functional::{self, LinearFusion, LinearWeight, RopeTable};
 use crate::kv_cache::KvCache;
 use crate::loaders::{StorageType, WeightSource};
 use crate::nn::{Embedding, FusedLinear, INIT_STD, Linear, Module, RmsNorm};
@@ -338,7 +338,17 @@ impl Llama {
             x = x.narrow_rows(seq - 1, 1)?;
         }
         // [rows, vocab]
-        let logits = self.lm_head.forward(&x.add_norm(&self.norm)?.1)?;
+        let logits =
+            if x.delta.is_none() && x.x.dims()[0] == 1 && matches!(x.x.device(), Device::Cuda(_)) {
+                // A decode step: the final norm rides in the LM head's GEMV.
+                let normed = LinearFusion {
+                    norm: Some(self.norm.parts()),
+                    ..Default::default()
+                };
+                functional::linear_fused(&x.x, self.lm_head.weight(), normed)?
+            } else {
+                self.lm_head.forward(&x.add_norm(&self.norm)?.1)?
+            };
         logits.to_dtype(DType::F32)
     }
 
