@@ -7,7 +7,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/out}; shift || true
 mkdir -p "$out"
-[ -f "$here/bin.tar.gz" ] && [ ! -d "$here/bin" ] && tar xzf "$here/bin.tar.gz" -C "$here"
+[ -f "$here/bin.tar.xz" ] && [ ! -d "$here/bin" ] &&
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/bin.tar.xz" "$here"
 # cuBLAS ships inside PyTorch's wheels here; cudarc looks for libcublas.so.13 on the library path.
 libs=$(python3 -c 'import glob,os,site; print(":".join(sorted({os.path.dirname(p) for d in site.getsitepackages() for p in glob.glob(d+"/nvidia/**/libcublas*.so*", recursive=True)})))')
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"

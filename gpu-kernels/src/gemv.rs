@@ -15,12 +15,14 @@
 //! - `gemv_rope_kv_m1_{f32,f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: one token's q/k/v projection
 //!   with RoPE and the KV-cache write in its epilogue (blocks take q/k rows in rotation pairs).
 //!
-//! The decode step's neighbours of a projection ride along in the M = 1 kernels (each null
-//! pointer: not done; wider kernels leave them out, keeping the module small), so a
-//! Llama block is five kernels, not eight: `norm` RMS-normalises each row of `x` in a prologue
-//! (every block computes the row's sum of squares itself — a re-read of `x` from L1/L2 — and
-//! scales each piece as it loads it, rounded as `rmsnorm` would store it), `residual` is added
-//! to the outputs (rounded first, as the unfused add reads them).
+//! - `gemv_norm_m1_*`, `gemv_swiglu_norm_m1_*`: the RMSNorm of `x` before the product.
+//!
+//! The decode step's neighbours of a projection ride along in the M = 1 kernels, so a Llama
+//! block is five kernels, not eight: the norm before q/k/v and gate/up (and the LM head), the
+//! residual add after o_proj and down (`residual`, null: none), RoPE and the cache write after
+//! q/k/v. A norm costs no pass of its own: each block sums `x²` beside its products and scales
+//! its sums at the end (see [`gemv_block`]); it is a separate kernel (not a flag) because its
+//! registers would cost the plain kernel occupancy.
 //!
 //! Batch-1 decode reads every weight once per token, so the kernel is about bytes in flight:
 //! each block owns [`GEMV_ROWS`] weight rows (gate and up row `j` for SwiGLU); its threads stride
@@ -43,13 +45,13 @@
 //! bench: `cargo bench --bench gpu_kernels -- --only gemv`.
 
 use crate::activation::silu_scalar;
-use crate::elem::{BF16, CHUNK, Elem, F16, aligned16, sum_sq};
+use crate::elem::{BF16, CHUNK, Elem, F16, aligned16};
 use crate::params::{GEMV_GROUP_PIECES, GEMV_MAX_M, GEMV_ROWS, GemvRopeParams};
 use crate::primitives::{
     block_dim_x, block_idx_x, dyn_smem_base, fma_f32, grid_dependency_sync, rsqrt_approx,
     smem_load_f32, smem_store_f32, sync_threads, thread_idx_x,
 };
-use crate::reduce::{row_sum, warp_sum};
+use crate::reduce::warp_sum;
 use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat};
 use crate::{kernel_entries, unroll2, unroll4, unroll8};
 
@@ -131,90 +133,40 @@ fn round<E: Elem>(x: f32) -> f32 {
     E::store(x).load()
 }
 
-/// The RMSNorm factor `1 / sqrt(mean(x_m²) + eps)` of each of the `mr` rows of `x`, as
-/// `rmsnorm` computes it. Every thread of the block must call it (it has barriers).
-///
-/// # Safety
-/// `x` holds `mr * k` elements; the block's dynamic shared memory is free for the call.
+/// `x` times the norm's weight `g`, piece by piece, adding `x²` to `ss` (the row's sum of
+/// squares, of which the block's pieces make the whole row).
 #[inline(always)]
-unsafe fn norm_factors<E: Elem, const M: usize>(
-    x: *const E,
-    mr: usize,
-    k: usize,
-    eps: f32,
-) -> [f32; M] {
-    let (t, bd) = (thread_idx_x() as usize, block_dim_x() as usize);
-    let mut ss = [0.0f32; M];
-    // SAFETY: element and chunk indices stay below mr * k; chunks only on aligned rows of
-    // whole chunks.
-    unsafe {
-        if aligned16(x) && k.is_multiple_of(CHUNK) {
-            let mut c = t;
-            while c < k / CHUNK {
-                unroll8!(m => {
-                    if m < M && m < mr {
-                        ss[m] += sum_sq(&E::load_chunk(x, m * k + c * CHUNK));
-                    }
-                });
-                c += bd;
-            }
-        } else {
-            let mut i = t;
-            while i < k {
-                unroll8!(m => {
-                    if m < M && m < mr {
-                        let v = (*x.add(m * k + i)).load();
-                        ss[m] += v * v;
-                    }
-                });
-                i += bd;
-            }
-        }
-    }
-    let mut inv = [1.0f32; M];
-    unroll8!(m => {
-        if m < M {
-            // SAFETY: every thread gets here; the scratch is the block's dynamic shared memory.
-            let total = unsafe { row_sum(ss[m], dyn_smem_base()) };
-            inv[m] = rsqrt_approx(total / k as f32 + eps);
-        }
-    });
-    inv
-}
-
-/// The `m`-th row's piece of `x` at element `off`; with a norm, normalised and scaled by it
-/// and rounded as `rmsnorm` stores its output.
-///
-/// # Safety
-/// `x` holds row `m`'s piece, `norm` (if not null) `off + CHUNK` elements; both chunk-aligned.
-#[inline(always)]
-unsafe fn x_piece<E: Elem>(x: *const E, norm: *const E, inv: f32, m: usize, k: usize, off: usize) -> [f32; CHUNK] {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut v = E::load_chunk(x, m * k + off);
-        if !norm.is_null() {
-            let g = E::load_chunk(norm, off);
-            for e in 0..CHUNK {
-                v[e] = round::<E>(v[e] * inv * g[e]);
-            }
-        }
-        v
+fn scale_piece(x: &mut [f32; CHUNK], g: &[f32; CHUNK], ss: &mut f32) {
+    for e in 0..CHUNK {
+        *ss = fma_f32(x[e], x[e], *ss);
+        x[e] *= g[e];
     }
 }
 
 /// One block: `GEMV_ROWS` weight rows against `mr` (`<= M`) rows of `x`. `M` is the compiled
 /// width (1, 2, 4 or 8): rows `mr..M` cost some idle registers and predicated-off loads.
-/// With a `norm` (not null) each row of `x` is RMS-normalised and scaled by it first; with a
-/// `residual` (not null, `PLAIN` only) it is added to the (rounded) outputs.
+///
+/// With `NORM` each row of `x` is RMS-normalised and scaled by `norm` first. By linearity
+/// `w · (x ∘ g / rms(x)) = (w · (x ∘ g)) / rms(x)`, so the block sums `x²` beside its products
+/// (it reads the whole row anyway) and scales its sums at the end: no extra pass over `x` and
+/// no barrier before the weights are used. With `RESIDUAL` a non-null `residual` is added to
+/// the (rounded) outputs, as the unfused add reads them.
 ///
 /// # Safety
 /// `w` holds a `[rows, k]` matrix of format `W` (`rows = 2n` with `SWIGLU`, else `n`), `x`
-/// `mr * k` elements, `norm` null or `k`, `residual` null or `mr * n`, `y` `mr * n` (`q_dim`
-/// for `ROPE_KV`, with `mr = 1` and the caches and tables as `gemv_rope_kv` says); `y` aliases
-/// no input; launched as the module doc says.
+/// `mr * k` elements, `norm` `k` (with `NORM`), `residual` null or `mr * n`, `y` `mr * n`
+/// (`q_dim` for `ROPE_KV`, with `mr = 1` and the caches and tables as `gemv_rope_kv` says);
+/// `y` aliases no input; launched as the module doc says.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, const FUSE: bool>(
+unsafe fn gemv_block<
+    W: WeightFormat,
+    E: Elem,
+    const M: usize,
+    const EPI: u8,
+    const NORM: bool,
+    const RESIDUAL: bool,
+>(
     w: *const u8,
     x: *const E,
     y: *mut E,
@@ -223,17 +175,11 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
     (norm, residual, eps): (*const E, *const E, f32),
     rope: RopeKvOut<E>,
 ) {
-    // Without FUSE (the widths past 1, which decode does not fuse) the norm and residual code
-    // folds away: each entry is JIT-compiled at module load, so its size is load time.
-    let (norm, residual) = if FUSE {
-        (norm, residual)
-    } else {
-        (core::ptr::null(), core::ptr::null())
-    };
     // Every other access waits for the grid this one may overlap (programmatic dependent
     // launch): at once, or — when the host vouches that grid does not write `w` — after this
     // thread's first group of weight loads is in flight, so the loads overlap its tail.
-    if !weights_early {
+    let mut synced = !weights_early;
+    if synced {
         grid_dependency_sync();
     }
     let (t, bd, b) = (
@@ -248,37 +194,30 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
         live[r] = row[r] < w_rows;
     }
     let mut acc = [[0.0f32; M]; GEMV_ROWS];
+    let mut ss = [0.0f32; M];
     // SAFETY (both paths): live rows are < w_rows; chunk and element indices stay inside a row
-    // (cu < chunks, i < k); x offsets are < M * k and chunk-aligned on the vector path (k is a
-    // multiple of the weight chunk, itself a multiple of CHUNK, and x is 16-byte aligned).
+    // (cu < chunks, i < k); x and norm offsets are < M * k and chunk-aligned on the vector
+    // path (k is a multiple of the weight chunk, itself a multiple of CHUNK, and x and norm
+    // are 16-byte aligned).
     unsafe {
-        let vector = W::vector_ok(w, k) && aligned16(x) && (norm.is_null() || aligned16(norm));
-        let chunks = if vector { k / (CHUNK * W::PIECES) } else { 0 };
-        // A group: every load of it is issued before the first one is used.
-        let group = |c: usize| {
-            let mut raw = [[W::ZERO; GEMV_ROWS]; GEMV_GROUP_PIECES];
-            unroll4!(u => {
-                let cu = c + u * bd;
-                unroll2!(r => {
-                    if u < W::UNROLL && cu < chunks && live[r] {
-                        raw[u][r] = W::load(w, w_rows, k, row[r], cu);
-                    }
-                });
-            });
-            raw
-        };
-        let mut c = t;
-        let mut raw = group(c);
-        if weights_early {
-            grid_dependency_sync();
-        }
-        let inv = if norm.is_null() {
-            [1.0f32; M]
-        } else {
-            norm_factors::<E, M>(x, mr, k, eps)
-        };
-        if vector {
+        if W::vector_ok(w, k) && aligned16(x) && (!NORM || aligned16(norm)) {
+            let chunks = k / (CHUNK * W::PIECES);
+            let mut c = t;
             while c < chunks {
+                // Every load of this group is issued before the first one is used.
+                let mut raw = [[W::ZERO; GEMV_ROWS]; GEMV_GROUP_PIECES];
+                unroll4!(u => {
+                    let cu = c + u * bd;
+                    unroll2!(r => {
+                        if u < W::UNROLL && cu < chunks && live[r] {
+                            raw[u][r] = W::load(w, w_rows, k, row[r], cu);
+                        }
+                    });
+                });
+                if !synced {
+                    grid_dependency_sync();
+                    synced = true;
+                }
                 unroll4!(u => {
                     let cu = c + u * bd;
                     if u < W::UNROLL && cu < chunks {
@@ -287,9 +226,13 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
                                 let w0 = W::piece(&raw[u][0], p);
                                 let w1 = W::piece(&raw[u][1], p);
                                 let off = (cu * W::PIECES + p) * CHUNK;
+                                let g = if NORM { E::load_chunk(norm, off) } else { [1.0; CHUNK] };
                                 unroll8!(m => {
                                     if m < M && m < mr {
-                                        let xv = x_piece(x, norm, inv[m], m, k, off);
+                                        let mut xv = E::load_chunk(x, m * k + off);
+                                        if NORM {
+                                            scale_piece(&mut xv, &g, &mut ss[m]);
+                                        }
                                         acc[0][m] = dot8(&w0, &xv, acc[0][m]);
                                         acc[1][m] = dot8(&w1, &xv, acc[1][m]);
                                     }
@@ -299,28 +242,30 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
                     }
                 });
                 c += W::UNROLL * bd;
-                raw = group(c);
             }
         } else {
             let mut i = t;
+            if !synced {
+                grid_dependency_sync();
+                synced = true;
+            }
             while i < k {
-                let g = if norm.is_null() {
-                    1.0
-                } else {
-                    (*norm.add(i)).load()
-                };
+                let g = if NORM { (*norm.add(i)).load() } else { 1.0 };
+                let mut wv = [0.0f32; GEMV_ROWS];
                 unroll2!(r => {
                     if live[r] {
-                        let wv = W::element(w, w_rows, k, row[r], i);
-                        unroll8!(m => {
-                            if m < M && m < mr {
-                                let mut xm = (*x.add(m * k + i)).load();
-                                if !norm.is_null() {
-                                    xm = round::<E>(xm * inv[m] * g);
-                                }
-                                acc[r][m] = fma_f32(wv, xm, acc[r][m]);
-                            }
-                        });
+                        wv[r] = W::element(w, w_rows, k, row[r], i);
+                    }
+                });
+                unroll8!(m => {
+                    if m < M && m < mr {
+                        let mut xm = (*x.add(m * k + i)).load();
+                        if NORM {
+                            ss[m] = fma_f32(xm, xm, ss[m]);
+                            xm *= g;
+                        }
+                        acc[0][m] = fma_f32(wv[0], xm, acc[0][m]);
+                        acc[1][m] = fma_f32(wv[1], xm, acc[1][m]);
                     }
                 });
                 i += bd;
@@ -328,7 +273,12 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
         }
     }
 
-    // Reduce: shuffles within each warp, then (several warps) through shared memory.
+    if !synced {
+        // A thread with no chunk: it still must not write `y` before the wait.
+        grid_dependency_sync();
+    }
+    // Reduce: shuffles within each warp, then (several warps) through shared memory; the sums
+    // of squares ride along as a third row.
     unroll2!(r => {
         unroll8!(m => {
             if m < M {
@@ -336,32 +286,43 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
             }
         });
     });
+    unroll8!(m => {
+        if NORM && m < M {
+            ss[m] = warp_sum(ss[m]);
+        }
+    });
     if bd > 32 {
         let (lane, warp, warps) = (t % 32, t / 32, bd / 32);
         let slot = |warp: usize, r: usize, m: usize| {
-            dyn_smem_base() + (4 * ((warp * GEMV_ROWS + r) * GEMV_MAX_M + m)) as u32
+            dyn_smem_base() + (4 * ((warp * (GEMV_ROWS + 1) + r) * GEMV_MAX_M + m)) as u32
         };
-        // SAFETY: warp < GEMV_MAX_THREADS / 32, r < GEMV_ROWS, m < GEMV_MAX_M: the slots lie
+        // SAFETY: warp < GEMV_MAX_THREADS / 32, r <= GEMV_ROWS, m < GEMV_MAX_M: the slots lie
         // inside the GEMV_SMEM_BYTES the launch gives; the barrier is reached by every thread.
         unsafe {
             if lane == 0 {
-                unroll2!(r => {
-                    unroll8!(m => {
-                        if m < M {
+                unroll8!(m => {
+                    if m < M {
+                        unroll2!(r => {
                             smem_store_f32(slot(warp, r, m), acc[r][m]);
+                        });
+                        if NORM {
+                            smem_store_f32(slot(warp, GEMV_ROWS, m), ss[m]);
                         }
-                    });
+                    }
                 });
             }
             sync_threads();
             if t == 0 {
                 for v in 1..warps {
-                    unroll2!(r => {
-                        unroll8!(m => {
-                            if m < M {
+                    unroll8!(m => {
+                        if m < M {
+                            unroll2!(r => {
                                 acc[r][m] += smem_load_f32(slot(v, r, m));
+                            });
+                            if NORM {
+                                ss[m] += smem_load_f32(slot(v, GEMV_ROWS, m));
                             }
-                        });
+                        }
                     });
                 }
             }
@@ -370,6 +331,14 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
     if t != 0 {
         return;
     }
+    unroll8!(m => {
+        if NORM && m < M {
+            let inv = rsqrt_approx(ss[m] / k as f32 + eps);
+            unroll2!(r => {
+                acc[r][m] *= inv;
+            });
+        }
+    });
     // SAFETY: outputs y[m * n + j] with m < M and j < n (live rows; b < n for SwiGLU); the
     // RoPE epilogue's as `rope_kv_store` says.
     unsafe {
@@ -387,7 +356,7 @@ unsafe fn gemv_block<W: WeightFormat, E: Elem, const M: usize, const EPI: u8, co
                         if live[r] {
                             let at = m * n + row[r];
                             let mut v = acc[r][m];
-                            if !residual.is_null() {
+                            if RESIDUAL && !residual.is_null() {
                                 v = round::<E>(v) + (*residual.add(at)).load();
                             }
                             *y.add(at) = E::store(v);
@@ -446,11 +415,11 @@ unsafe fn rope_kv_store<E: Elem>(
 /// kernel so that its register count (and so its occupancy) is its own: M = 1 is not held back
 /// by the accumulators of M = 8.
 macro_rules! gemv_widths {
-    ($($body:ident = $m:literal, $epi:ident, $fuse:literal;)*) => {$(
+    ($($body:ident = $m:literal, $epi:ident, $norm:literal, $residual:literal;)*) => {$(
         /// `y = x · wᵀ` (or its SwiGLU form) for `m <= M` rows of `x`; `w` `[n, k]` (`[2n, k]`
-        /// for SwiGLU) of format `A`, `x` `[m, k]` and `y` `[m, n]` of type `B`; `norm` (null
-        /// or `[k]`) normalises `x` first, `residual` (null or `[m, n]`) is added to `y` — in
-        /// the M = 1 kernels only (the others ignore both: the host passes null).
+        /// for SwiGLU) of format `A`, `x` `[m, k]` and `y` `[m, n]` of type `B`; in the `norm`
+        /// kernels `norm` (`[k]`) normalises `x` first, in the plain M = 1 ones `residual`
+        /// (null or `[m, n]`) is added to `y` (the others ignore them).
         ///
         /// # Safety
         /// See [`gemv_block`].
@@ -470,7 +439,7 @@ macro_rules! gemv_widths {
         ) {
             // SAFETY: forwarded contract (the launcher passes m <= M).
             unsafe {
-                gemv_block::<A, B, $m, $epi, $fuse>(
+                gemv_block::<A, B, $m, $epi, $norm, $residual>(
                     w,
                     x,
                     y,
@@ -485,18 +454,20 @@ macro_rules! gemv_widths {
 }
 
 gemv_widths! {
-    gemv_m1 = 1, PLAIN, true; gemv_m2 = 2, PLAIN, false; gemv_m4 = 4, PLAIN, false;
-    gemv_m8 = 8, PLAIN, false;
-    gemv_swiglu_m1 = 1, SWIGLU, true; gemv_swiglu_m2 = 2, SWIGLU, false;
-    gemv_swiglu_m4 = 4, SWIGLU, false; gemv_swiglu_m8 = 8, SWIGLU, false;
+    gemv_m1 = 1, PLAIN, false, true; gemv_norm_m1 = 1, PLAIN, true, true;
+    gemv_m2 = 2, PLAIN, false, false; gemv_m4 = 4, PLAIN, false, false;
+    gemv_m8 = 8, PLAIN, false, false;
+    gemv_swiglu_m1 = 1, SWIGLU, false, false; gemv_swiglu_norm_m1 = 1, SWIGLU, true, false;
+    gemv_swiglu_m2 = 2, SWIGLU, false, false; gemv_swiglu_m4 = 4, SWIGLU, false, false;
+    gemv_swiglu_m8 = 8, SWIGLU, false, false;
 }
 const _: () = assert!(GEMV_MAX_M == 8);
 
-/// One token's q/k/v projection (`w` `[q_dim + 2 kv_dim, k]`, q rows then k then v; `x` `[1,
-/// k]`, normalised by `norm` unless it is null) with RoPE and the KV-cache write in its
-/// epilogue: q rotated into `y` (`[q_dim]`), k rotated and v into row `*pos_dev` of the caches
-/// (rows of `kv_dim`), with the tables of `rope` (`[positions, head_dim / 2]`). The unfused
-/// reference is `gemv_m1` followed by `rope_kv_write`.
+/// One token's q/k/v projection (`w` `[q_dim + 2 kv_dim, k]`, q rows then k then v) of `x`
+/// (`[1, k]`) RMS-normalised with `norm`, with RoPE and the KV-cache write in its epilogue: q
+/// rotated into `y` (`[q_dim]`), k rotated and v into row `*pos_dev` of the caches (rows of
+/// `kv_dim`), with the tables of `rope` (`[positions, head_dim / 2]`). The unfused reference is
+/// `rmsnorm`, `gemv_m1` and `rope_kv_write`.
 ///
 /// # Safety
 /// As [`gemv_block`] with `n = q_dim + 2 kv_dim` and `m = 1`; `q_dim` and `kv_dim` are
@@ -530,7 +501,7 @@ pub unsafe fn gemv_rope_kv_m1<A: WeightFormat, B: Elem>(
     };
     // SAFETY: forwarded contract.
     unsafe {
-        gemv_block::<A, B, 1, ROPE_KV, true>(
+        gemv_block::<A, B, 1, ROPE_KV, true, false>(
             w,
             x,
             y,
@@ -564,6 +535,16 @@ kernel_entries! {
     gemv_m1_q8_0_f16 = Q8_0 => F16,
     gemv_m1_q4_0_f16 = Q4_0 => F16,
     gemv_m1_q4_1_f16 = Q4_1 => F16,
+}
+
+kernel_entries! {
+    own_sync gemv_norm_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
+    gemv_norm_m1_f32 = f32 => f32,
+    gemv_norm_m1_f16 = F16 => F16,
+    gemv_norm_m1_bf16 = BF16 => BF16,
+    gemv_norm_m1_q8_0_f16 = Q8_0 => F16,
+    gemv_norm_m1_q4_0_f16 = Q4_0 => F16,
+    gemv_norm_m1_q4_1_f16 = Q4_1 => F16,
 }
 
 kernel_entries! {
@@ -603,6 +584,15 @@ kernel_entries! {
     gemv_swiglu_m1_q8_0_f16 = Q8_0 => F16,
     gemv_swiglu_m1_q4_0_f16 = Q4_0 => F16,
     gemv_swiglu_m1_q4_1_f16 = Q4_1 => F16,
+}
+
+kernel_entries! {
+    own_sync gemv_swiglu_norm_m1(w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B, residual: *const B, eps: f32, weights_early: u32);
+    gemv_swiglu_norm_m1_f16 = F16 => F16,
+    gemv_swiglu_norm_m1_bf16 = BF16 => BF16,
+    gemv_swiglu_norm_m1_q8_0_f16 = Q8_0 => F16,
+    gemv_swiglu_norm_m1_q4_0_f16 = Q4_0 => F16,
+    gemv_swiglu_norm_m1_q4_1_f16 = Q4_1 => F16,
 }
 
 kernel_entries! {

@@ -7,8 +7,10 @@
 //! On CUDA, for one row (a batch-1 decode step) and the weight/activation pairs the GEMV kernels
 //! take, each is one kernel (`gpu-kernels/src/gemv.rs`); elsewhere it runs the unfused ops, which
 //! stay the reference: `rms_norm`, `linear_any` / `linear_swiglu`, `add`, `rope_kv_write`. The
-//! fused kernels round every intermediate to the activation type where the unfused ops store
-//! it, so both give the same values up to the order of the norm's sum.
+//! fused kernels round the projection's output where the unfused ops store it (before the
+//! residual add and RoPE); the normalised input is not rounded to the activation type, since
+//! the kernel scales its sums by `1 / rms(x)` at the end instead of scaling `x` (the same math,
+//! slightly more precise).
 
 use nano_infer_kernels::params::{GEMV_MAX_M, GemvRopeParams};
 
@@ -104,7 +106,7 @@ fn check_rows(op: &'static str, t: &Tensor, m: usize, n: usize) -> Result<()> {
 
 /// The q/k/v projection of one token with RoPE and the KV-cache write (the first half of a
 /// decode step's attention block): `x` (`[1, hidden]`, RMS-normed first with `norm`'s weight
-/// and epsilon) against `w` (`[(heads + 2 kv_heads) · head_dim, hidden]`: q, k then v rows);
+/// and epsilon; one kernel on CUDA when there is a norm) against `w` (`[(heads + 2 kv_heads) · head_dim, hidden]`: q, k then v rows);
 /// rotated k and v go to row `*pos` of the caches (`[capacity, kv_heads, head_dim]`). Returns
 /// the rotated q, `[1, heads, head_dim]`. The caller keeps `*pos` below the capacity and the
 /// table's length (the kernel cannot check a device-side value).
@@ -130,7 +132,7 @@ pub fn qkv_rope_kv_write(
         });
     }
     let fused = gemv_operand(x, w, false).filter(|_| d.is_multiple_of(2));
-    let Some(operand) = fused else {
+    let (Some(operand), Some((g, eps))) = (fused, norm) else {
         let fuse = LinearFusion {
             norm,
             ..Default::default()
@@ -148,13 +150,9 @@ pub fn qkv_rope_kv_write(
         unreachable!("a GEMV operand is on CUDA")
     };
     check_rope_kv(OP, x, (k_cache, v_cache), (kv_heads, d), table, pos)?;
-    let norm = norm
-        .map(|(g, eps)| g.contiguous().map(|g| (g, eps)))
-        .transpose()?;
-    if let Some((g, _)) = &norm {
-        check_same(OP, &[x, g])?;
-        check_dims(OP, g, &[k])?;
-    }
+    let g = g.contiguous()?;
+    check_same(OP, &[x, &g])?;
+    check_dims(OP, &g, &[k])?;
     let x = x.contiguous()?;
     let q = Tensor::uninit([1, heads, d], x.dtype(), x.device())?;
     let (cos, sin) = table.tables();
@@ -172,8 +170,7 @@ pub fn qkv_rope_kv_write(
             [cuda_ptr(&x), cuda_ptr(&q)],
             k,
             x.dtype(),
-            norm.as_ref()
-                .map_or((0, 0.0), |(g, eps)| (cuda_ptr(g), *eps)),
+            (cuda_ptr(&g), eps),
             [
                 cuda_ptr(k_cache),
                 cuda_ptr(v_cache),

@@ -249,7 +249,7 @@ impl CudaBackend {
     /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers), with
     /// what `fuse` adds (see [`GemvFusion`]; a norm or residual with `m = 1` only). `w` holds `dt` values, or with `quant` that
     /// format's repacked blocks (`nano_infer_kernels::weights`). Kernel
-    /// `gemv_[swiglu_]m{M}_[{format}_]{dt}`, `M` = `gemv_width(m)`.
+    /// `gemv_[swiglu_][norm_]m{M}_[{format}_]{dt}`, `M` = `gemv_width(m)`.
     ///
     /// # Safety
     /// `x`, `y` and `fuse`'s buffers hold the extents above, `y` aliasing none of them.
@@ -262,7 +262,8 @@ impl CudaBackend {
         dt: DType,
         fuse: GemvFusion,
     ) -> Result<()> {
-        if m > 1 && (fuse.norm.0 != 0 || fuse.residual != 0) {
+        let normed = fuse.norm.0 != 0;
+        if m > 1 && (normed || fuse.residual != 0) {
             return Err(Error::invalid(
                 "gemv",
                 "norm and residual fusions take one row",
@@ -273,8 +274,9 @@ impl CudaBackend {
                 .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
         let name = format!(
-            "gemv_{}m{}_{}",
+            "gemv_{}{}m{}_{}",
             if fuse.swiglu { "swiglu_" } else { "" },
+            if normed { "norm_" } else { "" },
             launch_shape::gemv_width(m),
             w.kernel_suffix(dt)
         );
@@ -288,7 +290,7 @@ impl CudaBackend {
     }
 
     /// One token's q/k/v projection (`w` `[q_dim + 2 kv_dim, k]`) of `x` (`[1, k]`, RMS-normed
-    /// first when `norm.0` is not 0) with RoPE and the KV-cache write in its epilogue: q rotated
+    /// with `norm`'s weight and epsilon) with RoPE and the KV-cache write in its epilogue: q rotated
     /// into `q_out`, k rotated and v written into row `*pos_dev` of `caches`. Kernel
     /// `gemv_rope_kv_m1_[{format}_]{dt}`; its unfused reference is `gemv` then `rope_kv_write`.
     ///
