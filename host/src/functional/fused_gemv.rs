@@ -52,14 +52,10 @@ pub fn linear_fused(x: &Tensor, w: &LinearWeight, fuse: LinearFusion<'_>) -> Res
     };
     let norm = fuse
         .norm
-        .map(|(g, eps)| g.contiguous().map(|g| (g, eps)))
+        .map(|(g, eps)| norm_operand(OP, x, g, k).map(|g| (g, eps)))
         .transpose()?;
     let residual = fuse.residual.map(Tensor::contiguous).transpose()?;
     let n = if fuse.swiglu { rows / 2 } else { rows };
-    if let Some((g, _)) = &norm {
-        check_same(OP, &[x, g])?;
-        check_dims(OP, g, &[k])?;
-    }
     if let Some(r) = &residual {
         check_same(OP, &[x, r])?;
         check_rows(OP, r, m, n)?;
@@ -89,6 +85,13 @@ fn linear_unfused(x: &Tensor, w: &LinearWeight, fuse: LinearFusion<'_>) -> Resul
         Some(r) => add(&y, &r.reshape(y.dims().to_vec())?),
         None => Ok(y),
     }
+}
+
+/// A norm's weight `g` as a kernel operand: `[k]`, contiguous, on `x`'s device.
+fn norm_operand(op: &'static str, x: &Tensor, g: &Tensor, k: usize) -> Result<Tensor> {
+    check_same(op, &[x, g])?;
+    check_dims(op, g, &[k])?;
+    g.contiguous()
 }
 
 /// Errors unless `t` holds `m` rows of `n` (`[.., n]`, as the output of `m` input rows).
@@ -150,9 +153,7 @@ pub fn qkv_rope_kv_write(
         unreachable!("a GEMV operand is on CUDA")
     };
     check_rope_kv(OP, x, (k_cache, v_cache), (kv_heads, d), table, pos)?;
-    let g = g.contiguous()?;
-    check_same(OP, &[x, &g])?;
-    check_dims(OP, &g, &[k])?;
+    let g = norm_operand(OP, x, g, k)?;
     let x = x.contiguous()?;
     let q = Tensor::uninit([1, heads, d], x.dtype(), x.device())?;
     let (cos, sin) = table.tables();
