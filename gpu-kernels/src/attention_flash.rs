@@ -30,8 +30,9 @@ use crate::elem::{BF16, F16, MmaElem};
 use crate::params::{FLASH_BLOCK_M, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams, flash_block_n};
 use crate::primitives::{
     block_idx_x, block_idx_y, block_idx_z, cp_async_16_zfill, cp_async_commit_group,
-    cp_async_wait_group, dyn_smem_base, exp2_approx, grid_dim_y, ldmatrix_x4, ldmatrix_x4_trans,
-    log2_approx, opaque_ptr, opaque_u32, shfl_xor_f32, sync_threads, thread_idx_x,
+    cp_async_wait_group, dyn_smem_base, exp2_approx, fma_f32, grid_dim_y, ldmatrix_x4,
+    ldmatrix_x4_trans, log2_approx, opaque_ptr, opaque_u32, shfl_xor_f32, sync_threads,
+    thread_idx_x, vote_any,
 };
 use crate::{kernel_entries, unroll2, unroll4, unroll8, unroll16};
 
@@ -256,6 +257,7 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
                 // Online softmax per row: new max, rescale what is accumulated, P = 2^(S - max).
                 unroll2!(rb => {
                     if rb < RB {
+                        let mut rescale = [1.0f32; 2];
                         unroll2!(h => {
                             let mut mx = row_max[rb][h];
                             unroll8!(n => {
@@ -266,26 +268,36 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
                             mx = quad_max(mx);
                             // A row with every key masked so far keeps max -inf; use 0 as base.
                             let base = if mx == f32::NEG_INFINITY { 0.0 } else { mx * scale };
-                            let rescale = exp2_approx(row_max[rb][h] * scale - base);
+                            // Exactly 1 (2^0) when the row's max held: the same product both
+                            // sides (no fma here, whose unrounded product would leave a residue).
+                            rescale[h] = exp2_approx(row_max[rb][h] * scale - base);
                             row_max[rb][h] = mx;
                             let mut sum = 0.0;
                             unroll8!(n => {
                                 if n < BN / 8 {
                                     unroll2!(e => {
-                                        let pv = exp2_approx(s[rb][n][2 * h + e] * scale - base);
+                                        let x = fma_f32(s[rb][n][2 * h + e], scale, -base);
+                                        let pv = exp2_approx(x);
                                         s[rb][n][2 * h + e] = pv;
                                         sum += pv;
                                     });
                                 }
                             });
-                            row_sum[rb][h] = row_sum[rb][h] * rescale + sum;
-                            unroll16!(n => {
-                                if n < D / 8 {
-                                    acc[rb][n][2 * h] *= rescale;
-                                    acc[rb][n][2 * h + 1] *= rescale;
-                                }
-                            });
+                            row_sum[rb][h] = row_sum[rb][h] * rescale[h] + sum;
                         });
+                        // The accumulator's rescale (D / 4 multiplies per thread) is skipped
+                        // when no row of the warp found a new max — most tiles past the first
+                        // few. The vote keeps the branch uniform, so it is really skipped.
+                        if vote_any(rescale[0] != 1.0 || rescale[1] != 1.0) {
+                            unroll2!(h => {
+                                unroll16!(n => {
+                                    if n < D / 8 {
+                                        acc[rb][n][2 * h] *= rescale[h];
+                                        acc[rb][n][2 * h + 1] *= rescale[h];
+                                    }
+                                });
+                            });
+                        }
                         // k-step ks of P·V covers keys 16ks..16ks+16: score n-tiles 2ks, 2ks + 1.
                         unroll4!(ks => {
                             if ks < BN / 16 {
