@@ -84,7 +84,8 @@ pub const GEMV_MAX_THREADS: u32 = 128;
 
 /// Dynamic shared memory of a GEMV block: one f32 per warp, row (and the norm's sum of
 /// squares) and activation row.
-pub const GEMV_SMEM_BYTES: u32 = (GEMV_MAX_THREADS / 32) * ((GEMV_ROWS + 1) * GEMV_MAX_M) as u32 * 4;
+pub const GEMV_SMEM_BYTES: u32 =
+    (GEMV_MAX_THREADS / 32) * ((GEMV_ROWS + 1) * GEMV_MAX_M) as u32 * 4;
 
 /// f32 decode attention (the simple path, `decode_attn_h{1..4}_f32`): query heads one
 /// one-warp block serves at most (its accumulators live in registers).

@@ -14,7 +14,8 @@ use core::marker::PhantomData;
 use core::mem::size_of;
 
 use crate::params::{
-    DecodeAttnParams, FlashAttnParams, RopeKvParams, GemvRopeParams, RopeParams, SoftmaxParams, StridedCopy,
+    DecodeAttnParams, FlashAttnParams, GemvRopeParams, RopeKvParams, RopeParams, SoftmaxParams,
+    StridedCopy,
 };
 
 /// A type a kernel parameter (or a launch argument) may have.
