@@ -2,26 +2,27 @@
 //! of `x` against a `[n, k]` weight (a Linear layer, PyTorch layout), optionally with SwiGLU in
 //! the epilogue.
 //!
-//! Variants, each in widths `M` = 1, 2, 4, 8 (`m <= M` rows of `x`; a kernel per width so each
-//! has its own register count). The set is kept small on purpose: every entry is JIT-compiled
-//! when the module loads (f32 activations with quantized weights, and the SwiGLU form in f32,
-//! take the unfused or dequantized paths on the host side):
+//! Variants, in widths `M` = 1, 2, 4, 8 (`m <= M` rows of `x`; a kernel per width so each has
+//! its own register count) unless named `_m1`. The set is kept small on purpose: every entry is
+//! JIT-compiled when the module loads (f32 activations with quantized weights, and the SwiGLU
+//! form in f32, take the unfused or dequantized paths on the host side):
 //! - `gemv_m{M}_{f32,f16,bf16}`: plain weights of the activation type;
 //! - `gemv_m{M}_{q8_0,q4_0,q4_1}_f16`: quantized weights in the repacked layout of
 //!   [`crate::weights`], dequantized in registers, f16 activations;
-//! - `gemv_swiglu_m{M}_{f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: the weight is gate and up concatenated (`[2n, k]`, gate rows
-//!   first) and `y[m, j] = silu(gate_j · x_m) · (up_j · x_m)` — LlamaMLP's gate+up projection
-//!   in one pass, writing `n` outputs per row of `x`;
-//! - `gemv_rope_kv_m1_{f32,f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: one token's q/k/v projection
-//!   with RoPE and the KV-cache write in its epilogue (blocks take q/k rows in rotation pairs).
-//!
-//! - `gemv_norm_m1_*`, `gemv_swiglu_norm_m1_*`: the RMSNorm of `x` before the product.
+//! - `gemv_swiglu_m{M}_{f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: the weight is gate and up
+//!   concatenated (`[2n, k]`, gate rows first) and `y[m, j] = silu(gate_j · x_m) · (up_j · x_m)`
+//!   — LlamaMLP's gate+up projection in one pass, writing `n` outputs per row of `x`;
+//! - `gemv_norm_m1_*`, `gemv_swiglu_norm_m1_*` (the formats above): the RMSNorm of `x` before
+//!   the product;
+//! - `gemv_rope_kv_m1_{f32,f16,bf16,q8_0_f16,q4_0_f16,q4_1_f16}`: one token's normed q/k/v
+//!   projection with RoPE and the KV-cache write in its epilogue (blocks take q/k rows in
+//!   rotation pairs).
 //!
 //! The decode step's neighbours of a projection ride along in the M = 1 kernels, so a Llama
 //! block is five kernels, not eight: the norm before q/k/v and gate/up (and the LM head), the
 //! residual add after o_proj and down (`residual`, null: none), RoPE and the cache write after
 //! q/k/v. A norm costs no pass of its own: each block sums `x²` beside its products and scales
-//! its sums at the end (see [`gemv_block`]); it is a separate kernel (not a flag) because its
+//! its sums at the end (see `gemv_block`); it is a separate kernel (not a flag) because its
 //! registers would cost the plain kernel occupancy.
 //!
 //! Batch-1 decode reads every weight once per token, so the kernel is about bytes in flight:
@@ -41,7 +42,8 @@
 //! (about one group per thread and row), one block per row group, dynamic shared memory
 //! [`GEMV_SMEM_BYTES`].
 //! Test: `cargo test --release -p nano-infer-host --test emu gemv` (emulator) and
-//! `cargo test --release --test gpu_vs_cpu -- --include-ignored gemv`;
+//! `cargo test --release --test gpu_vs_cpu -- --include-ignored gemv fused_gemv qkv_rope_kv`
+//! (the fused forms against their unfused ops; `decode_graph fused_decode` for a whole step);
 //! bench: `cargo bench --bench gpu_kernels -- --only gemv`.
 
 use crate::activation::silu_scalar;
