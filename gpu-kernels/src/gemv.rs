@@ -129,7 +129,7 @@ fn block_rows<const EPI: u8>(b: usize, n: usize, p: &GemvRopeParams) -> [usize; 
 }
 
 /// `x` rounded to the activation type, as a stored intermediate would be (so a fused
-/// epilogue or prologue computes what its unfused kernels would).
+/// epilogue computes what its unfused kernels would).
 #[inline(always)]
 fn round<E: Elem>(x: f32) -> f32 {
     E::store(x).load()

@@ -1,8 +1,8 @@
 //! A decode step's projections with their neighbours fused in: the RMSNorm before a projection
-//! (each GEMV block normalises its copy of the input row), the residual add after one, and for
-//! q/k/v the RoPE and KV-cache write. A batch-1 decode step is a chain of short kernels, each
-//! paying a launch, a ramp and a tail; folding the norm, the add and the RoPE into the GEMVs
-//! takes a Llama block from eight kernels to five.
+//! (each GEMV block sums the input row's squares beside its products and scales its sums), the
+//! residual add after one, and for q/k/v the RoPE and KV-cache write. A batch-1 decode step is
+//! a chain of short kernels, each paying a launch, a ramp and a tail; folding the norm, the add
+//! and the RoPE into the GEMVs takes a Llama block from eight kernels to five.
 //!
 //! On CUDA, for one row (a batch-1 decode step) and the weight/activation pairs the GEMV kernels
 //! take, each is one kernel (`gpu-kernels/src/gemv.rs`); elsewhere it runs the unfused ops, which
@@ -109,8 +109,9 @@ fn check_rows(op: &'static str, t: &Tensor, m: usize, n: usize) -> Result<()> {
 
 /// The q/k/v projection of one token with RoPE and the KV-cache write (the first half of a
 /// decode step's attention block): `x` (`[1, hidden]`, RMS-normed first with `norm`'s weight
-/// and epsilon; one kernel on CUDA when there is a norm) against `w` (`[(heads + 2 kv_heads) · head_dim, hidden]`: q, k then v rows);
-/// rotated k and v go to row `*pos` of the caches (`[capacity, kv_heads, head_dim]`). Returns
+/// and epsilon; one kernel on CUDA when there is a norm) against `w`
+/// (`[(heads + 2 kv_heads) · head_dim, hidden]`: q, k then v rows); rotated k and v go to row
+/// `*pos` of the caches (`[capacity, kv_heads, head_dim]`). Returns
 /// the rotated q, `[1, heads, head_dim]`. The caller keeps `*pos` below the capacity and the
 /// table's length (the kernel cannot check a device-side value).
 #[allow(clippy::too_many_arguments)]

@@ -247,9 +247,10 @@ impl CudaBackend {
     }
 
     /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for `m <= GEMV_MAX_M` (decode-time Linear layers), with
-    /// what `fuse` adds (see [`GemvFusion`]; a norm or residual with `m = 1` only). `w` holds `dt` values, or with `quant` that
-    /// format's repacked blocks (`nano_infer_kernels::weights`). Kernel
-    /// `gemv_[swiglu_][norm_]m{M}_[{format}_]{dt}`, `M` = `gemv_width(m)`.
+    /// what `fuse` adds (see [`GemvFusion`]; a norm or residual with `m = 1` only). `w` holds
+    /// `dt` values, or with `quant` that format's repacked blocks
+    /// (`nano_infer_kernels::weights`). Kernel `gemv_[swiglu_][norm_]m{M}_[{format}_]{dt}`,
+    /// `M` = `gemv_width(m)`.
     ///
     /// # Safety
     /// `x`, `y` and `fuse`'s buffers hold the extents above, `y` aliasing none of them.
@@ -290,8 +291,8 @@ impl CudaBackend {
     }
 
     /// One token's q/k/v projection (`w` `[q_dim + 2 kv_dim, k]`) of `x` (`[1, k]`, RMS-normed
-    /// with `norm`'s weight and epsilon) with RoPE and the KV-cache write in its epilogue: q rotated
-    /// into `q_out`, k rotated and v written into row `*pos_dev` of `caches`. Kernel
+    /// with `norm`'s weight and epsilon) with RoPE and the KV-cache write in its epilogue: q
+    /// rotated into `q_out`, k rotated and v written into row `*pos_dev` of `caches`. Kernel
     /// `gemv_rope_kv_m1_[{format}_]{dt}`; its unfused reference is `gemv` then `rope_kv_write`.
     ///
     /// # Safety

@@ -244,17 +244,17 @@ impl LlamaLayer {
         pos: &DeviceU32,
     ) -> Result<Residual> {
         let (hd, heads) = (self.head_dim, self.heads);
+        let (keys, values) = cache.layer(self.index)?;
         let q = functional::qkv_rope_kv_write(
             x,
             Some(self.input_layernorm.parts()),
             qkv,
             (heads, self.kv_heads),
             rope,
-            cache.layer(self.index)?,
+            (keys, values),
             pos,
             self.rope_interleaved,
         )?;
-        let (keys, values) = cache.layer(self.index)?;
         let scale = 1.0 / (hd as f32).sqrt();
         let a = functional::decode_attention(&q, keys, values, pos, scale)?;
         let attended = LinearFusion {
