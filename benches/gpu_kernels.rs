@@ -155,6 +155,49 @@ fn gemm(b: &mut Bench) -> Result<()> {
     Ok(())
 }
 
+/// What a single timed call carries besides its kernel: the event pair alone, a tiny GEMV
+/// through `linear` (launch + host work + a ~2 µs kernel), and the host's own time per tiny
+/// `linear` (200 calls queued without a wait). Keys `launch_*_us`.
+fn launch_overhead(b: &mut Bench) -> Result<()> {
+    if !b.wants("launch_") {
+        return Ok(());
+    }
+    let us = |ms: f64| ms * 1e3;
+    let events = b.gpu.time_median_ms(5, 50, || Ok(()))?;
+    let x = Tensor::randn([1, 64], 1.0, 9, DType::F16, &b.dev)?;
+    let w = Tensor::randn([64, 64], 0.02, 8, DType::F16, &b.dev)?;
+    let tiny = b
+        .gpu
+        .time_median_ms(5, 50, || F::linear(&x, &w).map(drop))?;
+    const CALLS: u32 = 200;
+    b.gpu.synchronize()?;
+    let t0 = std::time::Instant::now();
+    for _ in 0..CALLS {
+        F::linear(&x, &w)?;
+    }
+    let host = t0.elapsed().as_secs_f64() * 1e3 / f64::from(CALLS);
+    b.gpu.synchronize()?;
+    // One bare driver call (a 256-byte device copy), the floor under any launch.
+    let (src, dst) = (x.device_ptr().unwrap_or(0), w.device_ptr().unwrap_or(0));
+    let t0 = std::time::Instant::now();
+    for _ in 0..CALLS {
+        // SAFETY: both tensors hold at least 128 bytes.
+        unsafe { b.gpu.copy_device(dst, src, 128)? };
+    }
+    let copy = t0.elapsed().as_secs_f64() * 1e3 / f64::from(CALLS);
+    b.gpu.synchronize()?;
+    for (key, ms) in [
+        ("events_only", events),
+        ("linear_tiny", tiny),
+        ("linear_tiny_host", host),
+        ("copy_tiny_host", copy),
+    ] {
+        b.out.insert(format!("nano_launch_{key}_us"), us(ms));
+        eprintln!("launch_{key}: {:.2} us", us(ms));
+    }
+    Ok(())
+}
+
 /// GEMV (decode Linear layers): our kernel through `linear` for m <= GEMV_MAX_M (8), bytes =
 /// weight + x + y. Each call is timed alone, as the anchor times cuBLAS (the host's launch
 /// latency included: a few µs of a 12–35 µs kernel); the M = 1 `_x20` rows time 20 calls back
@@ -350,6 +393,7 @@ fn main() -> Result<()> {
     eprintln!("device: {}", gpu.name());
     kernels(&mut b)?;
     gemm(&mut b)?;
+    launch_overhead(&mut b)?;
     gemv(&mut b)?;
     flash_attention(&mut b)?;
     gemv_quantized(&mut b)?;

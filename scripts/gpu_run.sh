@@ -99,3 +99,14 @@ if [[ " $parts " == *" decode "* ]]; then
 fi
 python3 "$here/anchors/torch_anchors.py" $(for p in $anchor_parts; do echo --only "$p"; done) --json "$out/anchors.json" > /dev/null 2>> "$out/logs.txt"
 python3 "$here/compare_anchors.py" "$out/nano.json" "$out/anchors.json" | tee "$out/compare.txt"
+# The M = 1 GEMVs' kernel time alone (ncu: caches flushed before each launch, no host launch in
+# the figure), beside the per-call event times above, which add the host's launch of the
+# kernel (the `nano_launch_*_us` probes: a bare driver call costs a few µs of host time here).
+if command -v ncu >/dev/null && [[ " $parts " == *" gemm "* ]]; then
+  for shape in K4096_N11008 K11008_N4096; do
+    timeout 90 ncu --clock-control none --kernel-name regex:gemv --launch-skip 5 --launch-count 5 \
+      --metrics gpu__time_duration.sum "$here/bin/gpu_kernels" --only "gemv_f16_M1_$shape" 2>/dev/null |
+      awk -v s="$shape" '/gpu__time_duration/ {
+        printf "ncu kernel time gemv_f16_M1_%s: %.2f us = %.3f TB/s (weight + x + y bytes)\n", s, $3, 90.207744 / $3 }'
+  done | tee -a "$out/compare.txt"
+fi
