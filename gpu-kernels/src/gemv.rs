@@ -38,9 +38,9 @@
 //! weights' buffer) each thread issues its first group of weight loads before
 //! [`grid_dependency_sync`], so the weights stream in during the previous kernel's tail instead
 //! of after it; `x` and `y` are touched only after the wait.
-//! Launch: [`crate::launch_shape::gemv`] — `block.x` a multiple of 32 up to [`GEMV_MAX_THREADS`]
-//! (about one group per thread and row), one block per row group, dynamic shared memory
-//! [`GEMV_SMEM_BYTES`].
+//! Launch: [`crate::launch_shape::gemv`] — `block.x` a multiple of 32 (about one group per
+//! thread and row) up to [`GEMV_MAX_THREADS`] (M = 1; [`GEMV_MAX_THREADS_WIDE`] wider), one
+//! block per row group, dynamic shared memory [`GEMV_SMEM_BYTES`].
 //! Test: `cargo test --release -p nano-infer-host --test emu gemv` (emulator) and
 //! `cargo test --release --test gpu_vs_cpu -- --include-ignored gemv fused_gemv qkv_rope_kv`
 //! (the fused forms against their unfused ops; `decode_graph fused_decode` for a whole step);
@@ -58,7 +58,7 @@ use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat};
 use crate::{kernel_entries, unroll2, unroll4, unroll8};
 
 #[allow(unused_imports)] // named by the docs
-use crate::params::{GEMV_MAX_THREADS, GEMV_SMEM_BYTES};
+use crate::params::{GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_SMEM_BYTES};
 
 const _: () = assert!(GEMV_GROUP_PIECES == 4, "gemv unrolls groups with unroll4!");
 const _: () = assert!(GEMV_ROWS == 2, "gemv unrolls rows with unroll2!");

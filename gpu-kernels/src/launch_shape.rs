@@ -11,8 +11,8 @@ use crate::params::{
     ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_BLOCKS_PER_SM, DECODE_MAX_HEADS_PER_BLOCK,
     DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS, DECODE_SIMT_SMEM_BYTES,
     DECODE_WARPS, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
-    GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_ROWS, GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES,
-    ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes, flash_block_n,
+    GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_ROWS, GEMV_SMEM_BYTES,
+    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes, flash_block_n,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -82,11 +82,16 @@ pub fn embedding(n_ids: usize, cols: usize) -> LaunchShape {
 
 /// `gemv_*`: one block per [`GEMV_ROWS`] weight rows (per output `j` for `gemv_swiglu_*`, whose
 /// weight has `2n` rows), `block.x` a multiple of 32 giving each thread about one group of
-/// [`GEMV_GROUP_ELEMS`] weights per row, at most [`GEMV_MAX_THREADS`]. `None` when `n` exceeds
-/// the grid limit.
-pub fn gemv(n: usize, k: usize, swiglu: bool) -> Option<LaunchShape> {
-    let threads = (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32)
-        .clamp(32, GEMV_MAX_THREADS as usize) as u32;
+/// [`GEMV_GROUP_ELEMS`] weights per row, at most [`GEMV_MAX_THREADS`] for width `M = 1`
+/// (`m_width`, see [`gemv_width`]) and [`GEMV_MAX_THREADS_WIDE`] for the others. `None` when
+/// `n` exceeds the grid limit.
+pub fn gemv(n: usize, k: usize, m_width: usize, swiglu: bool) -> Option<LaunchShape> {
+    let most = if m_width == 1 {
+        GEMV_MAX_THREADS
+    } else {
+        GEMV_MAX_THREADS_WIDE
+    };
+    let threads = (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32).clamp(32, most as usize) as u32;
     let blocks = if swiglu { n } else { n.div_ceil(GEMV_ROWS) };
     Some(LaunchShape {
         grid: (u32::try_from(blocks.max(1)).ok()?, 1, 1),

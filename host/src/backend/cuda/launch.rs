@@ -271,7 +271,7 @@ impl CudaBackend {
             ));
         }
         let cfg = config(
-            launch_shape::gemv(n, k, fuse.swiglu)
+            launch_shape::gemv(n, k, launch_shape::gemv_width(m), fuse.swiglu)
                 .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
         let name = format!(
@@ -312,7 +312,7 @@ impl CudaBackend {
     ) -> Result<()> {
         let n = (p.q_dim + 2 * p.kv_dim) as usize;
         let cfg =
-            config(launch_shape::gemv(n, k, false).ok_or_else(|| {
+            config(launch_shape::gemv(n, k, 1, false).ok_or_else(|| {
                 Error::invalid("gemv_rope_kv", format!("{n} rows exceed the grid"))
             })?);
         let name = format!("gemv_rope_kv_m1_{}", w.kernel_suffix(dt));
