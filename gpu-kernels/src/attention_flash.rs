@@ -11,8 +11,8 @@
 //! [`FLASH_WARPS`] warps owns [`FLASH_BLOCK_M`] query rows, 16 per warp:
 //! 1. Q tile → shared (`cp.async`) → each warp's `A` fragments into registers (`ldmatrix`),
 //!    once.
-//! 2. Per K/V tile of [`flash_block_n`] keys (FA2's overlap: V_j streams in while S = Q·K_jᵀ is
-//!    computed, K_{j+1} while P·V_j is):
+//! 2. Per K/V tile of [`flash_block_n`] keys, through a ring of [`flash_stages`] K/V stages
+//!    (the next tiles stream in while tile `j` is used; one barrier per tile):
 //!    `S = Q·Kᵀ` (`mma.m16n8k16`, K read with `ldmatrix`), mask (only on tiles that cross the
 //!    diagonal or the end of the keys; tiles wholly above the diagonal are never visited),
 //!    online softmax in registers (each thread owns 2 rows; row max/sum over its 4-lane quad,
@@ -20,14 +20,18 @@
 //!    `ldmatrix.trans`).
 //! 3. `O / l` to global; optionally the row's log-sum-exp (natural log) to `lse[b][h][row]`.
 //!
-//! Shared memory `[Q | K | V]`, each `64 x head_dim` b16, rows of 16-byte chunks XOR-swizzled
-//! by `row % 8` so the eight row addresses of every `ldmatrix` phase hit distinct banks.
+//! Shared memory `[Q | K₀ | V₀ | K₁ | V₁ ...]` (Q `FLASH_BLOCK_M x head_dim`, the K/V ring stages
+//! `flash_block_n x head_dim`, b16; [`flash_smem_bytes`]), rows of 16-byte chunks
+//! XOR-swizzled by `row % 8` so the eight row addresses of every `ldmatrix` phase hit distinct
+//! banks.
 //!
 //! Test: `cargo test --release --test gpu_vs_cpu flash` (`emu::` on the emulated device;
 //! `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only flash`.
 
 use crate::elem::{BF16, F16, MmaElem};
-use crate::params::{FLASH_BLOCK_M, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams, flash_block_n};
+use crate::params::{
+    FLASH_BLOCK_M, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams, flash_block_n, flash_stages,
+};
 use crate::primitives::{
     block_idx_x, block_idx_y, block_idx_z, cp_async_16_zfill, cp_async_commit_group,
     cp_async_wait_group, dyn_smem_base, exp2_approx, fma_f32, grid_dim_y, ldmatrix_x4,
@@ -36,8 +40,18 @@ use crate::primitives::{
 };
 use crate::{kernel_entries, unroll2, unroll4, unroll8, unroll16};
 
+#[allow(unused_imports)] // named by the docs
+use crate::params::flash_smem_bytes;
+
 const THREADS: usize = FLASH_WARPS * 32;
 const _: () = assert!(flash_block_n(64) <= 64 && flash_block_n(128) <= 64 && FLASH_ROW_BLOCKS <= 2);
+const _: () = assert!(
+    flash_stages(64) >= 2
+        && flash_stages(64) <= 5
+        && flash_stages(128) >= 2
+        && flash_stages(128) <= 5,
+    "the prologue unrolls 4 tiles; the ring waits for 0..=3 younger groups"
+);
 
 /// Shared byte offset of 16-byte chunk `c` of row `r` in a tile with `D` b16 columns.
 #[inline(always)]
@@ -123,10 +137,10 @@ pub(crate) fn quad_sum(v: f32) -> f32 {
 /// # Safety
 /// Pointers and strides as [`FlashAttnParams`] documents (16-byte aligned rows, strides
 /// multiples of 8 elements); `lse` null or `[batch][heads][q_len]` f32; launched with the
-/// documented grid, `FLASH_WARPS * 32` threads and `(FLASH_BLOCK_M + 2 * BN) * D * 2`
-/// bytes of dynamic shared memory.
+/// documented grid, `FLASH_WARPS * 32` threads and [`flash_smem_bytes`]`(D)` bytes of dynamic
+/// shared memory.
 #[inline(always)]
-unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
+unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: usize>(
     q: *const E,
     k: *const E,
     v: *const E,
@@ -149,15 +163,16 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
 
     // SAFETY (whole body): global accesses stay inside the tensors the contract describes (rows
     // past q_len/kv_len are zero-filled, never read; stores are guarded by `row < q_len`);
-    // shared addresses stay inside the three tiles of the documented shared-memory size.
+    // shared addresses stay inside the Q tile and the STAGES K/V stages of `flash_smem_bytes(D)`.
     unsafe {
         let qb = q.add(batch * p.q_batch_stride as usize + head * p.q_head_stride as usize);
         let kb = k.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
         let vb = v.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
         let (q_stride, kv_stride) = (p.q_row_stride as usize, p.kv_row_stride as usize);
         let s_q = dyn_smem_base();
-        let s_k = s_q + (FLASH_BLOCK_M * D * 2) as u32;
-        let s_v = s_k + (BN * D * 2) as u32;
+        // Stage `st` of the K/V ring: K tile at `s_k(st)`, V tile right after it.
+        let tile_bytes = (BN * D * 2) as u32;
+        let s_k = |st: usize| s_q + (FLASH_BLOCK_M * D * 2) as u32 + (2 * st) as u32 * tile_bytes;
 
         // Keys this tile needs: all, or up to the diagonal of its last row.
         let kv_end = if causal {
@@ -167,9 +182,18 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
         };
         let tiles = kv_end.div_ceil(BN);
 
+        // Q and tile 0 in the first commit group, tiles 1..STAGES - 1 one group each (empty
+        // groups too: the waits below count groups, one per tile).
         load_tile::<E, D, FLASH_BLOCK_M>(s_q, qb, q_stride, q0, q_len, tid);
-        load_tile::<E, D, BN>(s_k, kb, kv_stride, 0, kv_len, tid);
-        cp_async_commit_group();
+        unroll4!(s => {
+            if s + 1 < STAGES {
+                if s < tiles {
+                    load_tile::<E, D, BN>(s_k(s), kb, kv_stride, s * BN, kv_len, tid);
+                    load_tile::<E, D, BN>(s_k(s) + tile_bytes, vb, kv_stride, s * BN, kv_len, tid);
+                }
+                cp_async_commit_group();
+            }
+        });
 
         // ldmatrix rows. Q (A operand): row lane % 8 + 8·((lane / 8) % 2) of each 16-row block,
         // chunk bit lane / 16. K (B of S): key 8·(lane / 16) + lane % 8 of each 16-key pair,
@@ -194,24 +218,36 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
 
         let mut j = 0;
         while j < tiles {
-            // K_j (and at j = 0, Q) landed for every thread; everyone is done with V_{j-1}.
-            cp_async_wait_group::<0>();
+            // Tile j (and at j = 0, Q) landed for every thread — the STAGES - 2 tiles after it
+            // may still be in flight — and everyone is done with tile j - 1: its stage takes
+            // tile j + STAGES - 1, which streams in behind the math of the tiles before it.
+            match STAGES {
+                2 => cp_async_wait_group::<0>(),
+                3 => cp_async_wait_group::<1>(),
+                4 => cp_async_wait_group::<2>(),
+                _ => cp_async_wait_group::<3>(),
+            }
             sync_threads();
-            load_tile::<E, D, BN>(s_v, vb, kv_stride, j * BN, kv_len, tid);
+            let next = j + STAGES - 1;
+            if next < tiles {
+                let st = next % STAGES;
+                load_tile::<E, D, BN>(s_k(st), kb, kv_stride, next * BN, kv_len, tid);
+                load_tile::<E, D, BN>(s_k(st) + tile_bytes, vb, kv_stride, next * BN, kv_len, tid);
+            }
             cp_async_commit_group();
+            let (s_kj, s_vj) = (s_k(j % STAGES), s_k(j % STAGES) + tile_bytes);
             let key0 = j * BN;
             // Under causal, a warp whose rows all end before this tile has nothing to add.
             let active = !causal || key0 <= warp_last + shift;
 
             // S = Q·K_jᵀ: 8 n-tiles of 8 keys; one ldmatrix.x4 of K serves two n-tiles of a
             // k-step for every row block.
-            // P as the A fragments of P·V, packed to 16 bits as soon as the softmax is done (half
-            // the registers of the f32 scores across the barrier below).
+            // P as the A fragments of P·V, packed to 16 bits as soon as the softmax is done.
             let mut pk = [[[0u32; 4]; 4]; RB];
             if active {
                 let mut s = [[[0f32; 4]; 8]; RB];
                 let q_base = ldmatrix_bases::<D>(s_q, q_row, q_b);
-                let k_base = ldmatrix_bases::<D>(s_k, k_row, k_b);
+                let k_base = ldmatrix_bases::<D>(s_kj, k_row, k_b);
                 unroll8!(kk => {
                     if kk < D / 16 {
                         let mut qf = [[0u32; 4]; RB];
@@ -314,18 +350,9 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize>(
                 });
             }
 
-            // V_j landed, and everyone is done with K_j: stream K_{j+1} in behind P·V_j.
-            cp_async_wait_group::<0>();
-            sync_threads();
-            if j + 1 < tiles {
-                let next = (j + 1) * BN;
-                load_tile::<E, D, BN>(s_k, kb, kv_stride, next, kv_len, tid);
-            }
-            cp_async_commit_group();
-
             // O += P·V_j.
             if active {
-                let v_base = ldmatrix_bases::<D>(s_v, v_row, v_b);
+                let v_base = ldmatrix_bases::<D>(s_vj, v_row, v_b);
                 unroll4!(ks => {
                     unroll8!(dp => {
                         if ks < BN / 16 && dp < D / 16 {
@@ -389,7 +416,7 @@ unsafe fn flash_attn_d64<E: MmaElem>(
     p: FlashAttnParams,
 ) {
     // SAFETY: the caller upholds the contract.
-    unsafe { flash_attn::<E, 64, { flash_block_n(64) }>(q, k, v, o, lse, p) }
+    unsafe { flash_attn::<E, 64, { flash_block_n(64) }, { flash_stages(64) }>(q, k, v, o, lse, p) }
 }
 
 /// Head dim 128 (Llama 7B/8B); see [`flash_attn`].
@@ -406,7 +433,9 @@ unsafe fn flash_attn_d128<E: MmaElem>(
     p: FlashAttnParams,
 ) {
     // SAFETY: the caller upholds the contract.
-    unsafe { flash_attn::<E, 128, { flash_block_n(128) }>(q, k, v, o, lse, p) }
+    unsafe {
+        flash_attn::<E, 128, { flash_block_n(128) }, { flash_stages(128) }>(q, k, v, o, lse, p)
+    }
 }
 
 kernel_entries! {

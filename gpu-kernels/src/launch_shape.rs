@@ -12,7 +12,7 @@ use crate::params::{
     DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS, DECODE_SIMT_SMEM_BYTES,
     DECODE_WARPS, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
     GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_ROWS, GEMV_SMEM_BYTES,
-    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes, flash_block_n,
+    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes, flash_smem_bytes,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -200,7 +200,7 @@ pub fn decode_attention(
 }
 
 /// FlashAttention-2 prefill (`flash_attn_d{head_dim}_*`): one block of `FLASH_WARPS` warps per
-/// head and `FLASH_BLOCK_M`-row query tile, `[Q | K | V]` tiles of shared memory. `None` when the grid would
+/// head and `FLASH_BLOCK_M`-row query tile, [`flash_smem_bytes`] of shared memory. `None` when the grid would
 /// exceed the driver's limits (more than 65535 query tiles or sequences).
 pub fn flash_attention(
     heads: usize,
@@ -217,7 +217,7 @@ pub fn flash_attention(
             batch as u32,
         ),
         block: (FLASH_WARPS as u32 * 32, 1, 1),
-        shared_mem_bytes: ((FLASH_BLOCK_M + 2 * flash_block_n(head_dim)) * head_dim * 2) as u32,
+        shared_mem_bytes: flash_smem_bytes(head_dim) as u32,
     })
 }
 

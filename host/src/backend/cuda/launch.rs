@@ -440,13 +440,9 @@ impl CudaBackend {
                     format!("{} queries exceed the grid", p.q_len),
                 )
             })?;
-        let params = ByValue(p);
-        launch!(
-            self,
-            format!("flash_attn_d{d}_{}", dt.name()),
-            config(shape),
-            (q, k, v, out, lse, params)
-        );
+        let (params, name) = (ByValue(p), format!("flash_attn_d{d}_{}", dt.name()));
+        self.allow_shared_mem(&name, shape.shared_mem_bytes)?;
+        launch!(self, name, config(shape), (q, k, v, out, lse, params));
         Ok(())
     }
 
