@@ -8,9 +8,10 @@
 //! Grid `(heads, q_tiles, batch)`: the head is the fastest grid dimension so the blocks of one
 //! KV group (adjacent heads) run side by side and their K/V tiles come from L2 after the first
 //! read. q tiles run last-first, so under a causal mask the longest rows start first. A block of
-//! [`FLASH_WARPS`] warps owns [`FLASH_BLOCK_M`] query rows, 16 per warp:
-//! 1. Q tile → shared (`cp.async`) → each warp's `A` fragments into registers (`ldmatrix`),
-//!    once.
+//! [`FLASH_WARPS`] warps owns [`FLASH_BLOCK_M`] query rows, `16 · FLASH_ROW_BLOCKS` per warp:
+//! 1. Q tile → shared (`cp.async`), once; each warp reads its `A` fragments from there with
+//!    `ldmatrix` for every K tile (32 rows of fragments held in registers would not fit beside
+//!    the accumulators).
 //! 2. Per K/V tile of [`flash_block_n`] keys, through a ring of [`flash_stages`] K/V stages
 //!    (the next tiles stream in while tile `j` is used; one barrier per tile):
 //!    `S = Q·Kᵀ` (`mma.m16n8k16`, K read with `ldmatrix`), mask (only on tiles that cross the
