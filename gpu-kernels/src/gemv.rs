@@ -39,8 +39,9 @@
 //! [`grid_dependency_sync`], so the weights stream in during the previous kernel's tail instead
 //! of after it; `x` and `y` are touched only after the wait.
 //! Launch: [`crate::launch_shape::gemv`] — `block.x` a multiple of 32 (about one group per
-//! thread and row) up to [`GEMV_MAX_THREADS`] (M = 1; [`GEMV_MAX_THREADS_WIDE`] wider), one
-//! block per row group, dynamic shared memory [`GEMV_SMEM_BYTES`].
+//! thread and row) up to [`GEMV_MAX_THREADS`] (M = 1 on dense weights;
+//! [`GEMV_MAX_THREADS_WIDE`] otherwise), one block per row group, dynamic shared memory
+//! [`GEMV_SMEM_BYTES`].
 //! Test: `cargo test --release -p nano-infer-host --test emu gemv` (emulator) and
 //! `cargo test --release --test gpu_vs_cpu -- --include-ignored gemv fused_gemv qkv_rope_kv`
 //! (the fused forms against their unfused ops; `decode_graph fused_decode` for a whole step);

@@ -82,22 +82,27 @@ pub fn embedding(n_ids: usize, cols: usize) -> LaunchShape {
 
 /// `gemv_*`: one block per [`GEMV_ROWS`] weight rows (per output `j` for `gemv_swiglu_*`, whose
 /// weight has `2n` rows), `block.x` a multiple of 32 giving each thread about one group of
-/// [`GEMV_GROUP_ELEMS`] weights per row, at most [`GEMV_MAX_THREADS`] for width `M = 1`
-/// (`m_width`, see [`gemv_width`]) and [`GEMV_MAX_THREADS_WIDE`] for the others. `None` when
-/// `n` exceeds the grid limit.
-pub fn gemv(n: usize, k: usize, m_width: usize, swiglu: bool) -> Option<LaunchShape> {
-    let most = if m_width == 1 {
-        GEMV_MAX_THREADS
-    } else {
-        GEMV_MAX_THREADS_WIDE
-    };
-    let threads = (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32).clamp(32, most as usize) as u32;
+/// [`GEMV_GROUP_ELEMS`] weights per row, at most `max_threads` ([`gemv_max_threads`]). `None`
+/// when `n` exceeds the grid limit.
+pub fn gemv(n: usize, k: usize, max_threads: u32, swiglu: bool) -> Option<LaunchShape> {
+    let threads =
+        (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32).clamp(32, max_threads as usize) as u32;
     let blocks = if swiglu { n } else { n.div_ceil(GEMV_ROWS) };
     Some(LaunchShape {
         grid: (u32::try_from(blocks.max(1)).ok()?, 1, 1),
         block: (threads, 1, 1),
         shared_mem_bytes: GEMV_SMEM_BYTES,
     })
+}
+
+/// Most threads of a block of `gemv_m{m_width}_*`: [`GEMV_MAX_THREADS`] for width 1 on dense
+/// weights, [`GEMV_MAX_THREADS_WIDE`] for wider widths and quantized weights.
+pub fn gemv_max_threads(m_width: usize, quantized: bool) -> u32 {
+    if m_width == 1 && !quantized {
+        GEMV_MAX_THREADS
+    } else {
+        GEMV_MAX_THREADS_WIDE
+    }
 }
 
 /// The compiled GEMV width (`M` of `gemv_m{M}_*`) that serves `m` (1..=`GEMV_MAX_M`) rows.

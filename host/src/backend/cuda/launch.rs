@@ -271,8 +271,13 @@ impl CudaBackend {
             ));
         }
         let cfg = config(
-            launch_shape::gemv(n, k, launch_shape::gemv_width(m), fuse.swiglu)
-                .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
+            launch_shape::gemv(
+                n,
+                k,
+                launch_shape::gemv_max_threads(launch_shape::gemv_width(m), w.quant.is_some()),
+                fuse.swiglu,
+            )
+            .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
         let name = format!(
             "gemv_{}{}m{}_{}",
@@ -311,10 +316,15 @@ impl CudaBackend {
         p: GemvRopeParams,
     ) -> Result<()> {
         let n = (p.q_dim + 2 * p.kv_dim) as usize;
-        let cfg =
-            config(launch_shape::gemv(n, k, 1, false).ok_or_else(|| {
-                Error::invalid("gemv_rope_kv", format!("{n} rows exceed the grid"))
-            })?);
+        let cfg = config(
+            launch_shape::gemv(
+                n,
+                k,
+                launch_shape::gemv_max_threads(1, w.quant.is_some()),
+                false,
+            )
+            .ok_or_else(|| Error::invalid("gemv_rope_kv", format!("{n} rows exceed the grid")))?,
+        );
         let name = format!("gemv_rope_kv_m1_{}", w.kernel_suffix(dt));
         let (w_ptr, k_u, params) = (w.ptr, k as u32, ByValue(p));
         let args: &[&dyn KernelArg] = &[
