@@ -18,6 +18,7 @@ pub use fused_gemv::{LinearFusion, linear_fused, qkv_rope_kv_write};
 pub use matmul::{linear, matmul};
 /// Rows up to which a CUDA linear layer runs the GEMV kernels (decode); more run cuBLAS.
 pub use nano_infer_kernels::params::GEMV_MAX_M;
+pub(crate) use quantized::quantized_activations;
 pub use quantized::{LinearWeight, linear_any, linear_group, linear_quantized, linear_swiglu};
 pub use rope::{RopeTable, rope};
 

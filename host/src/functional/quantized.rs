@@ -262,7 +262,19 @@ pub(crate) fn gemv_operand(x: &Tensor, w: &LinearWeight, swiglu: bool) -> Option
             && t.is_contiguous()
             && !(swiglu && x.dtype() == DType::F32))
             .then(|| dense_gemv_weight(t)),
-        LinearWeight::Quantized(q) => quantized_operand(q).filter(|_| x.dtype() == DType::F16),
+        LinearWeight::Quantized(q) => {
+            quantized_operand(q).filter(|_| x.dtype() == quantized_activations(x.device()))
+        }
+    }
+}
+
+/// The activations' dtype of quantized weights on `device`: what its quantized kernels take
+/// (CUDA: `gemv_*_{q8_0,q4_0,q4_1}_f16`; the CPU's integer dot products start from f32).
+pub(crate) fn quantized_activations(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::F16
     }
 }
 
@@ -305,12 +317,13 @@ fn gemv_quantized(
     swiglu: bool,
 ) -> Result<Tensor> {
     check_device(op, x, q)?;
-    if x.dtype() != DType::F16 {
+    let want = quantized_activations(x.device());
+    if x.dtype() != want {
         return Err(Error::invalid(
             op,
             format!(
-                "quantized GEMV kernels take f16 activations, got {:?} (run the model in f16 \
-                 with quantized weights)",
+                "quantized GEMV kernels take {want:?} activations, got {:?} (run the model in \
+                 that dtype with quantized weights)",
                 x.dtype()
             ),
         ));

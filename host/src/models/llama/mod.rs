@@ -105,7 +105,7 @@ impl Llama {
     ) -> Result<Llama> {
         let weights = Weights {
             source,
-            dtype: quantized_activations(device),
+            dtype: functional::quantized_activations(device),
             device,
             keep_quantized: true,
         };
@@ -117,7 +117,7 @@ impl Llama {
     /// embedding table and norms stay as they are). The activations must already be in the
     /// quantized kernels' dtype: f16 on CUDA, f32 on the CPU.
     pub fn quantize(&self, format: QuantFormat) -> Result<Llama> {
-        let want = quantized_activations(&self.device);
+        let want = functional::quantized_activations(&self.device);
         if self.dtype != want {
             return Err(Error::invalid(
                 "Llama::quantize",
@@ -364,15 +364,6 @@ impl Llama {
     /// [`Llama::quantize`]).
     pub fn is_quantized(&self) -> bool {
         matches!(self.lm_head.weight(), LinearWeight::Quantized(_))
-    }
-}
-
-/// The activations' dtype of quantized weights on `device`: what its quantized kernels take.
-fn quantized_activations(device: &Device) -> DType {
-    if device.is_cpu() {
-        DType::F32
-    } else {
-        DType::F16
     }
 }
 
