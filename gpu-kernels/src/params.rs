@@ -82,8 +82,10 @@ pub const GEMV_GROUP_ELEMS: usize = 8 * GEMV_GROUP_PIECES;
 /// `GEMV_GROUP_ELEMS` weights, so a 4096-wide row takes 128 threads and an 11008-wide one 352,
 /// each with one group of loads: a block is one round of loads, short, so the last blocks of
 /// the grid leave little tail (H100, f16 11008x4096, 20 calls back to back: 2.64 TB/s with at
-/// most 128 threads, 2.86 with 512).
-pub const GEMV_MAX_THREADS: u32 = 512;
+/// most 128 threads, 2.86 with 512). 448 rather than 512: a block must fit the SM's 64K
+/// registers, and the M = 1 kernels take up to 131 (the f32 RoPE form); 14 warps leave room
+/// for 146.
+pub const GEMV_MAX_THREADS: u32 = 448;
 
 /// Most threads of a wider GEMV block (M > 1), and of any block on quantized weights: 128 keep
 /// more blocks per SM (H100, 11008x4096: 512 cost M = 4 a quarter of its bandwidth; Llama-2-7B
