@@ -205,8 +205,8 @@ pub fn decode_attention(
 }
 
 /// FlashAttention-2 prefill (`flash_attn_d{head_dim}_*`): one block of `FLASH_WARPS` warps per
-/// head and `FLASH_BLOCK_M`-row query tile, [`flash_smem_bytes`] of shared memory. `None` when the grid would
-/// exceed the driver's limits (more than 65535 query tiles or sequences).
+/// head and `FLASH_BLOCK_M`-row query tile, [`flash_smem_bytes`] of shared memory. `None` when
+/// the grid would exceed the driver's limits (more than 65535 query tiles or sequences).
 pub fn flash_attention(
     heads: usize,
     q_len: usize,

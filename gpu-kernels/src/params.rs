@@ -189,8 +189,8 @@ pub const FLASH_BLOCK_M: usize = FLASH_WARPS * 16 * FLASH_ROW_BLOCKS;
 
 /// FlashAttention-2 prefill: stages of the K/V ring in shared memory (the tiles after the one in
 /// use stream in behind its math). Head dim 128 takes 4 (96 KB, two blocks per SM; H100, B1 H32
-/// full attention, f16 and bf16 S 2048-8192: 4 stages 2-5% faster than 2, 3 within 1% of 2);
-/// head dim 64 keeps 2 (48 KB), leaving its blocks per SM to the registers.
+/// full attention, f16 and bf16 S 2048-8192: 4 stages 4-7% faster than 2, 3 at most 2.5%
+/// faster; 5 spill); head dim 64 keeps 2 (48 KB), leaving its blocks per SM to the registers.
 pub const fn flash_stages(head_dim: usize) -> usize {
     if head_dim > 64 { 4 } else { 2 }
 }
