@@ -151,15 +151,16 @@ pub fn linear_quantized(x: &Tensor, w: &QuantizedTensor, residual: bool) -> Resu
             if x.elem_count() / x.shape().last_dim().max(1) > GEMV_MAX_M {
                 return linear(x, &w.dequantize(x.dtype(), x.device())?);
             }
-            gemv_quantized(OP, x, w, false)
+            gemv_quantized(OP, x, w)
         }
     }
 }
 
 /// `silu(x · gateᵀ) · (x · upᵀ)` with `w = [gate; up]` (`[2n, k]`, gate rows first): LlamaMLP's
-/// gate and up projections as one weight. Decode on CUDA (`m <= GEMV_MAX_M` when dense) is one
-/// GEMV with SwiGLU in its epilogue; otherwise one product over all `2n` rows (on the CPU, the
-/// quantized kernels for a quantized weight), then `swiglu` on its halves.
+/// gate and up projections as one weight. Decode on CUDA (at most `GEMV_MAX_M` rows, with a
+/// weight and activations a GEMV kernel takes: see `gemv_operand`) is one GEMV with SwiGLU in
+/// its epilogue; otherwise one product over all `2n` rows (on the CPU, the quantized kernels for
+/// a quantized weight), then `swiglu` on its halves.
 pub fn linear_swiglu(x: &Tensor, w: &LinearWeight) -> Result<Tensor> {
     const OP: &str = "linear_swiglu";
     let [rows, k] = w.dims();
@@ -171,21 +172,17 @@ pub fn linear_swiglu(x: &Tensor, w: &LinearWeight) -> Result<Tensor> {
         });
     }
     let m = x.elem_count() / x.shape().last_dim().max(1);
-    let cuda = matches!(x.device(), Device::Cuda(_));
-    match w {
-        LinearWeight::Quantized(q) if cuda && m <= GEMV_MAX_M => gemv_quantized(OP, x, q, true),
-        LinearWeight::Dense(t)
-            if cuda && m <= GEMV_MAX_M && t.rank() == 2 && x.dtype() != DType::F32 =>
-        {
-            fused_dense(x, t)
-        }
-        _ => {
-            let y = linear_any(x, w)?;
-            let last = y.rank() - 1;
-            let n = rows / 2;
-            swiglu(&y.narrow(last, 0, n)?, &y.narrow(last, n, n)?)
-        }
+    if let Some(op) = gemv_operand(x, w, true).filter(|_| m <= GEMV_MAX_M) {
+        let swiglu = GemvFusion {
+            swiglu: true,
+            ..Default::default()
+        };
+        return launch_rows(OP, x, op, [rows, k], swiglu);
     }
+    let y = linear_any(x, w)?;
+    let last = y.rank() - 1;
+    let n = rows / 2;
+    swiglu(&y.narrow(last, 0, n)?, &y.narrow(last, n, n)?)
 }
 
 fn check_device(op: &'static str, x: &Tensor, q: &QuantizedTensor) -> Result<()> {
@@ -288,34 +285,8 @@ fn quantized_operand(q: &QuantizedTensor) -> Option<GemvWeight> {
     })
 }
 
-/// Dense gate+up GEMV with the SwiGLU epilogue (CUDA, `m <= GEMV_MAX_M`).
-fn fused_dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if w.dtype() != x.dtype() || !w.device().same(x.device()) {
-        return Err(Error::invalid(
-            "linear_swiglu",
-            format!(
-                "weight {:?} vs input {:?} (dtype and device must match)",
-                w.dtype(),
-                x.dtype()
-            ),
-        ));
-    }
-    let w = w.contiguous()?;
-    let [rows, k] = [w.dims()[0], w.dims()[1]];
-    let swiglu = GemvFusion {
-        swiglu: true,
-        ..Default::default()
-    };
-    launch_rows("linear_swiglu", x, dense_gemv_weight(&w), [rows, k], swiglu)
-}
-
-/// Quantized GEMV on CUDA (`x` on CUDA), plain or with the SwiGLU epilogue.
-fn gemv_quantized(
-    op: &'static str,
-    x: &Tensor,
-    q: &QuantizedTensor,
-    swiglu: bool,
-) -> Result<Tensor> {
+/// Quantized GEMV on CUDA (`x` on CUDA).
+fn gemv_quantized(op: &'static str, x: &Tensor, q: &QuantizedTensor) -> Result<Tensor> {
     check_device(op, x, q)?;
     let want = quantized_activations(x.device());
     if x.dtype() != want {
@@ -329,11 +300,7 @@ fn gemv_quantized(
         ));
     }
     let w = quantized_operand(q).expect("a CUDA quantized tensor has device blocks");
-    let fuse = GemvFusion {
-        swiglu,
-        ..Default::default()
-    };
-    launch_rows(op, x, w, q.dims(), fuse)
+    launch_rows(op, x, w, q.dims(), GemvFusion::default())
 }
 
 #[cfg(test)]
