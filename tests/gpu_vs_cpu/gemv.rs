@@ -115,6 +115,27 @@ pub fn gate_up_swiglu_gemv_matches_unfused(dev: &Device) {
             }
         }
     }
+    // A non-contiguous weight (a transposed view) takes the unfused path: same answer. Mismatched
+    // dtypes are a typed error.
+    let (n, k, m) = (5, 64, 2);
+    let (wt, _) = input(&[k, 2 * n], DType::F16, 35);
+    let wt = wt.to_device(dev).unwrap().transpose(0, 1).unwrap();
+    let (x, _) = input(&[m, k], DType::F16, 36);
+    let x = x.to_device(dev).unwrap();
+    let view = F::linear_swiglu(&x, &LinearWeight::Dense(wt.clone())).unwrap();
+    let copy = F::linear_swiglu(&x, &LinearWeight::Dense(wt.contiguous().unwrap())).unwrap();
+    check_tol(
+        "gate+up swiglu, transposed weight",
+        &view,
+        &copy.to_vec_f32().unwrap(),
+        1e-2,
+        1e-2,
+    );
+    let bf = x.to_dtype(DType::BF16).unwrap();
+    assert!(matches!(
+        F::linear_swiglu(&bf, &LinearWeight::Dense(wt)),
+        Err(nano_infer::Error::DTypeMismatch { .. })
+    ));
 }
 
 /// Quantizing on the device (`quantize_*` kernels) gives the CPU quantizer's blocks, and
