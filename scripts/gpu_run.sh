@@ -103,6 +103,7 @@ python3 "$here/compare_anchors.py" "$out/nano.json" "$out/anchors.json" | tee "$
 # the figure), beside the per-call event times above, which add the host's launch of the
 # kernel (the `nano_launch_*_us` probes: a bare driver call costs a few µs of host time here).
 if command -v ncu >/dev/null && [[ " $parts " == *" gemm "* ]]; then
+  # Both shapes move 90,207,744 bytes (weight + x + y, f16): TB/s = 90.207744 / µs.
   for shape in K4096_N11008 K11008_N4096; do
     timeout 90 ncu --clock-control none --kernel-name regex:gemv --launch-skip 5 --launch-count 5 \
       --metrics gpu__time_duration.sum "$here/bin/gpu_kernels" --only "gemv_f16_M1_$shape" 2>/dev/null |

@@ -270,20 +270,16 @@ impl CudaBackend {
                 "norm and residual fusions take one row",
             ));
         }
+        let width = launch_shape::gemv_width(m);
+        let max_threads = launch_shape::gemv_max_threads(width, w.quant.is_some());
         let cfg = config(
-            launch_shape::gemv(
-                n,
-                k,
-                launch_shape::gemv_max_threads(launch_shape::gemv_width(m), w.quant.is_some()),
-                fuse.swiglu,
-            )
-            .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
+            launch_shape::gemv(n, k, max_threads, fuse.swiglu)
+                .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
         let name = format!(
-            "gemv_{}{}m{}_{}",
+            "gemv_{}{}m{width}_{}",
             if fuse.swiglu { "swiglu_" } else { "" },
             if normed { "norm_" } else { "" },
-            launch_shape::gemv_width(m),
             w.kernel_suffix(dt)
         );
         let (w_ptr, m_u, n_u, k_u) = (w.ptr, m as u32, n as u32, k as u32);
