@@ -34,6 +34,7 @@ common::device_tests!(
     gemm_matches_reference,
     attention_matches_reference,
     flash_attention_matches_reference,
+    flash_attention_rising_scores,
     decode_attention_matches_reference,
     quantized_gemv_matches_dequantized_reference,
     gate_up_swiglu_gemv_matches_unfused,
@@ -409,13 +410,39 @@ fn flash_attention_long_sequence() {
 /// The types FlashAttention takes.
 const FLASH_DTYPES: [DType; 2] = [DType::F16, DType::BF16];
 
+/// FlashAttention with scores that rise along the keys (key `t` scaled by `1 + t / 10`): a
+/// row's max keeps passing its running max, by more than the lazy-rescale slack
+/// (`FLASH_RESCALE_SLACK`, 8 in log2 units) at some tiles and by less at others, so both the
+/// rescale and the stale-max path carry real weight; random keys move the max past the first
+/// tile by less than the slack.
+fn flash_attention_rising_scores(dev: &Device) {
+    let full = both_masks(&[(300, 1000, 4, 2, 128), (257, 257, 2, 1, 64)]);
+    let small = both_masks(&[(40, 130, 2, 1, 64), (17, 96, 2, 1, 128)]);
+    check_attention_keys(dev, &FLASH_DTYPES, &cases(dev, &full, &small), 0.1);
+}
+
 /// Runs attention cases in each of `dtypes` against the CPU attention; tolerance 4x one
 /// rounding of the output (P is rounded to the input type before P·V, as in FlashAttention).
 fn check_attention(dev: &Device, dtypes: &[DType], cases: &[AttnCase]) {
+    check_attention_keys(dev, dtypes, cases, 0.0);
+}
+
+/// [`check_attention`] with key row `t` scaled by `1 + key_ramp * t` (then rounded to the dtype).
+fn check_attention_keys(dev: &Device, dtypes: &[DType], cases: &[AttnCase], key_ramp: f32) {
     for &dt in dtypes {
         for &(q_len, k_len, heads, kv_heads, hd, causal) in cases {
             let (q, qv) = input(&[q_len, heads, hd], dt, 24);
-            let (k, kv) = input(&[k_len, kv_heads, hd], dt, 25);
+            let (mut k, mut kv) = input(&[k_len, kv_heads, hd], dt, 25);
+            if key_ramp != 0.0 {
+                let row = kv_heads * hd;
+                let ramped = kv
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x * (1.0 + key_ramp * (i / row) as f32))
+                    .collect();
+                k = Tensor::from_f32(ramped, [k_len, kv_heads, hd], dt, &Device::Cpu).unwrap();
+                kv = k.to_vec_f32().unwrap();
+            }
             let (v, vv) = input(&[k_len, kv_heads, hd], dt, 26);
             let scale = 1.0 / (hd as f32).sqrt();
             let want = if q_len * k_len > 1 << 20 {

@@ -31,7 +31,8 @@
 
 use crate::elem::{BF16, F16, MmaElem};
 use crate::params::{
-    FLASH_BLOCK_M, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams, flash_block_n, flash_stages,
+    FLASH_BLOCK_M, FLASH_RESCALE_SLACK, FLASH_ROW_BLOCKS, FLASH_WARPS, FlashAttnParams,
+    flash_block_n, flash_stages,
 };
 use crate::primitives::{
     block_idx_x, block_idx_y, block_idx_z, cp_async_16_zfill, cp_async_commit_group,
@@ -303,12 +304,21 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
                                 }
                             });
                             mx = quad_max(mx);
+                            // Lazy max: the running max moves only when this tile's passes it by
+                            // more than FLASH_RESCALE_SLACK (log2 units), so P stays below
+                            // 2^slack and most tiles rescale nothing. The first finite max always
+                            // moves it (-inf + slack is -inf); a fully masked row stays -inf.
+                            let old = row_max[rb][h] * scale;
+                            if mx * scale > old + FLASH_RESCALE_SLACK {
+                                rescale[h] = exp2_approx(old - mx * scale);
+                                row_max[rb][h] = mx;
+                            }
                             // A row with every key masked so far keeps max -inf; use 0 as base.
-                            let base = if mx == f32::NEG_INFINITY { 0.0 } else { mx * scale };
-                            // Exactly 1 (2^0) when the row's max held: the same product both
-                            // sides (no fma here, whose unrounded product would leave a residue).
-                            rescale[h] = exp2_approx(row_max[rb][h] * scale - base);
-                            row_max[rb][h] = mx;
+                            let base = if row_max[rb][h] == f32::NEG_INFINITY {
+                                0.0
+                            } else {
+                                row_max[rb][h] * scale
+                            };
                             let mut sum = 0.0;
                             unroll8!(n => {
                                 if n < BN / 8 {
@@ -323,8 +333,8 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
                             row_sum[rb][h] = row_sum[rb][h] * rescale[h] + sum;
                         });
                         // The accumulator's rescale (D / 4 multiplies per thread) is skipped
-                        // when no row of the warp found a new max — most tiles past the first
-                        // few. The vote keeps the branch uniform, so it is really skipped.
+                        // when no row of the warp moved its max — almost every tile past the
+                        // first. The vote keeps the branch uniform, so it is really skipped.
                         if vote_any(rescale[0] != 1.0 || rescale[1] != 1.0) {
                             unroll2!(h => {
                                 unroll16!(n => {

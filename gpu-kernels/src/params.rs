@@ -184,6 +184,13 @@ pub const FLASH_WARPS: usize = 4;
 /// read from shared memory feed two `mma`s, which halves the shared-memory traffic per FLOP.
 pub const FLASH_ROW_BLOCKS: usize = 2;
 
+/// FlashAttention-2 prefill: how far (log2 units) a row's scores may pass its running max before
+/// the max moves and the accumulators are rescaled (lazy rescaling, as in FlashAttention-4).
+/// Until then P = 2^(S - stale max) is below 2^8 = 256, which f16 and bf16 hold with their
+/// full relative precision; the sum and the accumulators share the stale max, so the result is
+/// the same softmax. Most tiles past the first then skip the D / 4 multiplies per thread.
+pub const FLASH_RESCALE_SLACK: f32 = 8.0;
+
 /// FlashAttention-2 prefill: query rows per block.
 pub const FLASH_BLOCK_M: usize = FLASH_WARPS * 16 * FLASH_ROW_BLOCKS;
 
