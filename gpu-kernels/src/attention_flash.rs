@@ -17,7 +17,8 @@
 //!    `S = Q·Kᵀ` (`mma.m16n8k16`, K read with `ldmatrix`), mask (only on tiles that cross the
 //!    diagonal or the end of the keys; tiles wholly above the diagonal are never visited),
 //!    online softmax in registers (each thread owns 2 rows; row max/sum over its 4-lane quad,
-//!    log2 domain), `P` re-packed in place as the `A` operand, `O += P·V` (V read with
+//!    log2 domain; the running max moves lazily, [`FLASH_RESCALE_SLACK`], so `O` is rescaled
+//!    on few tiles), `P` re-packed in place as the `A` operand, `O += P·V` (V read with
 //!    `ldmatrix.trans`).
 //! 3. `O / l` to global; optionally the row's log-sum-exp (natural log) to `lse[b][h][row]`.
 //!
