@@ -432,54 +432,8 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     }
 }
 
-/// Head dim 64 (SmolLM2); see [`decode_mma`].
-///
-/// # Safety
-/// As [`decode_mma`] with `D = 64`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)] // a kernel's signature
-unsafe fn decode_attn_d64<E: MmaElem>(
-    q: *const E,
-    k: *const E,
-    v: *const E,
-    part_acc: *mut f32,
-    part_ml: *mut f32,
-    out: *mut E,
-    counters: *mut u32,
-    kv_len_dev: *const u32,
-    p: DecodeAttnParams,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { decode_mma::<E, 64>(q, k, v, part_acc, part_ml, out, counters, kv_len_dev, p) }
-}
-
-/// Head dim 128 (Llama 7B/8B); see [`decode_mma`].
-///
-/// # Safety
-/// As [`decode_mma`] with `D = 128`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)] // a kernel's signature
-unsafe fn decode_attn_d128<E: MmaElem>(
-    q: *const E,
-    k: *const E,
-    v: *const E,
-    part_acc: *mut f32,
-    part_ml: *mut f32,
-    out: *mut E,
-    counters: *mut u32,
-    kv_len_dev: *const u32,
-    p: DecodeAttnParams,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { decode_mma::<E, 128>(q, k, v, part_acc, part_ml, out, counters, kv_len_dev, p) }
-}
-
 kernel_entries! {
-    decode_attn_d64(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
-    decode_attn_d64_f16 = F16, decode_attn_d64_bf16 = BF16,
-}
-
-kernel_entries! {
-    decode_attn_d128(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
-    decode_attn_d128_f16 = F16, decode_attn_d128_bf16 = BF16,
+    decode_mma(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
+    decode_attn_d64_f16 = [F16, 64], decode_attn_d64_bf16 = [BF16, 64],
+    decode_attn_d128_f16 = [F16, 128], decode_attn_d128_bf16 = [BF16, 128],
 }

@@ -227,40 +227,10 @@ unsafe fn decode_simt<E: Elem, const G: usize>(
     }
 }
 
-/// f32 path: one entry point per heads-per-block count: registers are allocated per kernel, so the
-/// one-head variant (no GQA) is not held to the four-head variant's register budget.
-macro_rules! decode_variants {
-    ($($body:ident = $g:literal: $($sym:ident = $ty:ty),+;)+) => {$(
-        /// [`decode_simt`] with a fixed number of heads per block.
-        ///
-        /// # Safety
-        /// See [`decode_simt`]; `p.heads_per_block` must equal this variant's count.
-        #[inline(always)]
-        #[allow(clippy::too_many_arguments)] // a kernel's signature
-        pub unsafe fn $body<E: Elem>(
-            q: *const E,
-            k: *const E,
-            v: *const E,
-            part_acc: *mut f32,
-            part_ml: *mut f32,
-            out: *mut E,
-            counters: *mut u32,
-            kv_len_dev: *const u32,
-            p: DecodeAttnParams,
-        ) {
-            // SAFETY: forwarded contract.
-            unsafe { decode_simt::<E, $g>(q, k, v, part_acc, part_ml, out, counters, kv_len_dev, p) }
-        }
-        kernel_entries! {
-            $body(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
-            $($sym = $ty),+
-        }
-    )+};
-}
-
-decode_variants! {
-    decode_attn_h1 = 1: decode_attn_h1_f32 = f32;
-    decode_attn_h2 = 2: decode_attn_h2_f32 = f32;
-    decode_attn_h3 = 3: decode_attn_h3_f32 = f32;
-    decode_attn_h4 = 4: decode_attn_h4_f32 = f32;
+// One entry point per heads-per-block count: registers are allocated per kernel, so the
+// one-head variant (no GQA) is not held to the four-head variant's register budget.
+kernel_entries! {
+    decode_simt(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
+    decode_attn_h1_f32 = [f32, 1], decode_attn_h2_f32 = [f32, 2],
+    decode_attn_h3_f32 = [f32, 3], decode_attn_h4_f32 = [f32, 4],
 }

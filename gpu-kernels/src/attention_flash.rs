@@ -414,48 +414,10 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
     }
 }
 
-/// Head dim 64 (SmolLM2); see [`flash_attn`].
-///
-/// # Safety
-/// As [`flash_attn`] with `D = 64`.
-#[inline(always)]
-unsafe fn flash_attn_d64<E: MmaElem>(
-    q: *const E,
-    k: *const E,
-    v: *const E,
-    o: *mut E,
-    lse: *mut f32,
-    p: FlashAttnParams,
-) {
-    // SAFETY: the caller upholds the contract.
-    unsafe { flash_attn::<E, 64, { flash_block_n(64) }, { flash_stages(64) }>(q, k, v, o, lse, p) }
-}
-
-/// Head dim 128 (Llama 7B/8B); see [`flash_attn`].
-///
-/// # Safety
-/// As [`flash_attn`] with `D = 128`.
-#[inline(always)]
-unsafe fn flash_attn_d128<E: MmaElem>(
-    q: *const E,
-    k: *const E,
-    v: *const E,
-    o: *mut E,
-    lse: *mut f32,
-    p: FlashAttnParams,
-) {
-    // SAFETY: the caller upholds the contract.
-    unsafe {
-        flash_attn::<E, 128, { flash_block_n(128) }, { flash_stages(128) }>(q, k, v, o, lse, p)
-    }
-}
-
 kernel_entries! {
-    flash_attn_d64(q: *const E, k: *const E, v: *const E, o: *mut E, lse: *mut f32, p: FlashAttnParams);
-    flash_attn_d64_f16 = F16, flash_attn_d64_bf16 = BF16,
-}
-
-kernel_entries! {
-    flash_attn_d128(q: *const E, k: *const E, v: *const E, o: *mut E, lse: *mut f32, p: FlashAttnParams);
-    flash_attn_d128_f16 = F16, flash_attn_d128_bf16 = BF16,
+    flash_attn(q: *const E, k: *const E, v: *const E, o: *mut E, lse: *mut f32, p: FlashAttnParams);
+    flash_attn_d64_f16 = [F16, 64, { flash_block_n(64) }, { flash_stages(64) }],
+    flash_attn_d64_bf16 = [BF16, 64, { flash_block_n(64) }, { flash_stages(64) }],
+    flash_attn_d128_f16 = [F16, 128, { flash_block_n(128) }, { flash_stages(128) }],
+    flash_attn_d128_bf16 = [BF16, 128, { flash_block_n(128) }, { flash_stages(128) }],
 }

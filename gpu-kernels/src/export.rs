@@ -8,6 +8,7 @@
 //! ```
 //! expands on nvptx64 to `extern "ptx-kernel" fn rmsnorm_f16(x: *const F16, ...)` etc., each
 //! calling `rmsnorm_body::<F16>(...)`. `E` in the signature names the element type;
+//! `sym = [F16, 128]` passes const arguments after it (`decode_mma::<F16, 128>`);
 //! `kernel_entries! { argmax(..); argmax_f32 }` exports a body without type parameters. On the
 //! host it makes the same symbols as plain `pub unsafe fn`s (`norm::rmsnorm_f16`), and
 //! registers each in the emulator's kernel table (`emu::find("rmsnorm_f16")`), so the host's
@@ -15,7 +16,9 @@
 
 /// Generates the exported `extern "ptx-kernel"` entry points of a generic kernel body (and
 /// their host twins). `sym = T` instantiates `body::<T>` with `E = T` in the signature;
-/// `sym = S => D` instantiates `body::<S, D>` with `A = S`, `B = D` (the casts).
+/// `sym = [T, C...]` instantiates `body::<T, C...>` (const arguments `C`: a literal or a
+/// `{ block }`) with `E = T`; `sym = S => D` instantiates `body::<S, D>` with `A = S`, `B = D`
+/// (the casts).
 #[macro_export]
 macro_rules! kernel_entries {
     // `own_sync`: the body calls `grid_dependency_sync` itself (before its first access to memory
@@ -23,6 +26,14 @@ macro_rules! kernel_entries {
     (own_sync $body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
         $(
             $crate::kernel_entries!(@one own_sync $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
+            #[cfg(not(target_arch = "nvptx64"))]
+            pub use self::$sym::$sym;
+        )+
+    };
+    // Before the `ty` arms: their parser would take `[T, C]` for an array type and fail.
+    ($body:ident $args:tt; $($sym:ident = [$ty:ty $(, $c:tt)*]),+ $(,)?) => {
+        $(
+            $crate::kernel_entries!(@one entry_sync $body $args $sym [$ty $(, $c)*] { type E = $ty; });
             #[cfg(not(target_arch = "nvptx64"))]
             pub use self::$sym::$sym;
         )+
@@ -50,7 +61,7 @@ macro_rules! kernel_entries {
     // dependent launch.
     (@sync entry_sync) => { $crate::primitives::grid_dependency_sync(); };
     (@sync own_sync) => {};
-    (@one $sync:ident $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($ty:ty),*] { $($alias:item)* }) => {
+    (@one $sync:ident $body:ident ( $($arg:ident : $t:ty),* $(,)? ) $sym:ident [$($gen:tt)*] { $($alias:item)* }) => {
         #[cfg(target_arch = "nvptx64")]
         #[allow(non_snake_case, dead_code)]
         mod $sym {
@@ -65,7 +76,7 @@ macro_rules! kernel_entries {
             pub unsafe extern "ptx-kernel" fn $sym($($arg: $t),*) {
                 $crate::kernel_entries!(@sync $sync);
                 // SAFETY: the host launcher upholds the body's contract.
-                unsafe { super::$body::<$($ty),*>($($arg),*) }
+                unsafe { super::$body::<$($gen)*>($($arg),*) }
             }
         }
 
@@ -84,7 +95,7 @@ macro_rules! kernel_entries {
             #[allow(clippy::too_many_arguments)] // a kernel's signature, as in the PTX
             pub unsafe fn $sym($($arg: $t),*) {
                 // SAFETY: the caller upholds the body's contract.
-                unsafe { super::$body::<$($ty),*>($($arg),*) }
+                unsafe { super::$body::<$($gen)*>($($arg),*) }
             }
 
             #[$crate::emu::linkme::distributed_slice($crate::emu::KERNELS)]
