@@ -109,5 +109,16 @@ if command -v ncu >/dev/null && [[ " $parts " == *" gemm "* ]]; then
       --metrics gpu__time_duration.sum "$here/bin/gpu_kernels" --only "gemv_f16_M1_$shape" 2>/dev/null |
       awk -v s="$shape" '/gpu__time_duration/ {
         printf "ncu kernel time gemv_f16_M1_%s: %.2f us = %.3f TB/s (weight + x + y bytes)\n", s, $3, 90.207744 / $3 }'
+    # The anchor's cuBLAS call measured the same way: torch's F.linear on the same shape (inputs
+    # from torch.empty, so the linear calls are the only kernels; each kernel listed by name).
+    kn=${shape#K}; k=${kn%_N*}; n=${kn#*_N}
+    timeout 90 ncu --clock-control none --launch-skip 5 --launch-count 5 --metrics gpu__time_duration.sum \
+      python3 -c "import torch
+x = torch.empty(1, $k, dtype=torch.float16, device='cuda')
+w = torch.empty($n, $k, dtype=torch.float16, device='cuda')
+for _ in range(10): torch.nn.functional.linear(x, w)
+torch.cuda.synchronize()" 2>/dev/null |
+      awk -v s="$shape" '/Context [0-9]+, Stream/ { l = $0; sub(/^ *(void )?/, "", l); name = substr(l, 1, 40) } /gpu__time_duration/ {
+        printf "ncu kernel time torch F.linear M1_%s (%s): %.2f %s = %.3f TB/s\n", s, name, $3, $2, 90.207744 / $3 }'
   done | tee -a "$out/compare.txt"
 fi
