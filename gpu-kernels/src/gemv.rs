@@ -55,7 +55,7 @@ use crate::primitives::{
     smem_load_f32, smem_store_f32, sync_threads, thread_idx_x,
 };
 use crate::reduce::warp_sum;
-use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat};
+use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat, dot8, sum8};
 use crate::{kernel_entries, unroll2, unroll4, unroll8};
 
 #[allow(unused_imports)] // named by the docs
@@ -64,15 +64,6 @@ use crate::params::{GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_SMEM_BYTES};
 const _: () = assert!(GEMV_GROUP_PIECES == 4, "gemv unrolls groups with unroll4!");
 const _: () = assert!(GEMV_ROWS == 2, "gemv unrolls rows with unroll2!");
 const _: () = assert!(GEMV_ROWS == 2, "the SwiGLU epilogue pairs gate and up rows");
-
-/// `acc + Σ w[e]·x[e]` over one 8-element piece, with fused multiply-adds.
-#[inline(always)]
-fn dot8(w: &[f32; CHUNK], x: &[f32; CHUNK], mut acc: f32) -> f32 {
-    for e in 0..CHUNK {
-        acc = fma_f32(w[e], x[e], acc);
-    }
-    acc
-}
 
 /// What a GEMV block does with its row sums (the kernel's const parameter `EPI`).
 const PLAIN: u8 = 0;
@@ -205,6 +196,12 @@ unsafe fn gemv_block<
     unsafe {
         if W::vector_ok(w, k) && aligned16(x) && (!NORM || aligned16(norm)) {
             let chunks = k / (CHUNK * W::PIECES);
+            // Scale (and offset) applied per piece and row of x (`WeightFormat::dot_factors`)
+            // or per weight, once for all rows of x (`piece`). Per piece of two weight rows:
+            // factored 18·M instructions plus 7·M for x's sums where the format has an offset,
+            // per weight 16 + 16·M (Q8_0) or 32 + 16·M (Q4): with an offset, factoring wins up
+            // to M = 2 and loses from 4 (H100: Q4 M = 4 GEMVs 8% slower factored).
+            let factored = M <= 2 || !W::WANTS_X_SUM;
             let mut c = t;
             while c < chunks {
                 // Every load of this group is issued before the first one is used.
@@ -226,8 +223,16 @@ unsafe fn gemv_block<
                     if u < W::UNROLL && cu < chunks {
                         unroll4!(p => {
                             if p < W::PIECES {
-                                let w0 = W::piece(&raw[u][0], p);
-                                let w1 = W::piece(&raw[u][1], p);
+                                let f0 = if factored {
+                                    W::piece_factors(&raw[u][0], p)
+                                } else {
+                                    W::piece(&raw[u][0], p)
+                                };
+                                let f1 = if factored {
+                                    W::piece_factors(&raw[u][1], p)
+                                } else {
+                                    W::piece(&raw[u][1], p)
+                                };
                                 let off = (cu * W::PIECES + p) * CHUNK;
                                 let g = if NORM { E::load_chunk(norm, off) } else { [1.0; CHUNK] };
                                 unroll8!(m => {
@@ -236,8 +241,16 @@ unsafe fn gemv_block<
                                         if NORM {
                                             scale_piece(&mut xv, &g, &mut ss[m]);
                                         }
-                                        acc[0][m] = dot8(&w0, &xv, acc[0][m]);
-                                        acc[1][m] = dot8(&w1, &xv, acc[1][m]);
+                                        if factored {
+                                            let xs = if W::WANTS_X_SUM { sum8(&xv) } else { 0.0 };
+                                            acc[0][m] =
+                                                W::dot_factors(&raw[u][0], &f0, &xv, xs, acc[0][m]);
+                                            acc[1][m] =
+                                                W::dot_factors(&raw[u][1], &f1, &xv, xs, acc[1][m]);
+                                        } else {
+                                            acc[0][m] = dot8(&f0, &xv, acc[0][m]);
+                                            acc[1][m] = dot8(&f1, &xv, acc[1][m]);
+                                        }
                                     }
                                 });
                             }

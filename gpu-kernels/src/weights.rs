@@ -18,7 +18,7 @@
 
 use crate::elem::{CHUNK, Elem};
 use crate::params::GEMV_GROUP_PIECES;
-use crate::primitives::{Bytes16, f16_to_f32, load_16b};
+use crate::primitives::{Bytes16, f16_to_f32, fma_f32, load_16b};
 
 /// Weights per quantization block (Q8_0, Q4_0, Q4_1).
 pub const QBLOCK: usize = 32;
@@ -90,6 +90,21 @@ impl QuantLayout {
     }
 }
 
+/// `acc + Σ w[e]·x[e]` over one 8-element piece, with fused multiply-adds.
+#[inline(always)]
+pub(crate) fn dot8(w: &[f32; CHUNK], x: &[f32; CHUNK], mut acc: f32) -> f32 {
+    for e in 0..CHUNK {
+        acc = fma_f32(w[e], x[e], acc);
+    }
+    acc
+}
+
+/// `Σ x[e]` over one 8-element piece (pairwise).
+#[inline(always)]
+pub(crate) fn sum8(x: &[f32; CHUNK]) -> f32 {
+    ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]))
+}
+
 /// How a GEMV reads one weight format: a thread loads a *chunk* (the unit it keeps in
 /// registers while its other loads are in flight) and later expands it to f32 in 8-element
 /// *pieces* (the unit of `x` it multiplies with).
@@ -118,6 +133,34 @@ pub trait WeightFormat {
 
     /// Piece `p` (`< PIECES`) of a chunk as f32.
     fn piece(raw: &Self::Raw, p: usize) -> [f32; CHUNK];
+
+    /// Piece `p` as the factors the GEMV multiplies `x` with: the weights themselves for plain
+    /// rows ([`Self::piece`]); the raw quants for the block formats, whose scale (and offset)
+    /// [`Self::dot_factors`] applies once per piece. Unpacked once for every row of `x`.
+    #[inline(always)]
+    fn piece_factors(raw: &Self::Raw, p: usize) -> [f32; CHUNK] {
+        Self::piece(raw, p)
+    }
+
+    /// True when [`Self::dot_factors`] wants the sum of the piece's `x` (formats with an offset).
+    const WANTS_X_SUM: bool = false;
+
+    /// `acc + Σ_e w_e·x_e` over a piece, from its [`Self::piece_factors`] `f`; `x_sum` is
+    /// `Σ_e x_e` when [`Self::WANTS_X_SUM`]. The block formats factor the scale (and offset) out
+    /// of the sum — `d·Σ q_e·x_e (+ m·Σ x_e)` — so a weight costs one multiply-add after its
+    /// unpacking, where scaling each weight first cost two more instructions (the quantized
+    /// GEMVs are bound by instruction issue, not by bytes).
+    #[inline(always)]
+    fn dot_factors(
+        raw: &Self::Raw,
+        f: &[f32; CHUNK],
+        x: &[f32; CHUNK],
+        x_sum: f32,
+        acc: f32,
+    ) -> f32 {
+        let _ = (raw, x_sum);
+        dot8(f, x, acc)
+    }
 
     /// Element `i` of row `row` (the scalar path for unaligned or ragged shapes).
     ///
@@ -226,6 +269,8 @@ pub trait QuantizedFormat {
 
 macro_rules! quant_format {
     ($ty:ident, $fmt:expr, pieces = $pieces:expr, piece = |$raw:ident, $p:ident| $piece:block,
+     factors = |$fraw:ident, $fp:ident| $factors:expr, x_sum = $wants:literal,
+     dot = |$draw:ident, $f:ident, $x:ident, $x_sum:ident, $acc:ident| $dot:block,
      element = |$q8:ident, $blk:ident, $j:ident, $d:ident, $m:ident| $elem:expr) => {
         impl QuantizedFormat for $ty {
             const FORMAT: QuantFormat = $fmt;
@@ -249,6 +294,19 @@ macro_rules! quant_format {
             #[inline(always)]
             fn piece($raw: &QChunk, $p: usize) -> [f32; CHUNK] $piece
             #[inline(always)]
+            fn piece_factors($fraw: &QChunk, $fp: usize) -> [f32; CHUNK] {
+                $factors
+            }
+            const WANTS_X_SUM: bool = $wants;
+            #[inline(always)]
+            fn dot_factors(
+                $draw: &QChunk,
+                $f: &[f32; CHUNK],
+                $x: &[f32; CHUNK],
+                $x_sum: f32,
+                $acc: f32,
+            ) -> f32 $dot
+            #[inline(always)]
             unsafe fn element(w: *const u8, n: usize, k: usize, row: usize, i: usize) -> f32 {
                 let l = QuantLayout { format: $fmt, n, k };
                 let (b, $j) = (i / QBLOCK, i % QBLOCK);
@@ -266,18 +324,34 @@ macro_rules! quant_format {
     };
 }
 
+/// Piece `p` (0..2) of a Q8_0 half block as its signed 8-bit values.
+#[inline(always)]
+fn q8_values(q: &Bytes16, p: usize) -> [f32; CHUNK] {
+    let (lo, hi) = (q.0[2 * p], q.0[2 * p + 1]);
+    let mut v = [0.0f32; CHUNK];
+    for b in 0..4 {
+        v[b] = i8_at(lo, b);
+        v[4 + b] = i8_at(hi, b);
+    }
+    v
+}
+
 quant_format!(
     Q8_0,
     QuantFormat::Q8_0,
     pieces = 2,
     piece = |raw, p| {
-        let (lo, hi) = (raw.q.0[2 * p], raw.q.0[2 * p + 1]);
-        let mut v = [0.0f32; CHUNK];
-        for b in 0..4 {
-            v[b] = raw.d * i8_at(lo, b);
-            v[4 + b] = raw.d * i8_at(hi, b);
+        let mut v = q8_values(&raw.q, p);
+        for e in 0..CHUNK {
+            v[e] *= raw.d;
         }
         v
+    },
+    factors = |raw, p| q8_values(&raw.q, p),
+    x_sum = false,
+    dot = |raw, q, x, x_sum, acc| {
+        let _ = x_sum;
+        fma_f32(raw.d, dot8(q, x, 0.0), acc)
     },
     element = |q8, blk, j, d, m| {
         let _ = (blk, m);
@@ -310,6 +384,12 @@ quant_format!(
         }
         v
     },
+    factors = |raw, p| nibbles(&raw.q, p),
+    x_sum = true,
+    dot = |raw, q, x, x_sum, acc| {
+        // d·Σ (q - 8)·x = d·(Σ q·x - 8·Σ x)
+        fma_f32(raw.d, fma_f32(-8.0, x_sum, dot8(q, x, 0.0)), acc)
+    },
     element = |q8, blk, j, d, m| {
         let _ = (q8, m);
         d * (nibble(blk, j) as f32 - 8.0)
@@ -326,6 +406,12 @@ quant_format!(
             v[e] = raw.d * v[e] + raw.m;
         }
         v
+    },
+    factors = |raw, p| nibbles(&raw.q, p),
+    x_sum = true,
+    dot = |raw, q, x, x_sum, acc| {
+        // Σ (d·q + m)·x = d·Σ q·x + m·Σ x
+        fma_f32(raw.m, x_sum, fma_f32(raw.d, dot8(q, x, 0.0), acc))
     },
     element = |q8, blk, j, d, m| {
         let _ = q8;
