@@ -14,7 +14,8 @@
 //! aligned 128-bit loads (half a Q8_0 block, one whole Q4 block) and the 2- or 4-byte scale of
 //! that block beside it. The nibble order inside a Q4 block is ggml's: byte `j` holds element
 //! `j` (low nibble) and `j + 16` (high). Dequantization happens in registers, in f32:
-//! Q8_0 `d·q`, Q4_0 `d·(q − 8)`, Q4_1 `d·q + m`, as `host/src/loaders/quant.rs`.
+//! Q8_0 `d·q`, Q4_0 `d·(q − 8)`, Q4_1 `d·q + m`, as `host/src/loaders/quant.rs` — or, in the
+//! GEMVs, factored out of each 8-weight piece's dot product ([`WeightFormat::dot_factors`]).
 
 use crate::elem::{CHUNK, Elem};
 use crate::params::GEMV_GROUP_PIECES;
