@@ -200,7 +200,7 @@ unsafe fn gemv_block<
             // or per weight, once for all rows of x (`piece`). Per piece of two weight rows:
             // factored 18·M instructions plus 7·M for x's sums where the format has an offset,
             // per weight 16 + 16·M (Q8_0) or 32 + 16·M (Q4): with an offset, factoring wins up
-            // to M = 2 and loses from 4 (H100: Q4 M = 4 GEMVs 8% slower factored).
+            // to M = 2 and loses from 4 (H100: Q4 M = 4 GEMVs up to 11% slower factored).
             let factored = M <= 2 || !W::WANTS_X_SUM;
             let mut c = t;
             while c < chunks {
