@@ -16,6 +16,9 @@
 //! `j` (low nibble) and `j + 16` (high). Dequantization happens in registers, in f32:
 //! Q8_0 `d·q`, Q4_0 `d·(q − 8)`, Q4_1 `d·q + m`, as `host/src/loaders/quant.rs` — or, in the
 //! GEMVs, factored out of each 8-weight piece's dot product ([`WeightFormat::dot_factors`]).
+//! Unpacking stays shift, mask and integer-to-float: on an H100 neither building the float
+//! from exponent bits (`2^23 + q` minus `2^23`: Q8_0 7B decode 311 → 293 tokens/s) nor one mask
+//! per four nibbles and a byte `prmt` each (Q4 7B decode level, 366 vs 363) was faster.
 
 use crate::elem::{CHUNK, Elem};
 use crate::params::GEMV_GROUP_PIECES;
