@@ -80,11 +80,24 @@ pub fn embedding(n_ids: usize, cols: usize) -> LaunchShape {
     }
 }
 
-/// `gemv_*`: one block per [`GEMV_ROWS`] weight rows (per output `j` for `gemv_swiglu_*`, whose
-/// weight has `2n` rows), `block.x` a multiple of 32 giving each thread about one group of
-/// [`GEMV_GROUP_ELEMS`] weights per row, at most `max_threads` ([`gemv_max_threads`]). `None`
-/// when `n` exceeds the grid limit.
-pub fn gemv(n: usize, k: usize, max_threads: u32, swiglu: bool) -> Option<LaunchShape> {
+/// `gemv_*` of width `m_width` (`M` of `gemv_m{M}_*`; 1 for the fused M = 1 variants): one
+/// block per [`GEMV_ROWS`] weight rows (per output `j` for `gemv_swiglu_*`, whose weight has `2n`
+/// rows), `block.x` a multiple of 32 giving each thread about one group of [`GEMV_GROUP_ELEMS`]
+/// weights per row, at most [`GEMV_MAX_THREADS`] for width 1 on dense weights and
+/// [`GEMV_MAX_THREADS_WIDE`] for wider widths and quantized weights. `None` when `n` exceeds
+/// the grid limit.
+pub fn gemv(
+    n: usize,
+    k: usize,
+    m_width: usize,
+    quantized: bool,
+    swiglu: bool,
+) -> Option<LaunchShape> {
+    let max_threads = if m_width == 1 && !quantized {
+        GEMV_MAX_THREADS
+    } else {
+        GEMV_MAX_THREADS_WIDE
+    };
     let threads =
         (k.div_ceil(GEMV_GROUP_ELEMS).div_ceil(32) * 32).clamp(32, max_threads as usize) as u32;
     let blocks = if swiglu { n } else { n.div_ceil(GEMV_ROWS) };
@@ -93,16 +106,6 @@ pub fn gemv(n: usize, k: usize, max_threads: u32, swiglu: bool) -> Option<Launch
         block: (threads, 1, 1),
         shared_mem_bytes: GEMV_SMEM_BYTES,
     })
-}
-
-/// Most threads of a block of `gemv_m{m_width}_*`: [`GEMV_MAX_THREADS`] for width 1 on dense
-/// weights, [`GEMV_MAX_THREADS_WIDE`] for wider widths and quantized weights.
-pub fn gemv_max_threads(m_width: usize, quantized: bool) -> u32 {
-    if m_width == 1 && !quantized {
-        GEMV_MAX_THREADS
-    } else {
-        GEMV_MAX_THREADS_WIDE
-    }
 }
 
 /// The compiled GEMV width (`M` of `gemv_m{M}_*`) that serves `m` (1..=`GEMV_MAX_M`) rows.

@@ -271,9 +271,8 @@ impl CudaBackend {
             ));
         }
         let width = launch_shape::gemv_width(m);
-        let max_threads = launch_shape::gemv_max_threads(width, w.quant.is_some());
         let cfg = config(
-            launch_shape::gemv(n, k, max_threads, fuse.swiglu)
+            launch_shape::gemv(n, k, width, w.quant.is_some(), fuse.swiglu)
                 .ok_or_else(|| Error::invalid("gemv", format!("{n} rows exceed the grid")))?,
         );
         let name = format!(
@@ -313,13 +312,9 @@ impl CudaBackend {
     ) -> Result<()> {
         let n = (p.q_dim + 2 * p.kv_dim) as usize;
         let cfg = config(
-            launch_shape::gemv(
-                n,
-                k,
-                launch_shape::gemv_max_threads(1, w.quant.is_some()),
-                false,
-            )
-            .ok_or_else(|| Error::invalid("gemv_rope_kv", format!("{n} rows exceed the grid")))?,
+            launch_shape::gemv(n, k, 1, w.quant.is_some(), false).ok_or_else(|| {
+                Error::invalid("gemv_rope_kv", format!("{n} rows exceed the grid"))
+            })?,
         );
         let name = format!("gemv_rope_kv_m1_{}", w.kernel_suffix(dt));
         let (w_ptr, k_u, params) = (w.ptr, k as u32, ByValue(p));
