@@ -23,39 +23,33 @@
 macro_rules! kernel_entries {
     // `own_sync`: the body calls `grid_dependency_sync` itself (before its first access to memory
     // another grid may write), so it can issue loads of memory no neighbouring grid writes first.
-    (own_sync $body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
-        $(
-            $crate::kernel_entries!(@one own_sync $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
-            #[cfg(not(target_arch = "nvptx64"))]
-            pub use self::$sym::$sym;
-        )+
-    };
+    (own_sync $($rest:tt)+) => { $crate::kernel_entries!(@arms own_sync $($rest)+); };
     // Before the `ty` arms: their parser would take `[T, C]` for an array type and fail.
-    ($body:ident $args:tt; $($sym:ident = [$ty:ty $(, $c:tt)*]),+ $(,)?) => {
+    (@arms $sync:ident $body:ident $args:tt; $($sym:ident = [$ty:ty $(, $c:tt)*]),+ $(,)?) => {
         $(
-            $crate::kernel_entries!(@one entry_sync $body $args $sym [$ty $(, $c)*] { type E = $ty; });
+            $crate::kernel_entries!(@one $sync $body $args $sym [$ty $(, $c)*] { type E = $ty; });
             #[cfg(not(target_arch = "nvptx64"))]
             pub use self::$sym::$sym;
         )+
     };
-    ($body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
+    (@arms $sync:ident $body:ident $args:tt; $($sym:ident = $src:ty => $dst:ty),+ $(,)?) => {
         $(
-            $crate::kernel_entries!(@one entry_sync $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
+            $crate::kernel_entries!(@one $sync $body $args $sym [$src, $dst] { type A = $src; type B = $dst; });
             #[cfg(not(target_arch = "nvptx64"))]
             pub use self::$sym::$sym;
         )+
     };
-    ($body:ident $args:tt; $($sym:ident = $ty:ty),+ $(,)?) => {
+    (@arms $sync:ident $body:ident $args:tt; $($sym:ident = $ty:ty),+ $(,)?) => {
         $(
-            $crate::kernel_entries!(@one entry_sync $body $args $sym [$ty] { type E = $ty; });
+            $crate::kernel_entries!(@one $sync $body $args $sym [$ty] { type E = $ty; });
             #[cfg(not(target_arch = "nvptx64"))]
             pub use self::$sym::$sym;
         )+
     };
     // A body without type parameters, one symbol (`argmax_f32`); the host twin stays at
     // `module::sym::sym` (the symbol may be the body's own name).
-    ($body:ident $args:tt; $sym:ident $(,)?) => {
-        $crate::kernel_entries!(@one entry_sync $body $args $sym [] {});
+    (@arms $sync:ident $body:ident $args:tt; $sym:ident $(,)?) => {
+        $crate::kernel_entries!(@one $sync $body $args $sym [] {});
     };
     // Before any memory access: the previous grid may still be running under a programmatic
     // dependent launch.
@@ -129,4 +123,6 @@ macro_rules! kernel_entries {
             }
         }
     };
+    // Every other entry list: the entry waits for the previous grid before the body runs.
+    ($body:ident $($rest:tt)+) => { $crate::kernel_entries!(@arms entry_sync $body $($rest)+); };
 }
