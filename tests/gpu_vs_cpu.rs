@@ -22,6 +22,7 @@ use gemv::{
     quantized_gemv_matches_dequantized_reference,
 };
 use nano_infer::backend::cpu::reference as R;
+use nano_infer::backend::cuda::DeviceU32;
 use nano_infer::functional as F;
 use nano_infer::{DType, Device, Tensor};
 
@@ -36,6 +37,7 @@ common::device_tests!(
     flash_attention_matches_reference,
     flash_attention_rising_scores,
     decode_attention_matches_reference,
+    decode_step_attention_sees_the_new_key,
     quantized_gemv_matches_dequantized_reference,
     gate_up_swiglu_gemv_matches_unfused,
     fused_gemv_matches_unfused,
@@ -542,6 +544,65 @@ fn decode_attention_matches_reference(dev: &Device) {
             let (atol, rtol) = common::tol(dt);
             let name = format!("decode attention {dt:?} h{heads}/{kv_heads} d{hd} k{k_len}");
             check_tol(&name, &got, &want, atol * 2.0, rtol * 2.0);
+        }
+    }
+}
+
+/// The decode step's pair of launches, back to back: `rope_kv_write` writes the new token's
+/// cache row, and `decode_attention` (which starts loading the older rows before that kernel
+/// has finished) must see it. The new key is the token's own query (per KV group), so it takes
+/// most of the softmax and a stale row would move the answer far past the tolerance; the
+/// answer is checked against `attention` over the same cache afterwards (which waits for
+/// everything before it), over three steps of a growing cache.
+fn decode_step_attention_sees_the_new_key(dev: &Device) {
+    let Device::Cuda(be) = dev else {
+        return; // device-side positions are CUDA's
+    };
+    let full = [(32, 8, 128, 4100), (32, 32, 128, 16390), (9, 3, 64, 1000)];
+    for (heads, kv_heads, d, cap) in cases(dev, &full, &[(4, 1, 128, 600), (9, 3, 64, 300)]) {
+        for dt in [DType::F16, DType::BF16] {
+            let up = |t: Tensor| t.to_dtype(dt).unwrap().to_device(dev).unwrap();
+            let kc = up(input(&[cap, kv_heads, d], DType::F32, 60).0);
+            let vc = up(input(&[cap, kv_heads, d], DType::F32, 61).0);
+            let table = F::RopeTable::new(cap, d, 10000.0, dev).unwrap();
+            let first = cap as u32 - 3;
+            let pos = DeviceU32::new(be, first).unwrap();
+            let scale = 1.0 / (d as f32).sqrt();
+            for step in 0..3 {
+                let (q, qv) = input(&[1, heads, d], DType::F32, 62 + step);
+                // KV head h's new key: query head h * group (RoPE turns both alike).
+                let group = heads / kv_heads;
+                let kv: Vec<f32> = (0..kv_heads * d)
+                    .map(|i| qv[(i / d) * group * d + i % d])
+                    .collect();
+                let k_new = Tensor::from_vec(kv, [1, kv_heads, d], &Device::Cpu).unwrap();
+                let v_new = input(&[1, kv_heads, d], DType::F32, 70 + step).0;
+                let rq = F::rope_kv_write(
+                    &up(q),
+                    &up(k_new),
+                    &up(v_new),
+                    &table,
+                    &kc,
+                    &vc,
+                    &pos,
+                    false,
+                )
+                .unwrap();
+                let got = F::decode_attention(&rq, &kc, &vc, &pos, scale).unwrap();
+                let len = first as usize + step as usize + 1;
+                let want = F::attention(
+                    &rq,
+                    &kc.narrow(0, 0, len).unwrap(),
+                    &vc.narrow(0, 0, len).unwrap(),
+                    scale,
+                    true,
+                )
+                .unwrap();
+                let (atol, rtol) = common::tol(dt);
+                let name = format!("decode step {dt:?} h{heads}/{kv_heads} d{d} keys {len}");
+                check_tol(&name, &got, &want.to_vec_f32().unwrap(), atol, rtol);
+                pos.add(1).unwrap();
+            }
         }
     }
 }

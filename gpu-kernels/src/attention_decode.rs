@@ -28,6 +28,11 @@
 //! that tail. The last block resets its counter to 0, so the zeroed counter buffer the backend
 //! allocates once stays valid across calls and CUDA-graph replays.
 //!
+//! Under a programmatic dependent launch a block loads the first ring tiles of keys the previous
+//! kernel does not write (all but [`DecodeAttnParams::fresh_keys`], the new token's) before
+//! its grid-dependency wait, so they stream in while that kernel finishes; q (which it writes)
+//! is read after the wait.
+//!
 //! The key count may live in device memory (`kv_len_dev`, see [`DecodeAttnParams`]): the grid
 //! is then sized for the whole cache and blocks past the last key return at once, so a CUDA
 //! graph captures one launch for every length.
@@ -38,14 +43,14 @@
 use crate::attention_flash::{ldmatrix_bases, load_tile, quad_max, quad_sum};
 use crate::elem::{BF16, Elem, F16, MmaElem};
 use crate::params::{
-    DECODE_BLOCK_N, DECODE_MMA_HEADS, DECODE_STAGES, DECODE_WARPS, DecodeAttnParams, FLASH_WARPS,
-    decode_smem_bytes,
+    DECODE_ALL_KEYS_FRESH, DECODE_BLOCK_N, DECODE_MMA_HEADS, DECODE_STAGES, DECODE_WARPS,
+    DecodeAttnParams, FLASH_WARPS, decode_smem_bytes,
 };
 use crate::primitives::{
     atomic_add_u32, block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group,
-    cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, ldmatrix_x4, ldmatrix_x4_trans,
-    load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32, sync_threads,
-    thread_idx_x,
+    cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, grid_dependency_sync, ldmatrix_x4,
+    ldmatrix_x4_trans, load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32,
+    sync_threads, thread_idx_x,
 };
 use crate::{kernel_entries, unroll4, unroll8, unroll16};
 
@@ -207,6 +212,8 @@ unsafe fn merge_splits<E: Elem>(
 /// hold [`total_keys`] rows of stride `kv_stride` (a multiple of 8), all 16-byte aligned;
 /// `part_acc` holds `splits * heads * D` f32 and `part_ml` `splits * heads * 2`; `out` holds
 /// `heads * D`; `counters` holds `heads / p.heads_per_block` words, zero between launches.
+/// Unless `p.fresh_keys` is [`DECODE_ALL_KEYS_FRESH`], the grid launched just before this one
+/// writes neither `*kv_len_dev` nor any key but the last `p.fresh_keys`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // a kernel's signature
 unsafe fn decode_mma<E: MmaElem, const D: usize>(
@@ -224,6 +231,12 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     const STAGES: usize = DECODE_STAGES;
     let tile_bytes = (BN * D * 2) as u32;
     let (sub, kvh, split) = (block_idx_x(), block_idx_y(), block_idx_z());
+    // With every key fresh the previous grid may also be writing the device-side count: wait
+    // before reading anything. Otherwise the wait comes after the settled keys' first tiles.
+    let all_fresh = p.fresh_keys == DECODE_ALL_KEYS_FRESH;
+    if all_fresh {
+        grid_dependency_sync();
+    }
     // SAFETY: the caller's contract.
     let kv_len = unsafe { total_keys(kv_len_dev, &p) } as usize;
     let split_len = p.split_len(kv_len as u32) as usize;
@@ -253,15 +266,29 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     unsafe {
         let kb = k.add(kvh as usize * D);
         let vb = v.add(kvh as usize * D);
+        // The ring's first tiles, one commit group each (empty groups too: the waits below
+        // count groups, one per tile). Tiles of settled keys go before the grid-dependency
+        // wait, the rest after it.
+        let prime = |s: usize| {
+            if s < tiles {
+                let row0 = t0 + s * BN;
+                load_tile::<E, D, BN>(k_tile(s), kb, stride, row0, t_end, tid);
+                load_tile::<E, D, BN>(k_tile(s) + tile_bytes, vb, stride, row0, t_end, tid);
+            }
+            cp_async_commit_group();
+        };
+        let early = p.settled_tiles(kv_len, (t0, t_end), BN, STAGES - 1);
         unroll4!(s => {
-            if s + 1 < STAGES {
-                if s < tiles {
-                    let row0 = t0 + s * BN;
-                    load_tile::<E, D, BN>(k_tile(s), kb, stride, row0, t_end, tid);
-                    load_tile::<E, D, BN>(k_tile(s) + tile_bytes, vb, stride, row0, t_end, tid);
-                }
-                // Empty groups too: the wait below counts groups, one per tile.
-                cp_async_commit_group();
+            if s < early {
+                prime(s);
+            }
+        });
+        if !all_fresh {
+            grid_dependency_sync();
+        }
+        unroll4!(s => {
+            if s >= early && s + 1 < STAGES {
+                prime(s);
             }
         });
 
@@ -433,7 +460,7 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
 }
 
 kernel_entries! {
-    decode_mma(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
+    own_sync decode_mma(q: *const E, k: *const E, v: *const E, part_acc: *mut f32, part_ml: *mut f32, out: *mut E, counters: *mut u32, kv_len_dev: *const u32, p: DecodeAttnParams);
     decode_attn_d64_f16 = [F16, 64], decode_attn_d64_bf16 = [BF16, 64],
     decode_attn_d128_f16 = [F16, 128], decode_attn_d128_bf16 = [BF16, 128],
 }

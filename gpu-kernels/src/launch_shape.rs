@@ -8,11 +8,12 @@
 //! Plain integer math: nothing here reaches the PTX.
 
 use crate::params::{
-    ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_BLOCKS_PER_SM, DECODE_MAX_HEADS_PER_BLOCK,
-    DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS, DECODE_SIMT_SMEM_BYTES,
-    DECODE_WARPS, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M, FLASH_WARPS,
-    GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_ROWS, GEMV_SMEM_BYTES,
-    REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes, flash_smem_bytes,
+    ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_ALL_KEYS_FRESH, DECODE_BLOCKS_PER_SM,
+    DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS,
+    DECODE_SIMT_SMEM_BYTES, DECODE_WARPS, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M,
+    FLASH_WARPS, GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_ROWS,
+    GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes,
+    flash_smem_bytes,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -149,7 +150,8 @@ impl DecodeAttnPlan {
 /// a KV group per block, and as many splits as fill `DECODE_BLOCKS_PER_SM` blocks per SM in
 /// one wave (every block streams at once; a partial second wave would double the time).
 /// Otherwise (the f32 path): up to `DECODE_MAX_HEADS_PER_BLOCK` heads per one-warp block and
-/// about 32 such blocks per SM. Both within the split limits.
+/// about 32 such blocks per SM. Both within the split limits. Every key counts as fresh
+/// ([`DECODE_ALL_KEYS_FRESH`]); a caller that knows better narrows `params.fresh_keys`.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_attention(
     heads: usize,
@@ -198,6 +200,7 @@ pub fn decode_attention(
             splits: splits as u32,
             heads_per_block: per_block as u32,
             scale_log2: scale * core::f32::consts::LOG2_E,
+            fresh_keys: DECODE_ALL_KEYS_FRESH,
         },
         launch: LaunchShape {
             grid: (subgroups as u32, kv_heads as u32, splits as u32),

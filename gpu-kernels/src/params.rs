@@ -175,7 +175,19 @@ pub struct DecodeAttnParams {
     pub heads_per_block: u32,
     /// softmax scale times log2(e): scores are kept in the log2 domain.
     pub scale_log2: f32,
+    /// Keys at the end of the cache that the kernel launched just before this one may still be
+    /// writing ([`DECODE_ALL_KEYS_FRESH`]: any of them). The tensor-core kernels start loading
+    /// the K/V tiles of the other keys before their grid-dependency wait, so under a
+    /// programmatic dependent launch those loads overlap the previous kernel's tail; they read
+    /// `kv_len_dev` before it too, so with a fresh count below the total, that count must not
+    /// be written by the previous kernel either. A decode step appends one key per token, in
+    /// the launch just before its attention: 1.
+    pub fresh_keys: u32,
 }
+
+/// [`DecodeAttnParams::fresh_keys`] when the previous kernel may have written any key (or the
+/// device-side count): nothing is read before the grid-dependency wait.
+pub const DECODE_ALL_KEYS_FRESH: u32 = u32::MAX;
 
 /// FlashAttention-2 prefill: warps per block.
 pub const FLASH_WARPS: usize = 4;
@@ -257,6 +269,27 @@ impl DecodeAttnParams {
     #[inline(always)]
     pub fn splits_used(&self, kv_len: u32) -> u32 {
         kv_len.div_ceil(self.split_len(kv_len))
+    }
+
+    /// Of the K/V tiles of `tile_len` keys covering keys `t0..t_end` (`kv_len` keys in all), how
+    /// many of the first `at_most` hold only keys that are not fresh ([`Self::fresh_keys`]): the
+    /// ones a block may load before its grid-dependency wait. Fresh keys are the last ones, so
+    /// these tiles are a prefix.
+    #[inline(always)]
+    pub fn settled_tiles(
+        &self,
+        kv_len: usize,
+        (t0, t_end): (usize, usize),
+        tile_len: usize,
+        at_most: usize,
+    ) -> usize {
+        let settled = kv_len.saturating_sub(self.fresh_keys as usize);
+        let whole = if settled >= t_end {
+            (t_end - t0).div_ceil(tile_len)
+        } else {
+            settled.saturating_sub(t0) / tile_len
+        };
+        whole.min(at_most)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::backend::cpu::simd;
 use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
 use crate::tensor::{Device, Tensor};
-use nano_infer_kernels::params::FlashAttnParams;
+use nano_infer_kernels::params::{DECODE_ALL_KEYS_FRESH, FlashAttnParams};
 
 /// `softmax(q·kᵀ·scale)·v` for `q` `[q_len, heads, head_dim]` and `k`, `v`
 /// `[k_len, kv_heads, head_dim]`; query head `h` reads KV head `h / (heads / kv_heads)`.
@@ -71,6 +71,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool) -
                         d,
                         k_len,
                         (0, k_len),
+                        // Any tensors: the previous kernel may have written all of k and v.
+                        DECODE_ALL_KEYS_FRESH,
                         scale,
                         q.dtype(),
                     )?

@@ -149,6 +149,11 @@ pub fn rope_kv_write(
 /// One token's attention (`q` `[1, heads, head_dim]`, scaled by `scale`) over cache rows
 /// `0..=*pos` (`[capacity, kv_heads, head_dim]` each; the new token's row included). The grid
 /// is planned for the whole capacity. Returns `[1, heads, head_dim]`.
+///
+/// A decode step's attention: the kernel reads `*pos` and starts reading rows `0..*pos` before
+/// the kernel queued just before it has finished, which may write only row `*pos` and `q` — as
+/// [`rope_kv_write`] and [`super::qkv_rope_kv_write`] do. Rows and counts written any other way
+/// must be queued at least two kernels earlier; [`super::attention`] has no such condition.
 pub fn decode_attention(
     q: &Tensor,
     k_cache: &Tensor,
@@ -202,6 +207,8 @@ pub fn decode_attention(
             d,
             1,
             (pos.ptr(), capacity),
+            // Only the new token's row may be the previous kernel's work (the contract above).
+            1,
             scale,
             q.dtype(),
         )?

@@ -8,8 +8,8 @@ use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
-    DECODE_COUNTERS, FlashAttnParams, GemvRopeParams, MAX_RANK, RopeParams, SoftmaxParams,
-    StridedCopy,
+    DECODE_COUNTERS, DecodeAttnParams, FlashAttnParams, GemvRopeParams, MAX_RANK, RopeParams,
+    SoftmaxParams, StridedCopy,
 };
 use nano_infer_kernels::weights::QuantFormat;
 
@@ -334,11 +334,15 @@ impl CudaBackend {
 
     /// One token's attention: `q` `[heads, d]` against the first rows of K and V (row stride
     /// `kv_heads * d`), into `out` `[heads, d]`: `kv_len` rows, plus the `u32` at `kv_len_dev`
-    /// when it is not 0 (then K and V hold `max_keys` rows, which bounds the grid). See
-    /// `gpu-kernels/src/attention_decode.rs`.
+    /// when it is not 0 (then K and V hold `max_keys` rows, which bounds the grid). The last
+    /// `fresh_keys` rows (`DECODE_ALL_KEYS_FRESH`: any) are the only cache memory, and `q`
+    /// the only other input, that the kernel queued just before may write; the others may be
+    /// read before it finishes. See `gpu-kernels/src/attention_decode.rs`.
     ///
     /// # Safety
-    /// The buffers hold those extents, 16-byte aligned; `decode_attention_supports(d)`.
+    /// The buffers hold those extents, 16-byte aligned; `decode_attention_supports(d)`; unless
+    /// `fresh_keys` is `DECODE_ALL_KEYS_FRESH`, the kernel queued just before this one writes
+    /// neither `*kv_len_dev` nor the cache rows before the last `fresh_keys`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn decode_attention(
         &self,
@@ -348,6 +352,7 @@ impl CudaBackend {
         d: usize,
         kv_len: usize,
         (kv_len_dev, max_keys): (u64, usize),
+        fresh_keys: u32,
         scale: f32,
         dt: DType,
     ) -> Result<()> {
@@ -362,7 +367,10 @@ impl CudaBackend {
             self.sm_count(),
             tensor_cores,
         );
-        let p = plan.params;
+        let p = DecodeAttnParams {
+            fresh_keys,
+            ..plan.params
+        };
         if plan.counters() > DECODE_COUNTERS {
             return Err(Error::invalid(
                 "decode_attention",

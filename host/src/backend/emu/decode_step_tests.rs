@@ -151,6 +151,7 @@ fn decode_attention_reads_its_length_from_device_memory() {
                         d,
                         1,
                         (cached.ptr(), cap),
+                        1,
                         scale,
                         dt,
                     )
