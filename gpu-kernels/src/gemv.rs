@@ -543,84 +543,43 @@ kernel_entries! {
     gemv_rope_kv_m1_q4_1_f16 = Q4_1 => F16,
 }
 
-/// The entries of the GEMV bodies of `gemv_widths!`, which share one parameter list: per body,
-/// its symbols and their weight and activation types.
+/// The entries of the GEMV bodies of `gemv_widths!`, which share one parameter list: each body
+/// once per format, as `{body}_{format}` with the format's weight and activation types.
 macro_rules! gemv_entries {
-    ($($body:ident: $($sym:ident = $src:ty => $dst:ty),+;)*) => {$(
+    ($($body:ident),+; $formats:tt) => {$(
+        gemv_entries!(@body $body $formats);
+    )+};
+    (@body $body:ident [$($format:ident = $src:ty => $dst:ty),+ $(,)?]) => {
         kernel_entries! {
             own_sync $body(
                 w: *const u8, x: *const B, y: *mut B, m: u32, n: u32, k: u32, norm: *const B,
                 residual: *const B, eps: f32, weights_early: u32,
             );
-            $($sym = $src => $dst),+
+            $(${concat($body, _, $format)} = $src => $dst),+
         }
-    )*};
+    };
 }
 
 gemv_entries! {
-    gemv_m1:
-        gemv_m1_f32 = f32 => f32,
-        gemv_m1_f16 = F16 => F16,
-        gemv_m1_bf16 = BF16 => BF16,
-        gemv_m1_q8_0_f16 = Q8_0 => F16,
-        gemv_m1_q4_0_f16 = Q4_0 => F16,
-        gemv_m1_q4_1_f16 = Q4_1 => F16;
-    gemv_norm_m1:
-        gemv_norm_m1_f32 = f32 => f32,
-        gemv_norm_m1_f16 = F16 => F16,
-        gemv_norm_m1_bf16 = BF16 => BF16,
-        gemv_norm_m1_q8_0_f16 = Q8_0 => F16,
-        gemv_norm_m1_q4_0_f16 = Q4_0 => F16,
-        gemv_norm_m1_q4_1_f16 = Q4_1 => F16;
-    gemv_m2:
-        gemv_m2_f32 = f32 => f32,
-        gemv_m2_f16 = F16 => F16,
-        gemv_m2_bf16 = BF16 => BF16,
-        gemv_m2_q8_0_f16 = Q8_0 => F16,
-        gemv_m2_q4_0_f16 = Q4_0 => F16,
-        gemv_m2_q4_1_f16 = Q4_1 => F16;
-    gemv_m4:
-        gemv_m4_f32 = f32 => f32,
-        gemv_m4_f16 = F16 => F16,
-        gemv_m4_bf16 = BF16 => BF16,
-        gemv_m4_q8_0_f16 = Q8_0 => F16,
-        gemv_m4_q4_0_f16 = Q4_0 => F16,
-        gemv_m4_q4_1_f16 = Q4_1 => F16;
-    gemv_m8:
-        gemv_m8_f32 = f32 => f32,
-        gemv_m8_f16 = F16 => F16,
-        gemv_m8_bf16 = BF16 => BF16,
-        gemv_m8_q8_0_f16 = Q8_0 => F16,
-        gemv_m8_q4_0_f16 = Q4_0 => F16,
-        gemv_m8_q4_1_f16 = Q4_1 => F16;
-    gemv_swiglu_m1:
-        gemv_swiglu_m1_f16 = F16 => F16,
-        gemv_swiglu_m1_bf16 = BF16 => BF16,
-        gemv_swiglu_m1_q8_0_f16 = Q8_0 => F16,
-        gemv_swiglu_m1_q4_0_f16 = Q4_0 => F16,
-        gemv_swiglu_m1_q4_1_f16 = Q4_1 => F16;
-    gemv_swiglu_norm_m1:
-        gemv_swiglu_norm_m1_f16 = F16 => F16,
-        gemv_swiglu_norm_m1_bf16 = BF16 => BF16,
-        gemv_swiglu_norm_m1_q8_0_f16 = Q8_0 => F16,
-        gemv_swiglu_norm_m1_q4_0_f16 = Q4_0 => F16,
-        gemv_swiglu_norm_m1_q4_1_f16 = Q4_1 => F16;
-    gemv_swiglu_m2:
-        gemv_swiglu_m2_f16 = F16 => F16,
-        gemv_swiglu_m2_bf16 = BF16 => BF16,
-        gemv_swiglu_m2_q8_0_f16 = Q8_0 => F16,
-        gemv_swiglu_m2_q4_0_f16 = Q4_0 => F16,
-        gemv_swiglu_m2_q4_1_f16 = Q4_1 => F16;
-    gemv_swiglu_m4:
-        gemv_swiglu_m4_f16 = F16 => F16,
-        gemv_swiglu_m4_bf16 = BF16 => BF16,
-        gemv_swiglu_m4_q8_0_f16 = Q8_0 => F16,
-        gemv_swiglu_m4_q4_0_f16 = Q4_0 => F16,
-        gemv_swiglu_m4_q4_1_f16 = Q4_1 => F16;
-    gemv_swiglu_m8:
-        gemv_swiglu_m8_f16 = F16 => F16,
-        gemv_swiglu_m8_bf16 = BF16 => BF16,
-        gemv_swiglu_m8_q8_0_f16 = Q8_0 => F16,
-        gemv_swiglu_m8_q4_0_f16 = Q4_0 => F16,
-        gemv_swiglu_m8_q4_1_f16 = Q4_1 => F16;
+    gemv_m1, gemv_norm_m1, gemv_m2, gemv_m4, gemv_m8;
+    [
+        f32 = f32 => f32,
+        f16 = F16 => F16,
+        bf16 = BF16 => BF16,
+        q8_0_f16 = Q8_0 => F16,
+        q4_0_f16 = Q4_0 => F16,
+        q4_1_f16 = Q4_1 => F16,
+    ]
+}
+
+// SwiGLU in f32 takes the unfused path on the host (see the module docs).
+gemv_entries! {
+    gemv_swiglu_m1, gemv_swiglu_norm_m1, gemv_swiglu_m2, gemv_swiglu_m4, gemv_swiglu_m8;
+    [
+        f16 = F16 => F16,
+        bf16 = BF16 => BF16,
+        q8_0_f16 = Q8_0 => F16,
+        q4_0_f16 = Q4_0 => F16,
+        q4_1_f16 = Q4_1 => F16,
+    ]
 }

@@ -13,6 +13,8 @@
 //! `cargo rustc --release --target nvptx64-nvidia-cuda -Zbuild-std=core --crate-type cdylib
 //! -- -C target-cpu=sm_80 --emit=asm` here and takes the `.s` file as the PTX.
 #![no_std]
+// `${concat(..)}` in macros: the GEMV entries' symbol names from body and format.
+#![feature(macro_metavar_expr_concat)]
 // Kernels index fixed-size arrays with range loops on purpose: array iterators keep the array
 // in local memory (a stack frame in the PTX) where constant indices keep it in registers.
 #![allow(clippy::needless_range_loop)]
