@@ -100,6 +100,25 @@ impl<E> RopeKvOut<E> {
     };
 }
 
+/// The grid-dependency wait of one thread, done once: the GEMV issues its first weight loads
+/// before it where it may ([`gemv_block`]'s `weights_early`), and every path must have waited
+/// before it touches `x` or `y`.
+#[derive(Default)]
+struct GridWait {
+    done: bool,
+}
+
+impl GridWait {
+    /// [`grid_dependency_sync`], unless this thread has waited already.
+    #[inline(always)]
+    fn once(&mut self) {
+        if !self.done {
+            grid_dependency_sync();
+            self.done = true;
+        }
+    }
+}
+
 /// The weight rows block `b` reduces. SwiGLU: gate row `b` and up row `b`. RoPE: the rows of
 /// q and k come in rotation pairs — `(j, j + head_dim / 2)` of a head, or `(2j, 2j + 1)`
 /// interleaved — so one thread holds both halves of each rotation; v rows go two by two.
@@ -172,9 +191,9 @@ unsafe fn gemv_block<
     // Every other access waits for the grid this one may overlap (programmatic dependent
     // launch): at once, or — when the host vouches that grid does not write `w` — after this
     // thread's first group of weight loads is in flight, so the loads overlap its tail.
-    let mut synced = !weights_early;
-    if synced {
-        grid_dependency_sync();
+    let mut wait = GridWait::default();
+    if !weights_early {
+        wait.once();
     }
     let (t, bd, b) = (
         thread_idx_x() as usize,
@@ -214,10 +233,7 @@ unsafe fn gemv_block<
                         }
                     });
                 });
-                if !synced {
-                    grid_dependency_sync();
-                    synced = true;
-                }
+                wait.once();
                 unroll4!(u => {
                     let cu = c + u * bd;
                     if u < W::UNROLL && cu < chunks {
@@ -261,10 +277,7 @@ unsafe fn gemv_block<
             }
         } else {
             let mut i = t;
-            if !synced {
-                grid_dependency_sync();
-                synced = true;
-            }
+            wait.once();
             while i < k {
                 let g = if NORM { (*norm.add(i)).load() } else { 1.0 };
                 let mut wv = [0.0f32; GEMV_ROWS];
@@ -289,10 +302,8 @@ unsafe fn gemv_block<
         }
     }
 
-    if !synced {
-        // A thread with no chunk: it still must not write `y` before the wait.
-        grid_dependency_sync();
-    }
+    // A thread with no chunk: it still must not write `y` before the wait.
+    wait.once();
     // Reduce: shuffles within each warp, then (several warps) through shared memory; the sums
     // of squares ride along as a third row.
     unroll2!(r => {
