@@ -572,19 +572,7 @@ macro_rules! gemv_entries {
 }
 
 gemv_entries! {
-    gemv_m1, gemv_norm_m1, gemv_m2, gemv_m4, gemv_m8;
-    [
-        f32 = f32 => f32,
-        f16 = F16 => F16,
-        bf16 = BF16 => BF16,
-        q8_0_f16 = Q8_0 => F16,
-        q4_0_f16 = Q4_0 => F16,
-        q4_1_f16 = Q4_1 => F16,
-    ]
-}
-
-// SwiGLU in f32 takes the unfused path on the host (see the module docs).
-gemv_entries! {
+    gemv_m1, gemv_norm_m1, gemv_m2, gemv_m4, gemv_m8,
     gemv_swiglu_m1, gemv_swiglu_norm_m1, gemv_swiglu_m2, gemv_swiglu_m4, gemv_swiglu_m8;
     [
         f16 = F16 => F16,
@@ -593,4 +581,10 @@ gemv_entries! {
         q4_0_f16 = Q4_0 => F16,
         q4_1_f16 = Q4_1 => F16,
     ]
+}
+
+// f32 for the plain bodies only: SwiGLU in f32 takes the unfused path on the host (module docs).
+gemv_entries! {
+    gemv_m1, gemv_norm_m1, gemv_m2, gemv_m4, gemv_m8;
+    [f32 = f32 => f32]
 }
