@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::cublas::CudaBlas;
+use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use cudarc::nvrtc::Ptx;
 
@@ -59,6 +60,15 @@ pub struct KernelPtx {
     pub sm90: &'static str,
 }
 
+/// Dynamic shared memory every kernel may take without an opt-in.
+const DEFAULT_SHARED_MEM_BYTES: u32 = 48 * 1024;
+
+/// A kernel of the module and the dynamic shared memory it has been allowed.
+struct Loaded {
+    function: CudaFunction,
+    shared_mem_allowed: u32,
+}
+
 /// A GPU's driver objects.
 pub(crate) struct Driver {
     // Field order is drop order: cuBLAS before the module and the stream.
@@ -68,7 +78,9 @@ pub(crate) struct Driver {
     /// start while the previous kernel's last blocks run, and waits for it in
     /// `grid_dependency_sync` before touching memory.
     pdl: bool,
-    functions: Mutex<HashMap<String, CudaFunction>>,
+    /// Kernels looked up so far, with the dynamic shared memory each may take (see
+    /// [`Driver::allow_shared_mem`]).
+    functions: Mutex<HashMap<String, Loaded>>,
     /// What the last kernel queued on `stream` was given (see [`LastLaunch`]).
     last_launch: Box<Mutex<LastLaunch>>,
     stream: Arc<CudaStream>,
@@ -87,18 +99,48 @@ impl Driver {
 
     /// The kernel `name` from the module (looked up once, then cached).
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
+        self.with_function(name, |loaded| Ok(loaded.function.clone()))
+    }
+
+    /// Lets kernel `name` take `bytes` of dynamic shared memory: past 48 KiB the driver wants
+    /// an opt-in per function, asked for once per size (not at every launch: the attribute
+    /// call costs host time).
+    pub(crate) fn allow_shared_mem(&self, name: &str, bytes: u32) -> Result<()> {
+        self.with_function(name, |loaded| {
+            if bytes > loaded.shared_mem_allowed {
+                loaded
+                    .function
+                    .set_attribute(
+                        CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        bytes as i32,
+                    )
+                    .map_err(cuda_err("cuFuncSetAttribute"))?;
+                loaded.shared_mem_allowed = bytes;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on kernel `name`'s cache entry, loading it from the module the first time.
+    fn with_function<T>(&self, name: &str, f: impl FnOnce(&mut Loaded) -> Result<T>) -> Result<T> {
         let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = cache.get(name) {
-            return Ok(f.clone());
+        if !cache.contains_key(name) {
+            let function = self
+                .module
+                .load_function(name)
+                .map_err(|_| Error::MissingKernel {
+                    name: name.to_string(),
+                })?;
+            cache.insert(
+                name.to_string(),
+                Loaded {
+                    function,
+                    shared_mem_allowed: DEFAULT_SHARED_MEM_BYTES,
+                },
+            );
         }
-        let f = self
-            .module
-            .load_function(name)
-            .map_err(|_| Error::MissingKernel {
-                name: name.to_string(),
-            })?;
-        cache.insert(name.to_string(), f.clone());
-        Ok(f)
+        let loaded = cache.get_mut(name).expect("inserted above");
+        f(loaded)
     }
 
     /// The record of the last kernel queued, locked for a launch (or a decision about one).

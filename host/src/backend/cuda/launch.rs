@@ -3,7 +3,6 @@
 //! happen one layer up (`functional`); these take raw device addresses. The emulated device
 //! runs the same launchers: only the launch step (`dispatch.rs`) differs.
 
-use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
@@ -13,7 +12,7 @@ use nano_infer_kernels::params::{
 };
 use nano_infer_kernels::weights::QuantFormat;
 
-use super::context::{CudaBackend, Target, cuda_err};
+use super::context::{CudaBackend, Target};
 use super::dispatch::KernelArg;
 use super::storage::CudaStorage;
 use crate::error::{Error, Result};
@@ -402,21 +401,13 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Lets kernel `name` take `bytes` of dynamic shared memory: past 48 KiB the driver wants
-    /// an opt-in per function (a no-op below that, and on the emulated device).
+    /// Lets kernel `name` take `bytes` of dynamic shared memory (`Driver::allow_shared_mem`;
+    /// a no-op on the emulated device).
     fn allow_shared_mem(&self, name: &str, bytes: u32) -> Result<()> {
-        if bytes <= 48 * 1024 {
-            return Ok(());
+        match self.target() {
+            Target::Driver(d) => d.allow_shared_mem(name, bytes),
+            Target::Emulator => Ok(()),
         }
-        if let Target::Driver(d) = self.target() {
-            d.function(name)?
-                .set_attribute(
-                    CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    bytes as i32,
-                )
-                .map_err(cuda_err("cuFuncSetAttribute"))?;
-        }
-        Ok(())
     }
 
     /// True when the FlashAttention-2 kernel serves this head dim and dtype (f16/bf16, d 64/128).
