@@ -159,7 +159,9 @@ pub const DECODE_SIMT_SMEM_BYTES: usize = 16;
 /// `split * split_len ..` and writes unnormalised partial results (blocks past the last key
 /// exit at once); the last block of each (subgroup, KV head) to finish merges the splits in
 /// use into the output, counting them on its word of a [`DECODE_COUNTERS`]-word buffer.
-#[derive(Clone, Copy, Debug, Default)]
+/// [`crate::launch_shape::decode_attention`] makes them (no `Default`: a zero `fresh_keys`
+/// would let the kernel read every key before its grid-dependency wait).
+#[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct DecodeAttnParams {
     pub heads: u32,

@@ -18,7 +18,7 @@ fn small_row_cases_take_both_row_layouts() {
 fn decode(fresh_keys: u32) -> DecodeAttnParams {
     DecodeAttnParams {
         fresh_keys,
-        ..Default::default()
+        ..launch_shape::decode_attention(32, 8, 128, 1000, 1000, 0.1, 132, true).params
     }
 }
 
