@@ -7,11 +7,11 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `launch_shapes` | the emulated GPU tests' row shapes take both row-kernel layouts |
+//! | `launch_shapes` | the emulated GPU tests' row shapes take both row-kernel layouts; decode attention's early tiles |
 //! | `primitives` | ids, shuffles, votes, atomics, `cp.async`, the tensor-core probe kernel |
 //! | `errors` | each `EmuError` kind, naming kernel, block and thread |
 //! | `negative` | broken reductions (wrong index, missing barriers) flagged on every run |
-//! | `softfloat` | f16/bf16 conversions bit-exact against `half` |
+//! | `softfloat` | f16/bf16 conversions bit-exact against `half`; the quantizer's rounding |
 //! | `gpu_probe` | (ignored: needs a GPU) the probe kernel on hardware, same checks |
 
 mod errors;

@@ -1,9 +1,11 @@
 //! The host twins of the f16/bf16 conversions are bit-exact: every f16 value, and f32 values
-//! densely around every f16/bf16 rounding boundary, against the `half` crate.
+//! densely around every f16/bf16 rounding boundary, against the `half` crate; and the Q8_0
+//! quantizer rounds halves away from zero, as ggml's `roundf`.
 
 use half::{bf16, f16};
 use nano_infer_kernels::primitives::softfloat::ftz;
 use nano_infer_kernels::primitives::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+use nano_infer_kernels::quantize::round_half_away;
 
 fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
@@ -87,4 +89,20 @@ fn ftz_flushes_only_subnormals() {
     assert_eq!(ftz(-1e-40).to_bits(), 0x8000_0000);
     assert_eq!(ftz(f32::MIN_POSITIVE), f32::MIN_POSITIVE);
     assert_eq!(ftz(-3.5), -3.5);
+}
+
+#[test]
+fn quantizer_rounds_halves_away_from_zero() {
+    for (v, want) in [
+        (0.5, 1),
+        (-0.5, -1),
+        (1.49, 1),
+        (-2.5, -3),
+        (126.6, 127),
+        (0.0, 0),
+    ] {
+        assert_eq!(round_half_away(v), want, "{v}");
+    }
+    // The largest f32 below 0.5 stays 0 (adding 0.5 first would round it up to 1).
+    assert_eq!(round_half_away(0.499_999_97), 0);
 }
