@@ -124,22 +124,19 @@ impl Driver {
     /// Runs `f` on kernel `name`'s cache entry, loading it from the module the first time.
     fn with_function<T>(&self, name: &str, f: impl FnOnce(&mut Loaded) -> Result<T>) -> Result<T> {
         let mut cache = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        if !cache.contains_key(name) {
-            let function = self
-                .module
-                .load_function(name)
-                .map_err(|_| Error::MissingKernel {
-                    name: name.to_string(),
-                })?;
-            cache.insert(
-                name.to_string(),
-                Loaded {
-                    function,
-                    shared_mem_allowed: DEFAULT_SHARED_MEM_BYTES,
-                },
-            );
+        if let Some(loaded) = cache.get_mut(name) {
+            return f(loaded);
         }
-        let loaded = cache.get_mut(name).expect("inserted above");
+        let function = self
+            .module
+            .load_function(name)
+            .map_err(|_| Error::MissingKernel {
+                name: name.to_string(),
+            })?;
+        let loaded = cache.entry(name.to_string()).or_insert(Loaded {
+            function,
+            shared_mem_allowed: DEFAULT_SHARED_MEM_BYTES,
+        });
         f(loaded)
     }
 
