@@ -205,7 +205,8 @@ fn launch_overhead(b: &mut Bench) -> Result<()> {
 /// weight + x + y. Each call is timed alone, as the anchor times cuBLAS (the host's launch
 /// latency included: a few µs of a 12–35 µs kernel); the M = 1 `_x20` rows time 20 calls back
 /// to back, as a decode step issues them, rotating over [`WEIGHT_COPIES`] weights so that none
-/// is still in the 50 MB L2 when it is read again.
+/// is still in the 50 MB L2 when it is read again; the f16 M = 1 `_copy_per_call` rows time a
+/// device copy of the weight's bytes per call, the ceiling such a per-call timing leaves.
 fn gemv(b: &mut Bench) -> Result<()> {
     const BACK_TO_BACK: usize = 20;
     const WEIGHT_COPIES: usize = 4;
