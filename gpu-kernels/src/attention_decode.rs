@@ -47,10 +47,10 @@ use crate::params::{
     DecodeAttnParams, FLASH_WARPS, decode_smem_bytes,
 };
 use crate::primitives::{
-    atomic_add_u32, block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group,
-    cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, grid_dependency_sync, ldmatrix_x4,
-    ldmatrix_x4_trans, load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32,
-    sync_threads, thread_idx_x,
+    GridWait, atomic_add_u32, block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group,
+    cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, ldmatrix_x4, ldmatrix_x4_trans,
+    load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32, sync_threads,
+    thread_idx_x,
 };
 use crate::{kernel_entries, unroll4, unroll8, unroll16};
 
@@ -233,9 +233,9 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     let (sub, kvh, split) = (block_idx_x(), block_idx_y(), block_idx_z());
     // With every key fresh the previous grid may also be writing the device-side count: wait
     // before reading anything. Otherwise the wait comes after the settled keys' first tiles.
-    let all_fresh = p.fresh_keys == DECODE_ALL_KEYS_FRESH;
-    if all_fresh {
-        grid_dependency_sync();
+    let mut wait = GridWait::default();
+    if p.fresh_keys == DECODE_ALL_KEYS_FRESH {
+        wait.once();
     }
     // SAFETY: the caller's contract.
     let kv_len = unsafe { total_keys(kv_len_dev, &p) } as usize;
@@ -283,9 +283,7 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
                 prime(s);
             }
         });
-        if !all_fresh {
-            grid_dependency_sync();
-        }
+        wait.once();
         unroll4!(s => {
             if s >= early && s + 1 < STAGES {
                 prime(s);

@@ -35,9 +35,9 @@
 //! registers. Math in f32.
 //! Under a programmatic dependent launch (sm_90) the block may start while the previous kernel
 //! still runs. When the host passes `weights_early` (that kernel was handed no address in the
-//! weights' buffer) each thread issues its first group of weight loads before
-//! [`grid_dependency_sync`], so the weights stream in during the previous kernel's tail instead
-//! of after it; `x` and `y` are touched only after the wait.
+//! weights' buffer) each thread issues its first group of weight loads before the
+//! grid-dependency wait ([`GridWait`]), so the weights stream in during the previous kernel's
+//! tail instead of after it; `x` and `y` are touched only after the wait.
 //! Launch: [`crate::launch_shape::gemv`] — `block.x` a multiple of 32 (about one group per
 //! thread and row) up to [`GEMV_MAX_THREADS`] (M = 1 on dense weights;
 //! [`GEMV_MAX_THREADS_WIDE`] otherwise), one block per row group, dynamic shared memory
@@ -51,8 +51,8 @@ use crate::activation::silu_scalar;
 use crate::elem::{BF16, CHUNK, Elem, F16, aligned16};
 use crate::params::{GEMV_GROUP_PIECES, GEMV_MAX_M, GEMV_ROWS, GemvRopeParams};
 use crate::primitives::{
-    block_dim_x, block_idx_x, dyn_smem_base, fma_f32, grid_dependency_sync, rsqrt_approx,
-    smem_load_f32, smem_store_f32, sync_threads, thread_idx_x,
+    GridWait, block_dim_x, block_idx_x, dyn_smem_base, fma_f32, rsqrt_approx, smem_load_f32,
+    smem_store_f32, sync_threads, thread_idx_x,
 };
 use crate::reduce::warp_sum;
 use crate::weights::{Q4_0, Q4_1, Q8_0, WeightFormat, dot8, sum8};
@@ -98,25 +98,6 @@ impl<E> RopeKvOut<E> {
             interleaved: 0,
         },
     };
-}
-
-/// The grid-dependency wait of one thread, done once: the GEMV issues its first weight loads
-/// before it where it may ([`gemv_block`]'s `weights_early`), and every path must have waited
-/// before it touches `x` or `y`.
-#[derive(Default)]
-struct GridWait {
-    done: bool,
-}
-
-impl GridWait {
-    /// [`grid_dependency_sync`], unless this thread has waited already.
-    #[inline(always)]
-    fn once(&mut self) {
-        if !self.done {
-            grid_dependency_sync();
-            self.done = true;
-        }
-    }
 }
 
 /// The weight rows block `b` reduces. SwiGLU: gate row `b` and up row `b`. RoPE: the rows of

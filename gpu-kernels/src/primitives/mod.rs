@@ -21,7 +21,7 @@
 //! | group | primitives |
 //! |---|---|
 //! | ids | [`thread_idx_x`], [`thread_idx_y`], [`block_idx_x`], [`block_idx_y`], [`block_idx_z`], [`block_dim_x`], [`block_dim_y`], [`grid_dim_x`], [`grid_dim_y`] |
-//! | barrier | [`sync_threads`], [`grid_dependency_sync`] (programmatic dependent launch) |
+//! | barrier | [`sync_threads`], [`grid_dependency_sync`] (programmatic dependent launch; [`GridWait`] does it once) |
 //! | warp | [`shfl_xor_f32`], [`shfl_idx_f32`], [`vote_all`], [`vote_any`], [`vote_ballot`] |
 //! | shared memory | [`dyn_smem_base`], [`smem_load_f32`], [`smem_store_f32`], [`smem_load_u32`], [`smem_store_u32`], [`smem_load_16b`], [`smem_store_16b`] |
 //! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`], [`atomic_add_u32`], [`fence_gpu`] |
@@ -46,6 +46,25 @@ mod host_tc;
 pub mod softfloat;
 #[cfg(not(target_arch = "nvptx64"))]
 pub use {host::*, host_tc::*};
+
+/// A thread's [`grid_dependency_sync`], done once: kernels that issue some loads before it (of
+/// memory the grid they may overlap does not write) call [`GridWait::once`] on every path
+/// before their first access to anything else.
+#[derive(Default)]
+pub struct GridWait {
+    done: bool,
+}
+
+impl GridWait {
+    /// [`grid_dependency_sync`], unless this thread has waited already.
+    #[inline(always)]
+    pub fn once(&mut self) {
+        if !self.done {
+            grid_dependency_sync();
+            self.done = true;
+        }
+    }
+}
 
 /// e^x through `ex2` with a log2(e) prescale.
 #[inline(always)]
