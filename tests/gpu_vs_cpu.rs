@@ -38,6 +38,7 @@ common::device_tests!(
     flash_attention_rising_scores,
     decode_attention_matches_reference,
     decode_step_attention_sees_the_new_key,
+    positions_past_the_cache_stay_inside_it,
     quantized_gemv_matches_dequantized_reference,
     gate_up_swiglu_gemv_matches_unfused,
     fused_gemv_matches_unfused,
@@ -602,6 +603,79 @@ fn decode_step_attention_sees_the_new_key(dev: &Device) {
                 let name = format!("decode step {dt:?} h{heads}/{kv_heads} d{d} keys {len}");
                 check_tol(&name, &got, &want.to_vec_f32().unwrap(), atol, rtol);
                 pos.add(1).unwrap();
+            }
+        }
+    }
+}
+
+/// A device-side position at or past a cache's rows (which the host cannot check): the
+/// decode step's kernels neither write nor read outside the cache. The caches are the first
+/// `cap` rows of larger buffers: `rope_kv_write` and `qkv_rope_kv_write` leave every row of
+/// the buffers as it was, and `decode_attention` attends over the cache's `cap` rows only (the
+/// rows after them hold other keys, which would change the answer). A RoPE table shorter than
+/// the cache bounds the writes the same way (attention then still reads the cache's rows up to
+/// the position).
+fn positions_past_the_cache_stay_inside_it(dev: &Device) {
+    let Device::Cuda(be) = dev else {
+        return; // device-side positions are CUDA's
+    };
+    let (heads, kv_heads, d, hidden) = (8, 2, 64, 64);
+    let (buffer_rows, scale) = (48, 0.125);
+    let w = input(&[(heads + 2 * kv_heads) * d, hidden], DType::F32, 80).0;
+    // (cache rows, table rows): the cache bounds the writes, then the table.
+    for (cap, table_rows) in [(40, 64), (40, 36)] {
+        let rows = cap.min(table_rows);
+        let table = F::RopeTable::new(table_rows, d, 10000.0, dev).unwrap();
+        for dt in [DType::F16, DType::BF16] {
+            let up = |t: Tensor| t.to_dtype(dt).unwrap().to_device(dev).unwrap();
+            let buffers = || {
+                let b = |seed| up(input(&[buffer_rows, kv_heads, d], DType::F32, seed).0);
+                (b(81), b(82))
+            };
+            let (q, k, v) = (
+                up(input(&[1, heads, d], DType::F32, 83).0),
+                up(input(&[1, kv_heads, d], DType::F32, 84).0),
+                up(input(&[1, kv_heads, d], DType::F32, 85).0),
+            );
+            let (x, g) = (
+                up(input(&[1, hidden], DType::F32, 86).0),
+                up(input(&[hidden], DType::F32, 87).0),
+            );
+            let wd = F::LinearWeight::Dense(up(w.clone()));
+            let vals = |t: &Tensor| t.to_vec_f32().unwrap();
+            for pos in [rows, rows + 3, u32::MAX as usize] {
+                let at = DeviceU32::new(be, pos as u32).unwrap();
+                let name = format!("{dt:?} cache {cap} table {table_rows} pos {pos}");
+                let (kb, vb) = buffers();
+                let (before_k, before_v) = (vals(&kb), vals(&vb));
+                let (kc, vc) = (kb.narrow(0, 0, cap).unwrap(), vb.narrow(0, 0, cap).unwrap());
+                F::rope_kv_write(&q, &k, &v, &table, &kc, &vc, &at, false).unwrap();
+                let norm = Some((&g, EPS));
+                F::qkv_rope_kv_write(
+                    &x,
+                    norm,
+                    &wd,
+                    (heads, kv_heads),
+                    &table,
+                    (&kc, &vc),
+                    &at,
+                    true,
+                )
+                .unwrap();
+                assert_eq!(vals(&kb), before_k, "{name}: key buffer changed");
+                assert_eq!(vals(&vb), before_v, "{name}: value buffer changed");
+                let got = F::decode_attention(&q, &kc, &vc, &at, scale).unwrap();
+                let len = (pos + 1).min(cap);
+                let (kl, vl) = (kc.narrow(0, 0, len).unwrap(), vc.narrow(0, 0, len).unwrap());
+                let want = F::attention(&q, &kl, &vl, scale, true).unwrap();
+                let (atol, rtol) = common::tol(dt);
+                check_tol(
+                    &format!("{name}: attention"),
+                    &got,
+                    &vals(&want),
+                    atol,
+                    rtol,
+                );
             }
         }
     }

@@ -35,7 +35,8 @@
 //!
 //! The key count may live in device memory (`kv_len_dev`, see [`DecodeAttnParams`]): the grid
 //! is then sized for the whole cache and blocks past the last key return at once, so a CUDA
-//! graph captures one launch for every length.
+//! graph captures one launch for every length. A count past the cache's rows
+//! ([`DecodeAttnParams::max_keys`]), which the host cannot check, is clamped to them.
 //!
 //! Test: `cargo test --release --test gpu_vs_cpu decode` (`emu::` on the emulated device;
 //! `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only decode_attn`.
@@ -66,18 +67,20 @@ const _: () = assert!(
     "the warps' merge fits in the K/V ring"
 );
 
-/// The number of keys: `p.kv_len` plus the device-side count when there is one.
+/// The number of keys: `p.kv_len` plus the device-side count when there is one, at most
+/// `p.max_keys` (the rows the cache holds).
 ///
 /// # Safety
 /// `kv_len_dev` is null or points at a `u32`.
 #[inline(always)]
 pub(crate) unsafe fn total_keys(kv_len_dev: *const u32, p: &DecodeAttnParams) -> u32 {
-    if kv_len_dev.is_null() {
+    let keys = if kv_len_dev.is_null() {
         p.kv_len
     } else {
         // SAFETY: the caller's contract.
-        p.kv_len + unsafe { *kv_len_dev }
-    }
+        p.kv_len.saturating_add(unsafe { *kv_len_dev })
+    };
+    keys.min(p.max_keys)
 }
 
 /// Ends a block's split once its partials are written: counts the split in at `counter` and,
@@ -209,7 +212,7 @@ unsafe fn merge_splits<E: Elem>(
 /// splits)`, `DECODE_WARPS * 32` threads, `decode_smem_bytes(D)` bytes of dynamic shared
 /// memory) with `1 <= p.heads_per_block <= DECODE_MMA_HEADS` dividing `heads / kv_heads` and
 /// `p.head_dim == D`; `kv_len_dev` is null or points at a `u32`; `q` holds `heads * D`, `k`/`v`
-/// hold [`total_keys`] rows of stride `kv_stride` (a multiple of 8), all 16-byte aligned;
+/// hold `p.max_keys` rows of stride `kv_stride` (a multiple of 8), all 16-byte aligned;
 /// `part_acc` holds `splits * heads * D` f32 and `part_ml` `splits * heads * 2`; `out` holds
 /// `heads * D`; `counters` holds `heads / p.heads_per_block` words, zero between launches.
 /// Unless `p.fresh_keys` is [`DECODE_ALL_KEYS_FRESH`], the grid launched just before this one

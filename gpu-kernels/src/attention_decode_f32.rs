@@ -101,7 +101,7 @@ fn row_sum(mut v: f32, lanes: u32) -> f32 {
 ///
 /// # Safety
 /// Launched as the module doc says with `G == p.heads_per_block`; `kv_len_dev` is null or
-/// points at a `u32`; `q` holds `heads * head_dim`, `k`/`v` hold [`total_keys`] rows of stride
+/// points at a `u32`; `q` holds `heads * head_dim`, `k`/`v` hold `p.max_keys` rows of stride
 /// `kv_stride`, all 16-byte aligned with `head_dim` and `kv_stride` multiples of 8 and
 /// `head_dim / 8` a power of two <= 32; `part_acc` holds `splits * heads * head_dim` f32 and
 /// `part_ml` `splits * heads * 2`; `out` holds `heads * head_dim`; `counters` holds

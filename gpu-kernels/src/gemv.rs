@@ -96,6 +96,7 @@ impl<E> RopeKvOut<E> {
             kv_dim: 0,
             head_dim: 0,
             interleaved: 0,
+            rows: 0,
         },
     };
 }
@@ -379,11 +380,12 @@ unsafe fn gemv_block<
 /// The RoPE + KV-cache epilogue of block `b` (rows `row`, sums `sums`): both halves of a q or k
 /// rotation pair are rounded (as the projection's output would be), rotated at position
 /// `*pos_dev` as `rope` does, and stored — q into `y`, k into the key cache; a v pair is
-/// stored into the value cache. Cache rows hold `kv_dim` elements.
+/// stored into the value cache. Cache rows hold `kv_dim` elements. At a position at or past
+/// `p.rows` it stores nothing.
 ///
 /// # Safety
-/// `y` holds `q_dim` elements, the caches row `*pos_dev`, the tables `(*pos_dev + 1) *
-/// head_dim / 2` entries.
+/// `y` holds `q_dim` elements, the caches `p.rows` rows, the tables `p.rows * head_dim / 2`
+/// entries.
 #[inline(always)]
 unsafe fn rope_kv_store<E: Elem>(
     y: *mut E,
@@ -395,9 +397,13 @@ unsafe fn rope_kv_store<E: Elem>(
     let p = &o.p;
     let (q_dim, kv_dim, half) = (p.q_dim as usize, p.kv_dim as usize, p.head_dim as usize / 2);
     let [a, c] = [round::<E>(sums[0]), round::<E>(sums[1])];
-    // SAFETY: the caller's contract; rows < q_dim + 2 kv_dim, so cache offsets stay in row pos.
+    // SAFETY: the caller's contract; rows < q_dim + 2 kv_dim, so cache offsets stay in row
+    // pos < p.rows.
     unsafe {
         let pos = *o.pos_dev as usize;
+        if pos >= p.rows as usize {
+            return;
+        }
         if row[0] >= q_dim + kv_dim {
             let at = pos * kv_dim + row[0] - q_dim - kv_dim;
             *o.v_cache.add(at) = E::store(a);
@@ -479,8 +485,8 @@ const _: () = assert!(GEMV_MAX_M == 8);
 ///
 /// # Safety
 /// As [`gemv_block`] with `n = q_dim + 2 kv_dim` and `m = 1`; `q_dim` and `kv_dim` are
-/// multiples of the even `head_dim`; the caches hold row `*pos_dev` and the tables its entries;
-/// the caches alias nothing else.
+/// multiples of the even `head_dim`; the caches hold `p.rows` rows and the tables their
+/// entries (a `*pos_dev` at or past `p.rows` writes nothing); the caches alias nothing else.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn gemv_rope_kv_m1<A: WeightFormat, B: Elem>(

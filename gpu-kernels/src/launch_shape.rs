@@ -201,6 +201,7 @@ pub fn decode_attention(
             heads_per_block: per_block as u32,
             scale_log2: scale * core::f32::consts::LOG2_E,
             fresh_keys: DECODE_ALL_KEYS_FRESH,
+            max_keys: max_keys.max(kv_len) as u32,
         },
         launch: LaunchShape {
             grid: (subgroups as u32, kv_heads as u32, splits as u32),

@@ -185,6 +185,9 @@ pub struct DecodeAttnParams {
     /// be written by the previous kernel either. A decode step appends one key per token, in
     /// the launch just before its attention: 1.
     pub fresh_keys: u32,
+    /// Rows K and V hold: the key count is clamped to it, so a device-side count past the
+    /// cache (which the host cannot check) reads no row outside it.
+    pub max_keys: u32,
 }
 
 /// [`DecodeAttnParams::fresh_keys`] when the previous kernel may have written any key (or the
@@ -340,6 +343,9 @@ pub struct RopeKvParams {
     pub pos_offset: u32,
     /// As [`RopeParams::interleaved`].
     pub interleaved: u32,
+    /// Positions the caches and the RoPE tables both hold ([`GemvRopeParams::rows`]): a token
+    /// at or past it is neither rotated nor written.
+    pub rows: u32,
 }
 
 /// `gemv_rope_kv_m1_*`: the q/k/v projection with RoPE and the KV-cache write in its
@@ -352,6 +358,10 @@ pub struct GemvRopeParams {
     pub kv_dim: u32,
     pub head_dim: u32,
     pub interleaved: u32,
+    /// Positions the caches and the RoPE tables both hold: at a device-side position at or past
+    /// it (which the host cannot check) the epilogue writes nothing, so no store or table read
+    /// leaves them.
+    pub rows: u32,
 }
 
 /// Threads of the one-block `argmax_f32` kernel.

@@ -20,9 +20,10 @@ use crate::rope::Rotation;
 ///
 /// # Safety
 /// `q`/`q_out` hold `seq * heads * head_dim` elements, `k`/`v` `seq * kv_heads * head_dim`, the
-/// caches `pos + seq` rows of `kv_heads * head_dim`, the tables `(pos + seq) * head_dim / 2`
-/// entries, where `pos = p.pos_offset + *pos_dev` (`pos_dev` null or pointing at a `u32`);
-/// `head_dim` is even; the caches alias nothing else.
+/// caches `p.rows` rows of `kv_heads * head_dim`, the tables `p.rows * head_dim / 2` entries;
+/// `pos_dev` is null or points at a `u32`; `head_dim` is even; the caches alias nothing else.
+/// Tokens at positions `pos + s >= p.rows` (`pos = p.pos_offset + *pos_dev`) are skipped: their
+/// `q_out` rows are left as they were and nothing of them reaches the caches.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn rope_kv_write<E: Elem>(
@@ -73,33 +74,27 @@ pub unsafe fn rope_kv_write<E: Elem>(
     let mut it = first as u32;
     while it < q_items + k_items + v_items {
         // SAFETY (each arm): the row indices stay below seq * heads (q) or seq * kv_heads (k, v);
-        // cache rows pos + s < pos + seq; table rows as the contract states; chunked accesses
-        // only when every base is aligned and d (and d / 2 for halves) a multiple of CHUNK.
+        // cache and table rows pos + s < p.rows (checked in each arm); chunked accesses only
+        // when every base is aligned and d (and d / 2 for halves) a multiple of CHUNK.
         unsafe {
             if it < q_items {
                 let row = it / per_row;
                 let j = (it - row * per_row) as usize;
-                let tab = (pos + row / p.heads) as usize * (d / 2);
+                let at = pos + row / p.heads;
                 let r = row as usize * d;
-                rot.item(q, r, q_out, r, cos, sin, tab, j, d);
+                if at < p.rows {
+                    rot.item(q, r, q_out, r, cos, sin, at as usize * (d / 2), j, d);
+                }
             } else if it < q_items + k_items {
                 let i = it - q_items;
                 let row = i / per_row;
                 let j = (i - row * per_row) as usize;
                 let (s, h) = (row / p.kv_heads, (row % p.kv_heads) as usize);
                 let at = pos + s;
-                let dst = at as usize * kv_row + h * d;
-                rot.item(
-                    k,
-                    row as usize * d,
-                    k_cache,
-                    dst,
-                    cos,
-                    sin,
-                    at as usize * (d / 2),
-                    j,
-                    d,
-                );
+                if at < p.rows {
+                    let (src, dst) = (row as usize * d, at as usize * kv_row + h * d);
+                    rot.item(k, src, k_cache, dst, cos, sin, at as usize * (d / 2), j, d);
+                }
             } else {
                 let i = it - q_items - k_items;
                 let row = i / v_per_row;
@@ -107,7 +102,9 @@ pub unsafe fn rope_kv_write<E: Elem>(
                 let (s, h) = (row / p.kv_heads, (row % p.kv_heads) as usize);
                 let src = row as usize * d + c;
                 let dst = (pos + s) as usize * kv_row + h * d + c;
-                if v_chunk == CHUNK {
+                if pos + s >= p.rows {
+                    // Past the cache: nothing to write.
+                } else if v_chunk == CHUNK {
                     E::store_packed(v_cache, dst, E::load_packed(v, src));
                 } else {
                     *v_cache.add(dst) = *v.add(src);

@@ -65,7 +65,8 @@ pub fn embedding_at(id: &DeviceU32, table: &Tensor) -> Result<Tensor> {
 }
 
 /// Checks the caches (`[capacity, kv_heads, head_dim]`, contiguous, on `t`'s device, as the
-/// RoPE table for `head_dim`) of a one-token RoPE + KV-cache write positioned by `pos`.
+/// RoPE table for `head_dim`) of a one-token RoPE + KV-cache write positioned by `pos`. Returns
+/// the positions both the caches and the table hold: the kernels write nothing at or past it.
 pub(super) fn check_rope_kv(
     op: &'static str,
     t: &Tensor,
@@ -73,7 +74,7 @@ pub(super) fn check_rope_kv(
     (kv_heads, d): (usize, usize),
     table: &RopeTable,
     pos: &DeviceU32,
-) -> Result<()> {
+) -> Result<u32> {
     check_same(op, &[t, k_cache, v_cache])?;
     backend_of(op, t, pos)?;
     let capacity = k_cache.dims().first().copied().unwrap_or(0);
@@ -89,13 +90,16 @@ pub(super) fn check_rope_kv(
     if !k_cache.is_contiguous() || !v_cache.is_contiguous() {
         return Err(Error::invalid(op, "the caches must be contiguous"));
     }
-    Ok(())
+    let rows = capacity.min(cos.dims()[0]);
+    u32::try_from(rows).map_err(|_| Error::invalid(op, format!("{rows} cache rows")))
 }
 
 /// RoPE on `q` (`[1, heads, head_dim]`) and `k` (`[1, kv_heads, head_dim]`) at position `*pos`,
 /// with the rotated `k` and `v` written into row `*pos` of the layer's caches
 /// (`[capacity, kv_heads, head_dim]`). Returns the rotated `q`. The caller keeps `*pos` below
-/// the capacity and the table's length (the kernel cannot check a device-side value).
+/// the capacity and the table's length: the host cannot check a device-side value, so at a
+/// position past them the kernel writes nothing (the caches keep their rows; the returned `q`
+/// is then undefined).
 #[allow(clippy::too_many_arguments)]
 pub fn rope_kv_write(
     q: &Tensor,
@@ -120,7 +124,7 @@ pub fn rope_kv_write(
     let kv_heads = k.dims().get(1).copied().unwrap_or(0);
     check_dims(OP, k, &[1, kv_heads, d])?;
     check_dims(OP, v, &[1, kv_heads, d])?;
-    check_rope_kv(OP, q, (k_cache, v_cache), (kv_heads, d), table, pos)?;
+    let rows = check_rope_kv(OP, q, (k_cache, v_cache), (kv_heads, d), table, pos)?;
     let (cos, sin) = table.tables();
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     let out = Tensor::uninit(q.shape().clone(), q.dtype(), q.device())?;
@@ -131,8 +135,9 @@ pub fn rope_kv_write(
         head_dim: d as u32,
         pos_offset: 0,
         interleaved: interleaved as u32,
+        rows,
     };
-    // SAFETY: shapes checked above; the caches and tables hold row *pos (the caller's contract).
+    // SAFETY: shapes checked above; the caches and tables hold `rows` rows.
     unsafe {
         be.rope_kv_write(
             [cuda_ptr(&q), cuda_ptr(&out), cuda_ptr(&k), cuda_ptr(&v)],
@@ -148,7 +153,8 @@ pub fn rope_kv_write(
 
 /// One token's attention (`q` `[1, heads, head_dim]`, scaled by `scale`) over cache rows
 /// `0..=*pos` (`[capacity, kv_heads, head_dim]` each; the new token's row included). The grid
-/// is planned for the whole capacity. Returns `[1, heads, head_dim]`.
+/// is planned for the whole capacity, and a `*pos` past it (which the host cannot check)
+/// attends over the whole cache and reads nothing beyond. Returns `[1, heads, head_dim]`.
 ///
 /// A decode step's attention: the kernel reads `*pos` and starts reading rows `0..*pos` before
 /// the kernel queued just before it has finished, which may write only row `*pos` and `q` — as
@@ -198,7 +204,8 @@ pub fn decode_attention(
             "contiguous, 16-byte aligned caches and query",
         ));
     }
-    // SAFETY: shapes, contiguity and alignment checked; *pos < capacity (the caller's contract).
+    // SAFETY: shapes, contiguity and alignment checked; the kernel reads at most `capacity`
+    // rows.
     unsafe {
         be.decode_attention(
             ptrs,

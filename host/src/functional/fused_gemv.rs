@@ -153,7 +153,7 @@ pub fn qkv_rope_kv_write(
     let Device::Cuda(be) = x.device() else {
         unreachable!("a GEMV operand is on CUDA")
     };
-    check_rope_kv(OP, x, (k_cache, v_cache), (kv_heads, d), table, pos)?;
+    let rows = check_rope_kv(OP, x, (k_cache, v_cache), (kv_heads, d), table, pos)?;
     let g = norm_operand(OP, x, g, k)?;
     let x = x.contiguous()?;
     let q = Tensor::uninit([1, heads, d], x.dtype(), x.device())?;
@@ -163,9 +163,10 @@ pub fn qkv_rope_kv_write(
         kv_dim: (kv_heads * d) as u32,
         head_dim: d as u32,
         interleaved: interleaved as u32,
+        rows,
     };
     // SAFETY: x is [1, k], q a fresh [heads, d], the weight [rows, k] (its operand's contract);
-    // caches and tables checked by `check_rope_kv`; the caller keeps *pos inside them.
+    // caches and tables checked by `check_rope_kv`, the kernel writes no row past `rows`.
     unsafe {
         be.gemv_rope_kv(
             operand,

@@ -58,17 +58,28 @@ fn rope_kv_write_matches_rope_then_copy() {
             let (cos_d, _) = upload(&be, cos.clone(), DType::F32);
             let (sin_d, _) = upload(&be, sin.clone(), DType::F32);
             for interleaved in [false, true] {
-                // Device-side position 30 plus 1 from the params; a host-only position; and a
-                // q view one element into its buffer (misaligned: the scalar walk).
-                for (pos_dev, offset, skew) in [(Some(30u32), 1, 0), (None, 7, 0), (None, 2, 1)] {
+                // Device-side position 30 plus 1 from the params; a host-only position; a q
+                // view one element into its buffer (misaligned: the scalar walk); and a
+                // device-side position whose tokens run past the cache's `cap` rows, and one
+                // past them all (tokens from `cap` on write nothing, not even into the rows the
+                // buffers hold after the cache).
+                let positions = [
+                    (Some(30u32), 1, 0),
+                    (None, 7, 0),
+                    (None, 2, 1),
+                    (Some(38), 1, 0),
+                    (Some(45), 1, 0),
+                ];
+                for (pos_dev, offset, skew) in positions {
                     let pos = offset + pos_dev.unwrap_or(0) as usize;
                     let (qn, kn) = (seq * heads * hd, seq * kv_heads * hd);
                     let row = kv_heads * hd;
                     let (q, qv) = upload(&be, input(qn + skew, 30), dt);
                     let (k, kv) = upload(&be, input(kn, 31), dt);
                     let (v, vv) = upload(&be, input(kn, 32), dt);
-                    let (kc, kcv) = upload(&be, input(cap * row, 33), dt);
-                    let (vc, vcv) = upload(&be, input(cap * row, 34), dt);
+                    // The caches are the first `cap` rows of buffers with `seq` rows more.
+                    let (kc, kcv) = upload(&be, input((cap + seq) * row, 33), dt);
+                    let (vc, vcv) = upload(&be, input((cap + seq) * row, 34), dt);
                     let q_out = be.zeros(qn + skew, dt).unwrap();
                     let pos_buf = pos_dev.map(|p| upload_u32(&be, p));
                     let p = RopeKvParams {
@@ -78,10 +89,11 @@ fn rope_kv_write_matches_rope_then_copy() {
                         head_dim: hd as u32,
                         pos_offset: offset as u32,
                         interleaved: interleaved as u32,
+                        rows: cap as u32,
                     };
                     let skewed = |s: &CudaStorage| s.ptr() + skew as u64 * esize;
                     // SAFETY: the buffers hold the extents `p` names; the caches and tables
-                    // every row up to pos + seq <= 40.
+                    // `cap` rows (the tables 64).
                     unsafe {
                         be.rope_kv_write(
                             [skewed(&q), skewed(&q_out), k.ptr(), v.ptr()],
@@ -100,10 +112,15 @@ fn rope_kv_write_matches_rope_then_copy() {
                         R::rope(x, seq, h, hd, &cos, &sin, pos, interleaved, &mut out).unwrap();
                         out
                     };
-                    let want_q = rope(&qv[skew..], heads);
+                    // Tokens at positions from `cap` on keep q's zeros and the caches' rows.
+                    let inside = cap.saturating_sub(pos).min(seq);
+                    let mut want_q = rope(&qv[skew..], heads);
+                    want_q[inside * heads * hd..].fill(0.0);
                     let (mut want_k, mut want_v) = (kcv.clone(), vcv.clone());
-                    want_k[pos * row..(pos + seq) * row].copy_from_slice(&rope(&kv, kv_heads));
-                    want_v[pos * row..(pos + seq) * row].copy_from_slice(&vv);
+                    let first = pos.min(cap);
+                    let cached = first * row..(first + inside) * row;
+                    want_k[cached.clone()].copy_from_slice(&rope(&kv, kv_heads)[..inside * row]);
+                    want_v[cached].copy_from_slice(&vv[..inside * row]);
                     let name = format!(
                         "rope_kv_write {dt:?} {seq}x{heads}/{kv_heads}x{hd} interleaved={interleaved} pos={pos} skew={skew}"
                     );
@@ -129,18 +146,21 @@ fn rope_kv_write_matches_rope_then_copy() {
 fn decode_attention_reads_its_length_from_device_memory() {
     let be = CudaBackend::emulated();
     // The decode graph's launch: the grid planned for the whole cache (max_keys = cap), one key
-    // known to the host (the current token) and the cached count in device memory.
-    let cap = 300;
+    // known to the host (the current token) and the cached count in device memory. Counts past
+    // the cache (which the host cannot check) attend over its `cap` rows and no further: the
+    // caches are the first `cap` rows of buffers holding other keys after them.
+    let (cap, after) = (300, 64);
     let shapes = [(9, 3, 64), (8, 1, 64), (4, 4, 128), (2, 1, 64)];
     for dt in DTYPES {
         for (heads, kv_heads, d) in shapes {
-            for total in [1, 5, 64, 65, 200, cap] {
+            for total in [1, 5, 64, 65, 200, cap, cap + 40, u32::MAX as usize] {
                 let (q, qv) = upload(&be, input(heads * d, 40), dt);
-                let (k, kc) = upload(&be, input(cap * kv_heads * d, 41), dt);
-                let (v, vc) = upload(&be, input(cap * kv_heads * d, 42), dt);
+                let (k, kc) = upload(&be, input((cap + after) * kv_heads * d, 41), dt);
+                let (v, vc) = upload(&be, input((cap + after) * kv_heads * d, 42), dt);
                 let out = be.alloc(heads * d, dt).unwrap();
-                let cached = upload_u32(&be, total as u32 - 1);
+                let cached = upload_u32(&be, (total - 1) as u32);
                 let scale = 1.0 / (d as f32).sqrt();
+                let total = total.min(cap);
                 // SAFETY: q, out hold heads * d elements, the caches `cap` rows (256-byte
                 // aligned blocks); d is 64 or 128.
                 unsafe {
