@@ -271,7 +271,11 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
         let vb = v.add(kvh as usize * D);
         // The ring's first tiles, one commit group each (empty groups too: the waits below
         // count groups, one per tile). Tiles of settled keys go before the grid-dependency
-        // wait, the rest after it.
+        // wait, the rest after it. Two, not more or fewer (H100, B1 H32 hd128, 20 calls in one
+        // graph, same job): the third stage primed too, 96 KB before the wait, lost 3-4% (GQA
+        // KV8 S4096 2.43 -> 2.33 TB/s, MHA S4096 2.60 -> 2.52); one early tile lost 8% at GQA
+        // S4096 (2.42 -> 2.22). Letting the next grid launch only after the loop (instead of
+        // at the wait) lost 3-7% everywhere.
         let prime = |s: usize| {
             if s < tiles {
                 let row0 = t0 + s * BN;
