@@ -32,10 +32,12 @@ if [ -z "${NO_SANITIZER:-}" ] && command -v compute-sanitizer >/dev/null; then
     cuda::fused_gemv cuda::qkv_rope_kv > "$out/sanitizer.txt" 2>&1
   timeout 300 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
     cuda::rms_norm cuda::softmax cuda::gemv cuda::fused_gemv cuda::qkv_rope_kv >> "$out/sanitizer.txt" 2>&1
-  # The attention kernels: shared-memory tiles (flash), split partials (decode), and decode
-  # attention launched right behind the kernel that writes its new key (early K/V loads).
+  # The attention kernels: shared-memory tiles (flash), split partials (decode), decode
+  # attention launched right behind the kernel that writes its new key (early K/V loads), and
+  # the decode step's kernels at device-side positions past the cache.
   timeout 400 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    cuda::flash_attention_matches cuda::decode_attention cuda::decode_step >> "$out/sanitizer.txt" 2>&1
+    cuda::flash_attention_matches cuda::decode_attention cuda::decode_step cuda::positions_past \
+    >> "$out/sanitizer.txt" 2>&1
   timeout 400 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
     cuda::flash_attention_matches >> "$out/sanitizer.txt" 2>&1
   # The decode graph's kernels (fused RoPE + KV write, device-length attention, argmax), eager
