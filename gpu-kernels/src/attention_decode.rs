@@ -417,6 +417,8 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
         }
         sync_threads();
         let splits = p.splits_used(kv_len as u32) as usize;
+        // A loop, not unrolled: every head row in one unrolled pass measured 9% slower under
+        // GQA (KV8 S4096, 20 calls in a graph, H100: 2.43 -> 2.19 TB/s) and 1-2% elsewhere.
         let mut i = tid;
         while i < hb * D {
             let (r, c) = (i / D, i % D);
