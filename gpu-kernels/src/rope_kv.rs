@@ -42,13 +42,13 @@ pub unsafe fn rope_kv_write<E: Elem>(
     let bd = block_dim_x() as usize;
     let first = block_idx_x() as usize * bd + thread_idx_x() as usize;
     let stride = grid_dim_x() as usize * bd;
-    // SAFETY: the caller's contract.
-    let pos = p.pos_offset
-        + if pos_dev.is_null() {
-            0
-        } else {
-            unsafe { *pos_dev }
-        };
+    // SAFETY: the caller's contract. Saturating: a position past u32 is past the cache too, not
+    // a wrapped-around row inside it.
+    let pos = p.pos_offset.saturating_add(if pos_dev.is_null() {
+        0
+    } else {
+        unsafe { *pos_dev }
+    });
     let aligned = aligned16(q)
         && aligned16(q_out)
         && aligned16(k)
@@ -80,7 +80,7 @@ pub unsafe fn rope_kv_write<E: Elem>(
             if it < q_items {
                 let row = it / per_row;
                 let j = (it - row * per_row) as usize;
-                let at = pos + row / p.heads;
+                let at = pos.saturating_add(row / p.heads);
                 let r = row as usize * d;
                 if at < p.rows {
                     rot.item(q, r, q_out, r, cos, sin, at as usize * (d / 2), j, d);
@@ -90,7 +90,7 @@ pub unsafe fn rope_kv_write<E: Elem>(
                 let row = i / per_row;
                 let j = (i - row * per_row) as usize;
                 let (s, h) = (row / p.kv_heads, (row % p.kv_heads) as usize);
-                let at = pos + s;
+                let at = pos.saturating_add(s);
                 if at < p.rows {
                     let (src, dst) = (row as usize * d, at as usize * kv_row + h * d);
                     rot.item(k, src, k_cache, dst, cos, sin, at as usize * (d / 2), j, d);
@@ -100,14 +100,15 @@ pub unsafe fn rope_kv_write<E: Elem>(
                 let row = i / v_per_row;
                 let c = (i - row * v_per_row) as usize * v_chunk;
                 let (s, h) = (row / p.kv_heads, (row % p.kv_heads) as usize);
-                let src = row as usize * d + c;
-                let dst = (pos + s) as usize * kv_row + h * d + c;
-                if pos + s >= p.rows {
-                    // Past the cache: nothing to write.
-                } else if v_chunk == CHUNK {
-                    E::store_packed(v_cache, dst, E::load_packed(v, src));
-                } else {
-                    *v_cache.add(dst) = *v.add(src);
+                let at = pos.saturating_add(s);
+                if at < p.rows {
+                    let src = row as usize * d + c;
+                    let dst = at as usize * kv_row + h * d + c;
+                    if v_chunk == CHUNK {
+                        E::store_packed(v_cache, dst, E::load_packed(v, src));
+                    } else {
+                        *v_cache.add(dst) = *v.add(src);
+                    }
                 }
             }
         }

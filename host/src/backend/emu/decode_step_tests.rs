@@ -60,15 +60,16 @@ fn rope_kv_write_matches_rope_then_copy() {
             for interleaved in [false, true] {
                 // Device-side position 30 plus 1 from the params; a host-only position; a q
                 // view one element into its buffer (misaligned: the scalar walk); and a
-                // device-side position whose tokens run past the cache's `cap` rows, and one
-                // past them all (tokens from `cap` on write nothing, not even into the rows the
-                // buffers hold after the cache).
+                // device-side position whose tokens run past the cache's `cap` rows, one past
+                // them all, and one at the end of u32 (tokens from `cap` on write nothing, not
+                // even into the rows the buffers hold after the cache, nor wrap around into it).
                 let positions = [
                     (Some(30u32), 1, 0),
                     (None, 7, 0),
                     (None, 2, 1),
                     (Some(38), 1, 0),
                     (Some(45), 1, 0),
+                    (Some(u32::MAX - 1), 1, 0),
                 ];
                 for (pos_dev, offset, skew) in positions {
                     let pos = offset + pos_dev.unwrap_or(0) as usize;
@@ -114,13 +115,16 @@ fn rope_kv_write_matches_rope_then_copy() {
                     };
                     // Tokens at positions from `cap` on keep q's zeros and the caches' rows.
                     let inside = cap.saturating_sub(pos).min(seq);
-                    let mut want_q = rope(&qv[skew..], heads);
-                    want_q[inside * heads * hd..].fill(0.0);
-                    let (mut want_k, mut want_v) = (kcv.clone(), vcv.clone());
-                    let first = pos.min(cap);
-                    let cached = first * row..(first + inside) * row;
-                    want_k[cached.clone()].copy_from_slice(&rope(&kv, kv_heads)[..inside * row]);
-                    want_v[cached].copy_from_slice(&vv[..inside * row]);
+                    let (mut want_q, mut want_k, mut want_v) =
+                        (vec![0.0; qn], kcv.clone(), vcv.clone());
+                    if inside > 0 {
+                        want_q = rope(&qv[skew..], heads);
+                        want_q[inside * heads * hd..].fill(0.0);
+                        let cached = pos * row..(pos + inside) * row;
+                        want_k[cached.clone()]
+                            .copy_from_slice(&rope(&kv, kv_heads)[..inside * row]);
+                        want_v[cached].copy_from_slice(&vv[..inside * row]);
+                    }
                     let name = format!(
                         "rope_kv_write {dt:?} {seq}x{heads}/{kv_heads}x{hd} interleaved={interleaved} pos={pos} skew={skew}"
                     );
