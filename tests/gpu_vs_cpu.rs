@@ -599,9 +599,8 @@ fn decode_step_attention_sees_the_new_key(dev: &Device) {
                     true,
                 )
                 .unwrap();
-                let (atol, rtol) = common::tol(dt);
                 let name = format!("decode step {dt:?} h{heads}/{kv_heads} d{d} keys {len}");
-                check_tol(&name, &got, &want.to_vec_f32().unwrap(), atol, rtol);
+                check(&name, &got, &want.to_vec_f32().unwrap(), dt);
                 pos.add(1).unwrap();
             }
         }
@@ -668,14 +667,7 @@ fn positions_past_the_cache_stay_inside_it(dev: &Device) {
                 let len = (pos + 1).min(cap);
                 let (kl, vl) = (kc.narrow(0, 0, len).unwrap(), vc.narrow(0, 0, len).unwrap());
                 let want = F::attention(&q, &kl, &vl, scale, true).unwrap();
-                let (atol, rtol) = common::tol(dt);
-                check_tol(
-                    &format!("{name}: attention"),
-                    &got,
-                    &vals(&want),
-                    atol,
-                    rtol,
-                );
+                check(&format!("{name}: attention"), &got, &vals(&want), dt);
             }
         }
     }
