@@ -504,9 +504,10 @@ fn decode_cases_full() -> Vec<(usize, usize, usize, usize)> {
 
 /// On the emulator (2 SMs): 1, 2, 3, 4 and 8 heads per block; one split (up to
 /// `DECODE_MIN_SPLIT_LEN` keys: the answer written directly) and two splits merged (8/1 d64
-/// k530, 4/1 d128 k600: five tiles, the last partial); warps with no key at all (k 5); head
+/// k530, 4/1 d128 k600: five tiles, the last partial); the warp merge's four-column path (4/1
+/// d128, 8/1 d64) with one split (k100) and with two; warps with no key at all (k 5); head
 /// dims 64 and 128.
-const DECODE_SMALL: [(usize, usize, usize, usize); 7] = [
+const DECODE_SMALL: [(usize, usize, usize, usize); 8] = [
     (2, 1, 64, 5),
     (4, 4, 128, 40),
     (9, 3, 64, 1),
@@ -514,6 +515,7 @@ const DECODE_SMALL: [(usize, usize, usize, usize); 7] = [
     (8, 1, 64, 530),
     (12, 6, 64, 300),
     (4, 1, 128, 600),
+    (4, 1, 128, 100),
 ];
 
 /// One query token against long caches: the split-KV decode kernels (tensor cores for f16/bf16,

@@ -48,10 +48,10 @@ use crate::params::{
     DecodeAttnParams, FLASH_WARPS, decode_smem_bytes,
 };
 use crate::primitives::{
-    GridWait, atomic_add_u32, block_idx_x, block_idx_y, block_idx_z, cp_async_commit_group,
-    cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, ldmatrix_x4, ldmatrix_x4_trans,
-    load_16b, smem_load_f32, smem_load_u32, smem_store_f32, smem_store_u32, sync_threads,
-    thread_idx_x,
+    Bytes16, GridWait, atomic_add_u32, block_idx_x, block_idx_y, block_idx_z,
+    cp_async_commit_group, cp_async_wait_group, dyn_smem_base, exp2_approx, fence_gpu, ldmatrix_x4,
+    ldmatrix_x4_trans, load_16b, smem_load_16b, smem_load_f32, smem_load_u32, smem_store_f32,
+    smem_store_u32, store_16b, sync_threads, thread_idx_x,
 };
 use crate::{kernel_entries, unroll4, unroll8, unroll16};
 
@@ -201,6 +201,89 @@ unsafe fn merge_splits<E: Elem>(
             unsafe { *out.add(h * d + c + e) = E::store(num[e] / den) };
         });
         i += threads;
+    }
+}
+
+/// Where the end-of-split merge of a block's warps keeps their results in the (then idle) K/V
+/// ring at shared address `.0`: per warp `w` and head row `r`, the max (log2 units) at
+/// `ml(w, r)` and the sum 4 bytes after it, and the `D` accumulators from `acc(w, r, 0)`, f32.
+#[derive(Clone, Copy)]
+struct MergeArea<const D: usize>(u32);
+
+impl<const D: usize> MergeArea<D> {
+    const ROWS: usize = DECODE_WARPS * DECODE_MMA_HEADS;
+
+    #[inline(always)]
+    fn ml(self, w: usize, r: usize) -> u32 {
+        self.0 + (2 * (w * DECODE_MMA_HEADS + r)) as u32 * 4
+    }
+
+    #[inline(always)]
+    fn acc(self, w: usize, r: usize, c: usize) -> u32 {
+        self.0 + ((2 * Self::ROWS) + (w * DECODE_MMA_HEADS + r) * D + c) as u32 * 4
+    }
+}
+
+/// Merges the warps' results in `area` for head rows `0..hb` (query heads `h0..`), four
+/// columns a thread (16-byte shared loads and partial stores): into `out` when this split is
+/// the only one, else into this split's partials. A loop over the column groups, not unrolled:
+/// every head row in one unrolled pass of single columns measured 9% slower under GQA (KV8
+/// S4096, 20 calls in a graph, H100: 2.43 -> 2.19 TB/s).
+///
+/// # Safety
+/// Every thread of the block calls it after a barrier that follows the warps' stores to
+/// `area` (inside the ring of `decode_smem_bytes(D)` bytes); `out`, `part_acc` and `part_ml`
+/// as [`decode_mma`] takes them, `split < splits`, heads `h0..h0 + hb` below `p.heads`.
+#[inline(always)]
+unsafe fn merge_warps<E: Elem, const D: usize>(
+    area: MergeArea<D>,
+    (out, part_acc, part_ml): (*mut E, *mut f32, *mut f32),
+    (h0, hb, split, splits): (usize, usize, usize, usize),
+    tid: usize,
+    p: &DecodeAttnParams,
+) {
+    let mut i = tid;
+    // SAFETY (whole body): the caller's contract; column groups start at multiples of 4, so
+    // their shared and partial addresses are 16-byte aligned (the area and the partials are).
+    unsafe {
+        while i < hb * D / 4 {
+            let (r, c) = (4 * i / D, 4 * i % D);
+            let mut mw = [0f32; DECODE_WARPS];
+            let mut big = f32::NEG_INFINITY;
+            unroll4!(w => {
+                mw[w] = smem_load_f32(area.ml(w, r));
+                big = big.max(mw[w]);
+            });
+            let (mut num, mut den) = ([0f32; 4], 0.0f32);
+            unroll4!(w => {
+                // A warp that saw no key of this split holds max -inf and nothing else.
+                if mw[w] != f32::NEG_INFINITY {
+                    let f = exp2_approx(mw[w] - big);
+                    let a = smem_load_16b(area.acc(w, r, c)).0;
+                    unroll4!(e => {
+                        num[e] += f * f32::from_bits(a[e]);
+                    });
+                    den += f * smem_load_f32(area.ml(w, r) + 4);
+                }
+            });
+            if splits == 1 {
+                // The only split (a short cache): the answer itself, no partials to merge.
+                unroll4!(e => {
+                    *out.add((h0 + r) * D + c + e) = E::store(num[e] / den);
+                });
+            } else {
+                let slot = split * p.heads as usize + h0 + r;
+                store_16b(
+                    part_acc.add(slot * D + c) as *mut u8,
+                    Bytes16(num.map(f32::to_bits)),
+                );
+                if c == 0 {
+                    *part_ml.add(2 * slot) = big;
+                    *part_ml.add(2 * slot + 1) = den;
+                }
+            }
+            i += DECODE_WARPS * 32;
+        }
     }
 }
 
@@ -398,58 +481,25 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
         cp_async_wait_group::<0>();
         sync_threads();
         let l = quad_sum(l);
-        let rows = DECODE_WARPS * DECODE_MMA_HEADS;
-        let ml_at = |w: usize, r: usize| ring + (2 * (w * DECODE_MMA_HEADS + r)) as u32 * 4;
-        let acc_at = |w: usize, r: usize, c: usize| {
-            ring + ((2 * rows) + (w * DECODE_MMA_HEADS + r) * D + c) as u32 * 4
-        };
+        let area = MergeArea::<D>(ring);
         if g < hb {
             unroll16!(n => {
                 if n < D / 8 {
-                    smem_store_f32(acc_at(warp, g, 8 * n + 2 * t), acc[n][0]);
-                    smem_store_f32(acc_at(warp, g, 8 * n + 2 * t + 1), acc[n][1]);
+                    smem_store_f32(area.acc(warp, g, 8 * n + 2 * t), acc[n][0]);
+                    smem_store_f32(area.acc(warp, g, 8 * n + 2 * t + 1), acc[n][1]);
                 }
             });
             if t == 0 {
-                smem_store_f32(ml_at(warp, g), m * scale);
-                smem_store_f32(ml_at(warp, g) + 4, l);
+                smem_store_f32(area.ml(warp, g), m * scale);
+                smem_store_f32(area.ml(warp, g) + 4, l);
             }
         }
         sync_threads();
+        // Four columns a thread: under GQA a block's four head rows at D 128 then take one pass
+        // of the threads, not four (H100, KV8 S4096, 20 calls in a graph: 2.42 -> 2.51 TB/s).
         let splits = p.splits_used(kv_len as u32) as usize;
-        // A loop, not unrolled: every head row in one unrolled pass measured 9% slower under
-        // GQA (KV8 S4096, 20 calls in a graph, H100: 2.43 -> 2.19 TB/s) and 1-2% elsewhere.
-        let mut i = tid;
-        while i < hb * D {
-            let (r, c) = (i / D, i % D);
-            let mut mw = [0f32; DECODE_WARPS];
-            let mut big = f32::NEG_INFINITY;
-            unroll4!(w => {
-                mw[w] = smem_load_f32(ml_at(w, r));
-                big = big.max(mw[w]);
-            });
-            let (mut num, mut den) = (0.0f32, 0.0f32);
-            unroll4!(w => {
-                // A warp that saw no key of this split holds max -inf and nothing else.
-                if mw[w] != f32::NEG_INFINITY {
-                    let f = exp2_approx(mw[w] - big);
-                    num += f * smem_load_f32(acc_at(w, r, c));
-                    den += f * smem_load_f32(ml_at(w, r) + 4);
-                }
-            });
-            if splits == 1 {
-                // The only split (a short cache): the answer itself, no partials to merge.
-                *out.add((h0 + r) * D + c) = E::store(num / den);
-            } else {
-                let slot = split as usize * p.heads as usize + h0 + r;
-                *part_acc.add(slot * D + c) = num;
-                if c == 0 {
-                    *part_ml.add(2 * slot) = big;
-                    *part_ml.add(2 * slot + 1) = den;
-                }
-            }
-            i += DECODE_WARPS * 32;
-        }
+        let bufs = (out, part_acc, part_ml);
+        merge_warps::<E, D>(area, bufs, (h0, hb, split as usize, splits), tid, &p);
         if splits == 1 {
             return;
         }
