@@ -143,8 +143,9 @@ impl DecodeAttnPlan {
 
 /// Plans one token's attention over at most `max_keys` cached keys, `kv_len` of them known to
 /// the host (the params' `kv_len`; a device-side count adds the rest, see
-/// [`DecodeAttnParams`]), for the longest length; each length then uses
-/// [`DecodeAttnParams::splits_used`] of the splits.
+/// [`DecodeAttnParams`]), for the longest length; each length then uses some of the splits
+/// ([`DecodeAttnParams::splits_for`] in the tensor-core kernels,
+/// [`DecodeAttnParams::splits_used`] in the f32 one).
 ///
 /// With `tensor_cores` (f16/bf16, head dim 64 or 128): up to `DECODE_MMA_HEADS` query heads of
 /// a KV group per block, and as many splits as fill `DECODE_BLOCKS_PER_SM` blocks per SM in

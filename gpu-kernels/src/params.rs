@@ -153,12 +153,14 @@ pub const DECODE_SIMT_SMEM_BYTES: usize = 16;
 /// q is `[heads, head_dim]`; K and V rows of token `t` for KV head `h` start at
 /// `t * kv_stride + h * head_dim`. The number of keys is `kv_len`, plus the `u32` the kernels'
 /// `kv_len_dev` argument points at when it is not null (a CUDA graph's decode step keeps the
-/// cache length in device memory, so one captured launch serves every length). Both kernels
-/// derive the split length from that total with [`DecodeAttnParams::split_len`]: block
-/// `(subgroup, kv_head, split)` handles `heads_per_block` query heads of that KV head over keys
-/// `split * split_len ..` and writes unnormalised partial results (blocks past the last key
-/// exit at once); the last block of each (subgroup, KV head) to finish merges the splits in
-/// use into the output, counting them on its word of a [`DECODE_COUNTERS`]-word buffer.
+/// cache length in device memory, so one captured launch serves every length). Block
+/// `(subgroup, kv_head, split)` handles `heads_per_block` query heads of that KV head over one
+/// split of the keys and writes unnormalised partial results: in the tensor-core kernels the
+/// splits in use ([`DecodeAttnParams::splits_for`] the total) take the key tiles round-robin,
+/// in the f32 kernel keys `split * split_len ..` ([`DecodeAttnParams::split_len`]). Blocks
+/// past the last key exit at once; the last block of each (subgroup, KV head) to finish merges
+/// the splits in use into the output, counting them on its word of a
+/// [`DECODE_COUNTERS`]-word buffer.
 /// [`crate::launch_shape::decode_attention`] makes them (no `Default`: a zero `fresh_keys`
 /// would let the kernel read every key before its grid-dependency wait).
 #[derive(Clone, Copy, Debug)]
@@ -261,40 +263,52 @@ pub struct FlashAttnParams {
     pub scale_log2: f32,
 }
 impl DecodeAttnParams {
-    /// Keys per split for `kv_len` keys: as many splits as the grid has, but none shorter than
-    /// [`DECODE_MIN_SPLIT_LEN`] keys (the host plan and both kernels call this, so they agree).
+    /// Splits in use for `kv_len` keys: as many as the grid has, but none with fewer than
+    /// [`DECODE_MIN_SPLIT_LEN`] keys on average (the host plan and the kernels call this, so
+    /// they agree), at least one.
     #[inline(always)]
-    pub fn split_len(&self, kv_len: u32) -> u32 {
-        let by_length = kv_len.div_ceil(DECODE_MIN_SPLIT_LEN as u32);
-        let splits = self.splits.min(by_length).max(1);
-        kv_len.div_ceil(splits).max(1)
+    pub fn splits_for(&self, kv_len: u32) -> u32 {
+        self.splits
+            .min(kv_len.div_ceil(DECODE_MIN_SPLIT_LEN as u32))
+            .max(1)
     }
 
-    /// Splits that hold at least one of `kv_len` keys.
+    /// Keys per split for `kv_len` keys in the f32 kernel, whose splits are contiguous ranges.
+    #[inline(always)]
+    pub fn split_len(&self, kv_len: u32) -> u32 {
+        kv_len.div_ceil(self.splits_for(kv_len)).max(1)
+    }
+
+    /// Splits of the f32 kernel that hold at least one of `kv_len` keys.
     #[inline(always)]
     pub fn splits_used(&self, kv_len: u32) -> u32 {
         kv_len.div_ceil(self.split_len(kv_len))
     }
 
-    /// Of the K/V tiles of `tile_len` keys covering keys `t0..t_end` (`kv_len` keys in all), how
-    /// many of the first `at_most` hold only keys that are not fresh ([`Self::fresh_keys`]): the
-    /// ones a block may load before its grid-dependency wait. Fresh keys are the last ones, so
-    /// these tiles are a prefix.
+    /// Of the tiles of split `split` of `splits` in the tensor-core kernel (tiles of `tile_len`
+    /// keys, dealt round-robin: `split`, `split + splits`, ... of `kv_len.div_ceil(tile_len)`),
+    /// how many of the first `at_most` hold only keys that are not fresh
+    /// ([`Self::fresh_keys`]): the ones a block may load before its grid-dependency wait.
+    /// Fresh keys are the last ones, so these tiles are a prefix.
     #[inline(always)]
     pub fn settled_tiles(
         &self,
         kv_len: usize,
-        (t0, t_end): (usize, usize),
+        (split, splits): (usize, usize),
         tile_len: usize,
         at_most: usize,
     ) -> usize {
         let settled = kv_len.saturating_sub(self.fresh_keys as usize);
-        let whole = if settled >= t_end {
-            (t_end - t0).div_ceil(tile_len)
+        // Tiles 0..whole hold settled keys only (a short last tile too, when every key is).
+        let whole = if settled >= kv_len {
+            kv_len.div_ceil(tile_len)
         } else {
-            settled.saturating_sub(t0) / tile_len
+            settled / tile_len
         };
-        whole.min(at_most)
+        whole
+            .saturating_sub(split)
+            .div_ceil(splits.max(1))
+            .min(at_most)
     }
 }
 

@@ -24,23 +24,24 @@ fn decode(fresh_keys: u32) -> DecodeAttnParams {
 
 #[test]
 fn settled_tiles_stop_before_the_fresh_keys() {
-    // A split of keys 256..512 in 64-key tiles, of 1000 keys; at most 2 tiles asked for.
-    let split = (256, 512);
-    assert_eq!(decode(1).settled_tiles(1000, split, 64, 2), 2);
-    assert_eq!(decode(1).settled_tiles(1000, split, 64, 8), 4);
-    // The last split holds the new key: its tiles up to the one holding key 999 settle.
-    let last = (768, 1000);
+    // 1000 keys in 16 tiles of 64 (the last one 40 keys), dealt round-robin to 4 splits: split
+    // 1 takes tiles 1, 5, 9, 13; split 3 takes 3, 7, 11, 15 (the last, keys 960..1000).
+    let (one, last) = ((1, 4), (3, 4));
+    assert_eq!(decode(1).settled_tiles(1000, one, 64, 2), 2);
+    assert_eq!(decode(1).settled_tiles(1000, one, 64, 8), 4);
+    // The last split holds the new key: its tiles before the one holding key 999 settle.
     assert_eq!(decode(1).settled_tiles(1000, last, 64, 8), 3);
-    // Key 960..1000's tile, 40 keys, is whole below the fresh keys only when none is fresh
-    // in it: 1001 keys of which 1 fresh leave 960..1000 settled.
-    assert_eq!(decode(1).settled_tiles(1001, last, 64, 8), 4);
-    // Fresh keys reaching back into the split's first tile: nothing loads early.
-    assert_eq!(decode(240).settled_tiles(1000, last, 64, 8), 0);
+    // The short last tile is settled when none of its keys is fresh: 1000 keys, none fresh.
+    assert_eq!(decode(0).settled_tiles(1000, last, 64, 8), 4);
+    // 240 fresh keys, from key 760 (inside tile 11) on: split 3 keeps tiles 3 and 7, split 1
+    // tiles 1, 5, 9.
+    assert_eq!(decode(240).settled_tiles(1000, last, 64, 8), 2);
+    assert_eq!(decode(240).settled_tiles(1000, one, 64, 8), 3);
     assert_eq!(
-        decode(DECODE_ALL_KEYS_FRESH).settled_tiles(1000, split, 64, 8),
+        decode(DECODE_ALL_KEYS_FRESH).settled_tiles(1000, one, 64, 8),
         0
     );
-    // Every key fresh but the first 300: the split's first whole tile (256..320) is not.
-    assert_eq!(decode(700).settled_tiles(1000, split, 64, 8), 0);
-    assert_eq!(decode(600).settled_tiles(1000, split, 64, 8), 2);
+    // Every key fresh but the first 100: only tile 0 (split 0's first) is settled.
+    assert_eq!(decode(900).settled_tiles(1000, (0, 4), 64, 8), 1);
+    assert_eq!(decode(900).settled_tiles(1000, one, 64, 8), 0);
 }
