@@ -73,47 +73,53 @@ pub unsafe fn rope_kv_write<E: Elem>(
     let kv_row = p.kv_heads as usize * d;
     let mut it = first as u32;
     while it < q_items + k_items + v_items {
+        // The item's row of q, k or v (`row`, of `heads` or `kv_heads` per token) and its place
+        // in that row (`j`): a pair for q and k, a chunk for v.
+        let (part, i, per) = if it < q_items {
+            (Part::Q, it, per_row)
+        } else if it < q_items + k_items {
+            (Part::K, it - q_items, per_row)
+        } else {
+            (Part::V, it - q_items - k_items, v_per_row)
+        };
+        let (row, j) = (i / per, (i % per) as usize);
+        let heads = if part == Part::Q { p.heads } else { p.kv_heads };
+        let at = pos.saturating_add(row / heads);
         // SAFETY (each arm): the row indices stay below seq * heads (q) or seq * kv_heads (k, v);
-        // cache and table rows pos + s < p.rows (checked in each arm); chunked accesses only
-        // when every base is aligned and d (and d / 2 for halves) a multiple of CHUNK.
-        unsafe {
-            if it < q_items {
-                let row = it / per_row;
-                let j = (it - row * per_row) as usize;
-                let at = pos.saturating_add(row / p.heads);
-                let r = row as usize * d;
-                if at < p.rows {
-                    rot.item(q, r, q_out, r, cos, sin, at as usize * (d / 2), j, d);
-                }
-            } else if it < q_items + k_items {
-                let i = it - q_items;
-                let row = i / per_row;
-                let j = (i - row * per_row) as usize;
-                let (s, h) = (row / p.kv_heads, (row % p.kv_heads) as usize);
-                let at = pos.saturating_add(s);
-                if at < p.rows {
-                    let (src, dst) = (row as usize * d, at as usize * kv_row + h * d);
-                    rot.item(k, src, k_cache, dst, cos, sin, at as usize * (d / 2), j, d);
-                }
-            } else {
-                let i = it - q_items - k_items;
-                let row = i / v_per_row;
-                let c = (i - row * v_per_row) as usize * v_chunk;
-                let (s, h) = (row / p.kv_heads, (row % p.kv_heads) as usize);
-                let at = pos.saturating_add(s);
-                if at < p.rows {
-                    let src = row as usize * d + c;
-                    let dst = at as usize * kv_row + h * d + c;
-                    if v_chunk == CHUNK {
-                        E::store_packed(v_cache, dst, E::load_packed(v, src));
-                    } else {
-                        *v_cache.add(dst) = *v.add(src);
+        // cache and table rows `at < p.rows`; chunked accesses only when every base is aligned
+        // and d (and d / 2 for halves) a multiple of CHUNK.
+        if at < p.rows {
+            let h = (row % heads) as usize;
+            let (r, dst, table) = (
+                row as usize * d,
+                at as usize * kv_row + h * d,
+                at as usize * (d / 2),
+            );
+            unsafe {
+                match part {
+                    Part::Q => rot.item(q, r, q_out, r, cos, sin, table, j, d),
+                    Part::K => rot.item(k, r, k_cache, dst, cos, sin, table, j, d),
+                    Part::V => {
+                        let c = j * v_chunk;
+                        if v_chunk == CHUNK {
+                            E::store_packed(v_cache, dst + c, E::load_packed(v, r + c));
+                        } else {
+                            *v_cache.add(dst + c) = *v.add(r + c);
+                        }
                     }
                 }
             }
         }
         it += stride as u32;
     }
+}
+
+/// Which tensor a work item of [`rope_kv_write`] belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Q,
+    K,
+    V,
 }
 
 kernel_entries! {
