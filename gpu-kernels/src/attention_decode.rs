@@ -502,7 +502,9 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
         }
         sync_threads();
         // Four columns a thread: under GQA a block's four head rows at D 128 then take one pass
-        // of the threads, not four (H100, KV8 S4096, 20 calls in a graph: 2.42 -> 2.51 TB/s).
+        // of the threads, not four (H100, KV8 S4096, 20 calls in a graph: 2.42 -> 2.53 TB/s).
+        // A lone head row (MHA) leaves three warps idle here (S1024 2.73 -> 2.70); a second,
+        // one-column path for it measured worse still (2.60: the kernel compiled worse).
         let bufs = (out, part_acc, part_ml);
         merge_warps::<E, D>(area, bufs, (h0, hb, split, splits), tid, &p);
         if splits == 1 {
