@@ -380,14 +380,16 @@ fn both_masks(cases: &[(usize, usize, usize, usize, usize)]) -> Vec<AttnCase> {
 }
 
 /// On the emulator: tails of both tiles, a causal prefill after cached keys (kv_len > q_len),
-/// GQA groups 1, 3, 4, two query tiles (the causal masked-tile skip), each mask once.
-const FLASH_SMALL: [AttnCase; 6] = [
+/// GQA groups 1, 3, 4, two query tiles (the causal masked-tile skip), each mask once; three
+/// query tiles of two KV groups of two under the full mask (its grid order).
+const FLASH_SMALL: [AttnCase; 7] = [
     (1, 1, 2, 1, 64, true),
     (17, 17, 3, 1, 64, true),
     (17, 40, 4, 1, 128, true),
     (70, 70, 2, 2, 64, true),
     (70, 130, 4, 1, 64, false),
     (33, 65, 2, 1, 128, false),
+    (300, 300, 4, 2, 64, false),
 ];
 
 /// The FlashAttention-2 prefill kernel against the CPU attention, f16 and bf16. Tolerance: P
