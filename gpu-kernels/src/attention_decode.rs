@@ -3,19 +3,19 @@
 //! bandwidth: keep many bytes in flight on every SM and little math per byte.
 //!
 //! # Variants
-//! - `decode_attn_d{64,128}_{f16,bf16}` (tensor cores, the model's path): grid
-//!   `(subgroups, kv_heads, splits)`, [`DECODE_WARPS`] warps, [`decode_smem_bytes`] of shared
-//!   memory. A block serves up to [`DECODE_MMA_HEADS`] query heads of one KV group over one
-//!   split of the keys, so every K/V byte is read once for all of them. The splits take the
-//!   cache's tiles of [`DECODE_BLOCK_N`] keys round-robin (split `s`: tiles `s`, `s + splits`,
-//!   ...), so all blocks stream from one stretch of the cache at a time and only its last tile
-//!   is short (H100, 20 calls in a graph: GQA KV8 S16384 2.50 -> 2.52 TB/s against contiguous
-//!   ranges, MHA within 1%). The tiles stream through a [`DECODE_STAGES`]-deep `cp.async` ring (two tiles,
-//!   64 KB at head dim 128, in flight while one is used). Warp `w` takes keys `16w..16w+16` of
-//!   every tile: `S = Q·Kᵀ` and `O += P·V` with `mma.m16n8k16` (the group's heads are the A
-//!   rows, zero-padded to 16; K by `ldmatrix`, V by `ldmatrix.trans`), online softmax in
-//!   registers (log2 domain, row max over the 4-lane quad). At the end of the split the warps
-//!   merge through shared memory and write one unnormalised partial per head.
+//! - `decode_attn_d{64,128}_{f16,bf16}` (tensor cores, the model's path): grid `(subgroups,
+//!   kv_heads, splits)`, [`DECODE_WARPS`] warps, [`decode_smem_bytes`] of shared memory. A block
+//!   serves up to [`DECODE_MMA_HEADS`] query heads of one KV group over one split of the keys, so
+//!   every K/V byte is read once for all of them. The splits take the cache's tiles of
+//!   [`DECODE_BLOCK_N`] keys round-robin (split `s`: tiles `s`, `s + splits`, ...), so all blocks
+//!   stream from one stretch of the cache at a time and only its last tile is short (H100, 20 calls
+//!   in a graph: GQA KV8 S16384 2.50 -> 2.52 TB/s against contiguous ranges, MHA within 1%). The
+//!   tiles stream through a [`DECODE_STAGES`]-deep `cp.async` ring (two tiles, 64 KB at head dim
+//!   128, in flight while one is used). Warp `w` takes keys `16w..16w+16` of every tile: `S = Q·Kᵀ`
+//!   and `O += P·V` with `mma.m16n8k16` (the group's heads are the A rows, zero-padded to 16; K by
+//!   `ldmatrix`, V by `ldmatrix.trans`), online softmax in registers (log2 domain, row max over the
+//!   4-lane quad). At the end of the split the warps merge through shared memory and write one
+//!   unnormalised partial per head.
 //! - `decode_attn_h{1,2,3,4}_f32` (the simple f32 path, one-warp blocks): in
 //!   [`crate::attention_decode_f32`].
 //!
@@ -328,9 +328,8 @@ unsafe fn decode_mma<E: MmaElem, const D: usize>(
     }
     // SAFETY: the caller's contract.
     let kv_len = unsafe { total_keys(kv_len_dev, &p) } as usize;
-    // Tiles are dealt round-robin to the splits in use: split s takes tiles s, s + splits, ...
-    // Every block then streams from the same stretch of the cache at a time, and only the
-    // cache's last tile is short.
+    // The splits in use take the tiles round-robin (module docs): this one tiles split,
+    // split + splits, ...
     let splits = p.splits_for(kv_len as u32) as usize;
     let split = split as usize;
     if split >= splits || kv_len == 0 {
