@@ -213,6 +213,42 @@ impl MmaElem for BF16 {
     }
 }
 
+/// The warpgroup matrix instructions of an [`MmaElem`] (sm_90a PTX and host builds only).
+#[cfg(any(not(target_arch = "nvptx64"), target_feature = "sm_90a"))]
+pub trait WgmmaElem: MmaElem {
+    /// `wgmma_m64n128k16_ss_*`: A and B K-major in shared memory.
+    ///
+    /// # Safety
+    /// As `primitives::wgmma_m64n128k16_ss_f16`.
+    unsafe fn wgmma_ss(acc: &mut [[f32; 4]; 16], a: u64, b: u64, accumulate: bool);
+    /// `wgmma_m64n128k16_rs_*`: A in registers, B N-major in shared memory.
+    ///
+    /// # Safety
+    /// As `primitives::wgmma_m64n128k16_rs_f16`.
+    unsafe fn wgmma_rs(acc: &mut [[f32; 4]; 16], a: [u32; 4], b: u64, accumulate: bool);
+}
+
+/// Implements [`WgmmaElem`] for one type with its primitives.
+macro_rules! wgmma_elem {
+    ($t:ty, $ss:ident, $rs:ident) => {
+        #[cfg(any(not(target_arch = "nvptx64"), target_feature = "sm_90a"))]
+        impl WgmmaElem for $t {
+            #[inline(always)]
+            unsafe fn wgmma_ss(acc: &mut [[f32; 4]; 16], a: u64, b: u64, accumulate: bool) {
+                // SAFETY: forwarded contract.
+                unsafe { crate::primitives::$ss(acc, a, b, accumulate) }
+            }
+            #[inline(always)]
+            unsafe fn wgmma_rs(acc: &mut [[f32; 4]; 16], a: [u32; 4], b: u64, accumulate: bool) {
+                // SAFETY: forwarded contract.
+                unsafe { crate::primitives::$rs(acc, a, b, accumulate) }
+            }
+        }
+    };
+}
+wgmma_elem!(F16, wgmma_m64n128k16_ss_f16, wgmma_m64n128k16_rs_f16);
+wgmma_elem!(BF16, wgmma_m64n128k16_ss_bf16, wgmma_m64n128k16_rs_bf16);
+
 /// True when `p` is 16-byte aligned (chunked access allowed).
 #[inline(always)]
 pub fn aligned16<T>(p: *const T) -> bool {

@@ -39,8 +39,18 @@ pub(crate) enum Collective {
     VoteAll,
     VoteAny,
     Ballot,
-    Ldmatrix { num: u32, trans: bool },
-    Mma { bf16: bool },
+    Ldmatrix {
+        num: u32,
+        trans: bool,
+    },
+    Mma {
+        bf16: bool,
+    },
+    /// A `wgmma` of the warp's quarter of its warpgroup (`a_regs`: A from registers).
+    Wgmma {
+        bf16: bool,
+        a_regs: bool,
+    },
 }
 
 /// Unwind payload of a thread leaving an aborted block; never reported as a panic.

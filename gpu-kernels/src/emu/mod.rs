@@ -78,6 +78,7 @@ mod pool;
 mod registry;
 mod shared;
 pub(crate) mod thread;
+pub mod wgmma;
 
 use std::boxed::Box;
 use std::format;

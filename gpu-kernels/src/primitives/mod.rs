@@ -26,6 +26,7 @@
 //! | shared memory | [`dyn_smem_base`], [`smem_load_f32`], [`smem_store_f32`], [`smem_load_u32`], [`smem_store_u32`], [`smem_load_16b`], [`smem_store_16b`] |
 //! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`], [`atomic_add_u32`], [`fence_gpu`] |
 //! | tensor cores | [`ldmatrix_x1`], [`ldmatrix_x2`], [`ldmatrix_x4`] (and `_trans`), [`mma_m16n8k16_f16`], [`mma_m16n8k16_bf16`] |
+//! | warpgroup matrix (sm_90a PTX only) | [`wgmma_desc_sw128`], `wgmma_m64n128k16_{ss,rs}_{f16,bf16}`, `wgmma_fence`, `wgmma_commit_group`, `wgmma_wait_group`, `wgmma_hold`, `fence_proxy_async_shared` |
 //! | async copy | [`cp_async_16`], [`cp_async_16_zfill`], [`cp_async_commit_group`], [`cp_async_wait_group`], [`cp_async_wait_all`] |
 //! | math | [`exp2_approx`], [`exp_approx`], [`log2_approx`], [`rsqrt_approx`], [`rcp_approx`], [`fma_f32`] |
 //! | optimiser | [`opaque_u32`], [`opaque_ptr`] |
@@ -37,15 +38,21 @@ mod nvptx;
 mod nvptx_tc;
 #[cfg(target_arch = "nvptx64")]
 pub use {nvptx::*, nvptx_tc::*};
+#[cfg(all(target_arch = "nvptx64", target_feature = "sm_90a"))]
+mod nvptx_wgmma;
+#[cfg(all(target_arch = "nvptx64", target_feature = "sm_90a"))]
+pub use nvptx_wgmma::*;
 
 #[cfg(not(target_arch = "nvptx64"))]
 mod host;
 #[cfg(not(target_arch = "nvptx64"))]
 mod host_tc;
 #[cfg(not(target_arch = "nvptx64"))]
+mod host_wgmma;
+#[cfg(not(target_arch = "nvptx64"))]
 pub mod softfloat;
 #[cfg(not(target_arch = "nvptx64"))]
-pub use {host::*, host_tc::*};
+pub use {host::*, host_tc::*, host_wgmma::*};
 
 /// A thread's [`grid_dependency_sync`], done once: kernels that issue some loads before it (of
 /// memory the grid they may overlap does not write) call [`GridWait::once`] on every path
@@ -76,6 +83,16 @@ pub fn exp_approx(x: f32) -> f32 {
 #[inline(always)]
 pub fn bf16_to_f32(b: u16) -> f32 {
     f32::from_bits((b as u32) << 16)
+}
+
+/// A `wgmma` shared-memory matrix descriptor for an operand in the 128-byte swizzle layout
+/// (`crate::emu::wgmma` on host builds has the layout): start address `addr` (1024-byte aligned
+/// atoms, so base offset 0), leading and stride byte offsets `lbo`, `sbo`; all multiples of 16.
+#[inline(always)]
+pub fn wgmma_desc_sw128(addr: u32, lbo: u32, sbo: u32) -> u64 {
+    const SWIZZLE_128B: u64 = 1 << 62;
+    let field = |bytes: u32| ((bytes >> 4) & 0x3fff) as u64;
+    field(addr) | (field(lbo) << 16) | (field(sbo) << 32) | SWIZZLE_128B
 }
 
 /// Sixteen bytes moved as one vector access.
