@@ -148,6 +148,197 @@ pub(crate) fn quad_sum(v: f32) -> f32 {
     v + shfl_xor_f32(v, 2)
 }
 
+/// The query tile this block owns: `(head, kv_head, first query row, sequence)`, read from the
+/// block index as the module docs' thread mapping says (grid `(heads, q_tiles, batch)` of
+/// [`FLASH_BLOCK_M`]-row tiles; the FlashAttention-3 kernel shares it).
+#[inline(always)]
+pub(crate) fn block_tile(p: &FlashAttnParams) -> (usize, usize, usize, usize) {
+    let (heads, tiles_q) = (p.heads as usize, grid_dim_y() as usize);
+    let (head, rank) = if p.causal != 0 {
+        (block_idx_x() as usize, block_idx_y() as usize)
+    } else {
+        // Full attention: a KV group's heads fastest, then the q tiles, then the KV heads.
+        let group = heads / p.kv_heads as usize;
+        let lin = block_idx_y() as usize * heads + block_idx_x() as usize;
+        let (kvh, rem) = (lin / (group * tiles_q), lin % (group * tiles_q));
+        (kvh * group + rem % group, rem / group)
+    };
+    let q0 = (tiles_q - 1 - rank) * FLASH_BLOCK_M;
+    let batch = block_idx_z() as usize;
+    let kv_head = head / (p.heads / p.kv_heads) as usize;
+    (head, kv_head, q0, batch)
+}
+
+/// Masks the scores of one 16-row block's key tile: `s[n][e]` is the score of row
+/// `row0 + 8·(e / 2)` and key `key0 + 8n + 2t + e % 2` (the `mma` accumulator layout, `n <
+/// used`); keys at or past `kv_len`, and under `causal` past the row's diagonal
+/// (`key > row + shift`), become -inf.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mask_scores<const NT: usize>(
+    s: &mut [[f32; 4]; NT],
+    used: usize,
+    key0: usize,
+    row0: usize,
+    t: usize,
+    kv_len: usize,
+    causal: bool,
+    shift: usize,
+) {
+    unroll16!(n => {
+        unroll4!(e => {
+            let key = key0 + 8 * n + 2 * t + e % 2;
+            let row = row0 + 8 * (e / 2);
+            if n < NT && n < used && (key >= kv_len || (causal && key > row + shift)) {
+                s[n][e] = f32::NEG_INFINITY;
+            }
+        });
+    });
+}
+
+/// The online-softmax step of one 16-row block over a key tile (scores laid out as in
+/// [`mask_scores`], `n < used`): each of the thread's two rows takes its new max over the quad,
+/// turns its scores into `P = 2^(S·scale - max·scale)` in place and adds them to `row_sum`.
+/// Returns the factor each row's accumulated output must be scaled by (1 when its max stayed).
+#[inline(always)]
+pub(crate) fn online_softmax<const NT: usize>(
+    s: &mut [[f32; 4]; NT],
+    used: usize,
+    row_max: &mut [f32; 2],
+    row_sum: &mut [f32; 2],
+    scale: f32,
+) -> [f32; 2] {
+    let mut rescale = [1.0f32; 2];
+    unroll2!(h => {
+        let mut mx = row_max[h];
+        unroll16!(n => {
+            if n < NT && n < used {
+                mx = mx.max(s[n][2 * h]).max(s[n][2 * h + 1]);
+            }
+        });
+        mx = quad_max(mx);
+        // Lazy max: the running max moves only when this tile's passes it by more than
+        // FLASH_RESCALE_SLACK (log2 units), so P stays below 2^slack and most tiles rescale
+        // nothing. The first finite max always moves it (-inf + slack is -inf); a fully masked
+        // row stays -inf.
+        let old = row_max[h] * scale;
+        if mx * scale > old + FLASH_RESCALE_SLACK {
+            rescale[h] = exp2_approx(old - mx * scale);
+            row_max[h] = mx;
+        }
+        // A row with every key masked so far keeps max -inf; use 0 as base.
+        let base = if row_max[h] == f32::NEG_INFINITY {
+            0.0
+        } else {
+            row_max[h] * scale
+        };
+        let mut sum = 0.0;
+        unroll16!(n => {
+            if n < NT && n < used {
+                unroll2!(e => {
+                    let x = fma_f32(s[n][2 * h + e], scale, -base);
+                    let pv = exp2_approx(x);
+                    s[n][2 * h + e] = pv;
+                    sum += pv;
+                });
+            }
+        });
+        row_sum[h] = row_sum[h] * rescale[h] + sum;
+    });
+    rescale
+}
+
+/// Scales each of the thread's two rows of an output accumulator (`acc[n][2h + e]`, `n <
+/// used`) by `rescale[h]`. Skipped when no row of the warp moved its max — almost every tile
+/// past the first; the vote keeps the branch uniform, so it is really skipped.
+#[inline(always)]
+pub(crate) fn rescale_rows<const NT: usize>(
+    acc: &mut [[f32; 4]; NT],
+    used: usize,
+    rescale: [f32; 2],
+) {
+    if vote_any(rescale[0] != 1.0 || rescale[1] != 1.0) {
+        unroll2!(h => {
+            unroll16!(n => {
+                if n < NT && n < used {
+                    acc[n][2 * h] *= rescale[h];
+                    acc[n][2 * h + 1] *= rescale[h];
+                }
+            });
+        });
+    }
+}
+
+/// `P` (scores after [`online_softmax`]) packed as the `A` fragments of `P·V`: k-step `ks`
+/// covers keys `16ks..16ks + 16`, score tiles `2ks` and `2ks + 1`.
+#[inline(always)]
+pub(crate) fn pack_p<E: MmaElem, const NT: usize, const KS: usize>(
+    s: &[[f32; 4]; NT],
+    used: usize,
+) -> [[u32; 4]; KS] {
+    let mut pk = [[0u32; 4]; KS];
+    unroll8!(ks => {
+        if ks < KS && 2 * ks + 1 < NT && ks < used {
+            let (lo, hi) = (&s[2 * ks], &s[2 * ks + 1]);
+            pk[ks] = [
+                E::pack2(lo[0], lo[1]),
+                E::pack2(lo[2], lo[3]),
+                E::pack2(hi[0], hi[1]),
+                E::pack2(hi[2], hi[3]),
+            ];
+        }
+    });
+    pk
+}
+
+/// Normalises and stores the thread's two rows (`row0`, `row0 + 8`) of an output accumulator
+/// (`acc[n][2h + e]` is column `8n + 2t + e`, `n < used`), and with `lse` non-null the rows'
+/// log-sum-exp (natural log) to `lse[(batch·heads + head)·q_len + row]`. `row_sum` is the
+/// thread's partial sum; its quad's make the row's.
+///
+/// # Safety
+/// `ob` is the head's output base with rows of `o_row_stride` elements below `q_len`; `lse`
+/// null or `[batch][heads][q_len]` f32.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn store_rows<E: MmaElem, const NT: usize>(
+    acc: &[[f32; 4]; NT],
+    used: usize,
+    row_sum: [f32; 2],
+    row_max: [f32; 2],
+    scale: f32,
+    row0: usize,
+    t: usize,
+    ob: *mut E,
+    p: &FlashAttnParams,
+    lse: *mut f32,
+    lse_head: usize,
+) {
+    let q_len = p.q_len as usize;
+    unroll2!(h => {
+        let total = quad_sum(row_sum[h]);
+        let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
+        let row = row0 + 8 * h;
+        if row < q_len {
+            // SAFETY: row < q_len and columns below 8·used (the head dim) are inside the head's
+            // output rows (caller).
+            unsafe {
+                let dst = ob.add(row * p.o_row_stride as usize + 2 * t);
+                unroll16!(n => {
+                    if n < NT && n < used {
+                        let pair = E::pack2(acc[n][2 * h] * inv, acc[n][2 * h + 1] * inv);
+                        *(dst.add(8 * n) as *mut u32) = pair;
+                    }
+                });
+                if !lse.is_null() && t == 0 {
+                    let log2_sum = row_max[h] * scale + log2_approx(total);
+                    *lse.add(lse_head * q_len + row) = log2_sum * core::f32::consts::LN_2;
+                }
+            }
+        }
+    });
+}
+
 /// The attention of one query tile of one head; see the module docs.
 ///
 /// # Safety
@@ -169,21 +360,8 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
     let (warp, lane) = (tid / 32, tid % 32);
     let (g, t) = (lane / 4, lane % 4);
     let causal = p.causal != 0;
-    let (heads, tiles_q) = (p.heads as usize, grid_dim_y() as usize);
-    let (head, rank) = if causal {
-        (block_idx_x() as usize, block_idx_y() as usize)
-    } else {
-        // Full attention: a KV group's heads fastest, then the q tiles, then the KV heads
-        // (the module docs' thread mapping).
-        let group = heads / p.kv_heads as usize;
-        let lin = block_idx_y() as usize * heads + block_idx_x() as usize;
-        let (kvh, rem) = (lin / (group * tiles_q), lin % (group * tiles_q));
-        (kvh * group + rem % group, rem / group)
-    };
-    let q0 = (tiles_q - 1 - rank) * FLASH_BLOCK_M;
-    let batch = block_idx_z() as usize;
+    let (head, kv_head, q0, batch) = block_tile(&p);
     let (q_len, kv_len) = (p.q_len as usize, p.kv_len as usize);
-    let kv_head = head / (p.heads / p.kv_heads) as usize;
     // Keys a causal row `i` sees end at `i + shift`.
     let shift = kv_len - q_len;
 
@@ -303,84 +481,25 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
                 if key0 + BN > kv_len || (causal && key0 + BN > first + shift + 1) {
                     unroll2!(rb => {
                         if rb < RB {
-                            unroll8!(n => {
-                                unroll4!(e => {
-                                    let key = key0 + 8 * n + 2 * t + e % 2;
-                                    let row = first + 16 * rb + 8 * (e / 2);
-                                    if n < BN / 8 && (key >= kv_len || (causal && key > row + shift)) {
-                                        s[rb][n][e] = f32::NEG_INFINITY;
-                                    }
-                                });
-                            });
+                            let row0 = first + 16 * rb;
+                            mask_scores(&mut s[rb], BN / 8, key0, row0, t, kv_len, causal, shift);
                         }
                     });
                 }
 
-                // Online softmax per row: new max, rescale what is accumulated, P = 2^(S - max).
+                // Online softmax per row: new max, rescale what is accumulated, P = 2^(S - max),
+                // packed as the A fragments of P·V.
                 unroll2!(rb => {
                     if rb < RB {
-                        let mut rescale = [1.0f32; 2];
-                        unroll2!(h => {
-                            let mut mx = row_max[rb][h];
-                            unroll8!(n => {
-                                if n < BN / 8 {
-                                    mx = mx.max(s[rb][n][2 * h]).max(s[rb][n][2 * h + 1]);
-                                }
-                            });
-                            mx = quad_max(mx);
-                            // Lazy max: the running max moves only when this tile's passes it by
-                            // more than FLASH_RESCALE_SLACK (log2 units), so P stays below
-                            // 2^slack and most tiles rescale nothing. The first finite max always
-                            // moves it (-inf + slack is -inf); a fully masked row stays -inf.
-                            let old = row_max[rb][h] * scale;
-                            if mx * scale > old + FLASH_RESCALE_SLACK {
-                                rescale[h] = exp2_approx(old - mx * scale);
-                                row_max[rb][h] = mx;
-                            }
-                            // A row with every key masked so far keeps max -inf; use 0 as base.
-                            let base = if row_max[rb][h] == f32::NEG_INFINITY {
-                                0.0
-                            } else {
-                                row_max[rb][h] * scale
-                            };
-                            let mut sum = 0.0;
-                            unroll8!(n => {
-                                if n < BN / 8 {
-                                    unroll2!(e => {
-                                        let x = fma_f32(s[rb][n][2 * h + e], scale, -base);
-                                        let pv = exp2_approx(x);
-                                        s[rb][n][2 * h + e] = pv;
-                                        sum += pv;
-                                    });
-                                }
-                            });
-                            row_sum[rb][h] = row_sum[rb][h] * rescale[h] + sum;
-                        });
-                        // The accumulator's rescale (D / 4 multiplies per thread) is skipped
-                        // when no row of the warp moved its max — almost every tile past the
-                        // first. The vote keeps the branch uniform, so it is really skipped.
-                        if vote_any(rescale[0] != 1.0 || rescale[1] != 1.0) {
-                            unroll2!(h => {
-                                unroll16!(n => {
-                                    if n < D / 8 {
-                                        acc[rb][n][2 * h] *= rescale[h];
-                                        acc[rb][n][2 * h + 1] *= rescale[h];
-                                    }
-                                });
-                            });
-                        }
-                        // k-step ks of P·V covers keys 16ks..16ks+16: score n-tiles 2ks, 2ks + 1.
-                        unroll4!(ks => {
-                            if ks < BN / 16 {
-                                let (lo, hi) = (&s[rb][2 * ks], &s[rb][2 * ks + 1]);
-                                pk[rb][ks] = [
-                                    E::pack2(lo[0], lo[1]),
-                                    E::pack2(lo[2], lo[3]),
-                                    E::pack2(hi[0], hi[1]),
-                                    E::pack2(hi[2], hi[3]),
-                                ];
-                            }
-                        });
+                        let rescale = online_softmax(
+                            &mut s[rb],
+                            BN / 8,
+                            &mut row_max[rb],
+                            &mut row_sum[rb],
+                            scale,
+                        );
+                        rescale_rows(&mut acc[rb], D / 8, rescale);
+                        pk[rb] = pack_p::<E, 8, 4>(&s[rb], BN / 16);
                     }
                 });
             }
@@ -410,28 +529,13 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
 
         // Normalise and store; the quad's partial sums make the row sum.
         let ob = o.add(batch * p.o_batch_stride as usize + head * p.o_head_stride as usize);
+        let lse_head = batch * p.heads as usize + head;
         unroll2!(rb => {
             if rb < RB {
-                unroll2!(h => {
-                    let total = quad_sum(row_sum[rb][h]);
-                    let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
-                    let row = first + 16 * rb + 8 * h;
-                    if row < q_len {
-                        let dst = ob.add(row * p.o_row_stride as usize + 2 * t);
-                        unroll16!(n => {
-                            if n < D / 8 {
-                                let pair =
-                                    E::pack2(acc[rb][n][2 * h] * inv, acc[rb][n][2 * h + 1] * inv);
-                                *(dst.add(8 * n) as *mut u32) = pair;
-                            }
-                        });
-                        if !lse.is_null() && t == 0 {
-                            let log2_sum = row_max[rb][h] * scale + log2_approx(total);
-                            let i = (batch * p.heads as usize + head) * q_len + row;
-                            *lse.add(i) = log2_sum * core::f32::consts::LN_2;
-                        }
-                    }
-                });
+                store_rows(
+                    &acc[rb], D / 8, row_sum[rb], row_max[rb], scale, first + 16 * rb, t, ob, &p,
+                    lse, lse_head,
+                );
             }
         });
     }
