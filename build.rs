@@ -1,7 +1,8 @@
-//! Compiles `gpu-kernels/` to PTX with rustc's `nvptx64-nvidia-cuda` target, twice, and writes
-//! `$OUT_DIR/kernels.ptx` (sm_80: Ampere and later) and `$OUT_DIR/kernels_sm90.ptx` (Hopper: the
-//! same kernels, each entry opening with `griddepcontrol` for programmatic dependent launch),
-//! which `src/lib.rs` embeds.
+//! Compiles `gpu-kernels/` to PTX with rustc's `nvptx64-nvidia-cuda` target, three times, and
+//! writes `$OUT_DIR/kernels.ptx` (sm_80: Ampere and later), `$OUT_DIR/kernels_sm90.ptx` (Hopper:
+//! the same kernels, each entry opening with `griddepcontrol` for programmatic dependent launch)
+//! and `$OUT_DIR/kernels_sm90a.ptx` (compute capability 9.0 only: the sm_90 kernels plus the
+//! `wgmma` ones), which `src/lib.rs` embeds.
 //!
 //! The command is `cargo rustc --release --target nvptx64-nvidia-cuda -Zbuild-std=core
 //! --crate-type cdylib -- -C target-cpu=sm_80 --emit=asm`. rustc writes the PTX as the `.s` file
@@ -13,8 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The targets: `(target-cpu, file)`. sm_80 runs on Ampere and Hopper; sm_90 adds what only
-/// Hopper has (`primitives::grid_dependency_sync`).
-const TARGETS: [(&str, &str); 2] = [("sm_80", "kernels.ptx"), ("sm_90", "kernels_sm90.ptx")];
+/// Hopper has (`primitives::grid_dependency_sync`); sm_90a adds `wgmma`
+/// (`attention_flash3.rs`), which is not in the portable sm_90 ISA.
+const TARGETS: [(&str, &str); 3] = [
+    ("sm_80", "kernels.ptx"),
+    ("sm_90", "kernels_sm90.ptx"),
+    ("sm_90a", "kernels_sm90a.ptx"),
+];
 
 fn main() {
     let root =
@@ -23,9 +29,13 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-changed=gpu-kernels/src");
     println!("cargo:rerun-if-changed=gpu-kernels/Cargo.toml");
-    for (cpu, file) in TARGETS {
-        build_ptx(&kernels, &out_dir, cpu, file);
-    }
+    // Each build has its own target dir, so the three run side by side.
+    std::thread::scope(|s| {
+        for (cpu, file) in TARGETS {
+            let (kernels, out_dir) = (&kernels, &out_dir);
+            s.spawn(move || build_ptx(kernels, out_dir, cpu, file));
+        }
+    });
 }
 
 /// Builds the kernels for `target_cpu` and writes the PTX to `$OUT_DIR/file`.

@@ -257,35 +257,43 @@ fn gemv(b: &mut Bench) -> Result<()> {
     Ok(())
 }
 
-/// FlashAttention-2 prefill, B1 H32 D128, as `torch_anchors.py --only attention` measures
-/// SDPA-flash: TFLOP/s with FLOPs = 4·H·S²·D, halved under the causal mask.
+/// FlashAttention prefill, B1 H32 D128, as `torch_anchors.py --only attention` measures
+/// SDPA-flash: TFLOP/s with FLOPs = 4·H·S²·D, halved under the causal mask. Keys `flash_*`:
+/// FlashAttention-2; `flash3_*`: FlashAttention-3 (`wgmma`), on a compute capability 9.0 GPU.
 fn flash_attention(b: &mut Bench) -> Result<()> {
-    let dev = b.dev.clone();
-    for dt in [DType::F16, DType::BF16] {
-        let nm = if dt == DType::F16 {
-            "float16"
-        } else {
-            "bfloat16"
+    for (kernel, flash3) in [("flash", false), ("flash3", true)] {
+        let Ok(gpu) = b.gpu.with_flash3(flash3) else {
+            eprintln!("{kernel}: not on this GPU");
+            continue;
         };
-        for s in [1024usize, 2048, 4096, 8192] {
-            for causal in [false, true] {
-                let key = format!(
-                    "flash_{nm}_B1_H32_D128_S{s}_{}",
-                    if causal { "causal" } else { "full" }
-                );
-                if !b.wants(&key) {
-                    continue;
+        let dev = Device::Cuda(gpu.clone());
+        for dt in [DType::F16, DType::BF16] {
+            let nm = if dt == DType::F16 {
+                "float16"
+            } else {
+                "bfloat16"
+            };
+            for s in [1024usize, 2048, 4096, 8192] {
+                for causal in [false, true] {
+                    let key = format!(
+                        "{kernel}_{nm}_B1_H32_D128_S{s}_{}",
+                        if causal { "causal" } else { "full" }
+                    );
+                    if !b.wants(&key) {
+                        continue;
+                    }
+                    let q = Tensor::randn([s, 32, 128], 1.0, 1, dt, &dev)?;
+                    let k = Tensor::randn([s, 32, 128], 1.0, 2, dt, &dev)?;
+                    let v = Tensor::randn([s, 32, 128], 1.0, 3, dt, &dev)?;
+                    let ms = gpu.time_median_ms(3, 20, || {
+                        F::attention(&q, &k, &v, 0.088, causal).map(drop)
+                    })?;
+                    let flops =
+                        4.0 * 32.0 * (s * s) as f64 * 128.0 / if causal { 2.0 } else { 1.0 };
+                    b.out.insert(format!("nano_{key}_TFLOPs"), flops / ms / 1e9);
+                    b.out.insert(format!("nano_{key}_ms"), ms);
+                    eprintln!("{key}: {ms:.3} ms, {:.1} TFLOP/s", flops / ms / 1e9);
                 }
-                let q = Tensor::randn([s, 32, 128], 1.0, 1, dt, &dev)?;
-                let k = Tensor::randn([s, 32, 128], 1.0, 2, dt, &dev)?;
-                let v = Tensor::randn([s, 32, 128], 1.0, 3, dt, &dev)?;
-                let ms = b
-                    .gpu
-                    .time_median_ms(3, 20, || F::attention(&q, &k, &v, 0.088, causal).map(drop))?;
-                let flops = 4.0 * 32.0 * (s * s) as f64 * 128.0 / if causal { 2.0 } else { 1.0 };
-                b.out.insert(format!("nano_{key}_TFLOPs"), flops / ms / 1e9);
-                b.out.insert(format!("nano_{key}_ms"), ms);
-                eprintln!("{key}: {ms:.3} ms, {:.1} TFLOP/s", flops / ms / 1e9);
             }
         }
     }

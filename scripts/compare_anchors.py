@@ -27,6 +27,8 @@ def main():
         candidates = [f"{stem}_compiled_{unit}", f"{stem}_eager_{unit}", f"{stem}_{unit}"]
         if stem.startswith("gemv_f16_M1_"):  # our GEMV against cuBLAS at M = 1
             candidates = [stem.replace("gemv_f16", "gemm_f16") + "_" + unit]
+        if stem.startswith("flash3_"):  # FlashAttention-3 against the same SDPA-flash rows
+            candidates = [c.replace("flash3_", "flash_", 1) for c in candidates]
         if stem.startswith("rope_interleaved"):
             candidates = [c.replace("rope_interleaved", "rope") for c in candidates]
         anchor_key = next((c for c in candidates if c in anchors), None)

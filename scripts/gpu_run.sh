@@ -36,10 +36,10 @@ if [ -z "${NO_SANITIZER:-}" ] && command -v compute-sanitizer >/dev/null; then
   # attention launched right behind the kernel that writes its new key (early K/V loads), and
   # the decode step's kernels at device-side positions past the cache.
   timeout 400 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    cuda::flash_attention_matches cuda::decode_attention cuda::decode_step cuda::positions_past \
-    >> "$out/sanitizer.txt" 2>&1
+    cuda::flash_attention_matches cuda::flash3_attention_matches cuda::decode_attention \
+    cuda::decode_step cuda::positions_past >> "$out/sanitizer.txt" 2>&1
   timeout 400 compute-sanitizer --tool racecheck --print-limit 20 "$here/bin/gpu_vs_cpu" --include-ignored \
-    cuda::flash_attention_matches >> "$out/sanitizer.txt" 2>&1
+    cuda::flash_attention_matches cuda::flash3_attention_matches >> "$out/sanitizer.txt" 2>&1
   # The decode graph's kernels (fused RoPE + KV write, device-length attention, argmax), eager
   # and replayed.
   timeout 300 compute-sanitizer --tool memcheck --print-limit 20 "$here/bin/decode_graph" --include-ignored \
@@ -61,6 +61,9 @@ if [[ " $parts " == *" decode "* ]]; then
       "$here/bin/nano-infer" bench --device cuda --config "$cfg" --prefill-tokens 512,2048 --contexts 128,2048 --gen-tokens 128 2>&1
     done
     "$here/bin/nano-infer" bench --device cuda --config smollm2-135m --prefill-tokens 0 --contexts 128 --gen-tokens 128 --eager 2>&1 | grep decode
+    # What FlashAttention-3 gives the prefill: the same bench on FlashAttention-2.
+    echo "== NANO_INFER_FLASH3=0 nano-infer bench --config llama2-7b (FlashAttention-2 prefill)"
+    NANO_INFER_FLASH3=0 "$here/bin/nano-infer" bench --device cuda --config llama2-7b --prefill-tokens 512,2048 --contexts 128 --gen-tokens 16 2>&1 | grep -i prefill
     # What programmatic dependent launch gives: the sm_80 build with plain launches.
     for cfg in smollm2-135m llama2-7b; do
       echo "== NANO_INFER_PDL=0 nano-infer bench --config $cfg (no programmatic dependent launch)"

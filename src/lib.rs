@@ -18,11 +18,13 @@
 
 pub use nano_infer_host::*;
 
-/// The kernels of `gpu-kernels/`, compiled to PTX by `build.rs` for `sm_80` and for `sm_90`
-/// (the same kernels, entered through `griddepcontrol` for programmatic dependent launch).
+/// The kernels of `gpu-kernels/`, compiled to PTX by `build.rs` for `sm_80`, for `sm_90` (the
+/// same kernels, entered through `griddepcontrol` for programmatic dependent launch) and for
+/// `sm_90a` (those plus the `wgmma` FlashAttention-3 kernel).
 pub const KERNELS_PTX: backend::cuda::KernelPtx = backend::cuda::KernelPtx {
     sm80: include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx")),
     sm90: include_str!(concat!(env!("OUT_DIR"), "/kernels_sm90.ptx")),
+    sm90a: include_str!(concat!(env!("OUT_DIR"), "/kernels_sm90a.ptx")),
 };
 
 /// Opens CUDA GPU `ordinal` with NanoInfer's kernels loaded. On a machine without a CUDA driver

@@ -35,6 +35,7 @@ common::device_tests!(
     gemm_matches_reference,
     attention_matches_reference,
     flash_attention_matches_reference,
+    flash3_attention_matches_reference,
     flash_attention_rising_scores,
     decode_attention_matches_reference,
     decode_step_attention_sees_the_new_key,
@@ -396,6 +397,7 @@ const FLASH_SMALL: [AttnCase; 7] = [
 /// is rounded to the input type before P·V (as in FlashAttention), so 4x one rounding of the
 /// output.
 fn flash_attention_matches_reference(dev: &Device) {
+    let dev = &with_flash3(dev, false).expect("FlashAttention-2 runs everywhere");
     check_attention(
         dev,
         &FLASH_DTYPES,
@@ -403,13 +405,53 @@ fn flash_attention_matches_reference(dev: &Device) {
     );
 }
 
+/// `dev` with prefill attention at head dim 128 on FlashAttention-3 (`on`) or -2; `None` where
+/// FlashAttention-3 cannot run (a GPU other than compute capability 9.0).
+fn with_flash3(dev: &Device, on: bool) -> Option<Device> {
+    match dev {
+        Device::Cuda(be) => be.with_flash3(on).ok().map(Device::Cuda),
+        other => Some(other.clone()),
+    }
+}
+
+/// On the emulator, FlashAttention-3 (head dim 128 only): a single key, a causal prefill after
+/// cached keys with a key-tile tail, two query and two key tiles of one KV group of two under
+/// the full mask, and a causal GQA-4 prefill after 20 cached keys over two query tiles, where
+/// the first tile's first warpgroup (rows 0-63, keys up to 83) skips the second key tile.
+const FLASH3_SMALL: [AttnCase; 4] = [
+    (1, 1, 2, 1, 128, true),
+    (17, 40, 4, 1, 128, true),
+    (130, 200, 2, 1, 128, false),
+    (150, 170, 4, 1, 128, true),
+];
+
+/// The FlashAttention-3 prefill kernel (sm_90a `wgmma`) against the CPU attention, f16 and
+/// bf16, on the FlashAttention-2 cases at head dim 128; tolerance as FlashAttention-2. Reports
+/// and skips on a GPU without it (only compute capability 9.0 runs sm_90a code).
+fn flash3_attention_matches_reference(dev: &Device) {
+    let Some(dev) = &with_flash3(dev, true) else {
+        eprintln!("skipped: {dev:?} has no FlashAttention-3 (needs compute capability 9.0)");
+        return;
+    };
+    let full: Vec<AttnCase> = flash_cases_full()
+        .into_iter()
+        .filter(|c| c.4 == 128)
+        .collect();
+    check_attention(dev, &FLASH_DTYPES, &cases(dev, &full, &FLASH3_SMALL));
+}
+
 /// As [`flash_attention_matches_reference`] over 4097 tokens (65 query and key tiles, the last
-/// one a single row); GPU only, and separate so the sanitizer runs can leave it out.
+/// one a single row), on FlashAttention-2 and (where it runs) FlashAttention-3; GPU only, and
+/// separate so the sanitizer runs can leave it out.
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn flash_attention_long_sequence() {
     let cases = both_masks(&[(4097, 4097, 8, 2, 128), (4097, 4097, 8, 8, 64)]);
-    check_attention(&common::gpu(), &FLASH_DTYPES, &cases);
+    for flash3 in [false, true] {
+        if let Some(dev) = with_flash3(&common::gpu(), flash3) {
+            check_attention(&dev, &FLASH_DTYPES, &cases);
+        }
+    }
 }
 
 /// The types FlashAttention takes.
@@ -423,7 +465,12 @@ const FLASH_DTYPES: [DType; 2] = [DType::F16, DType::BF16];
 fn flash_attention_rising_scores(dev: &Device) {
     let full = both_masks(&[(300, 1000, 4, 2, 128), (257, 257, 2, 1, 64)]);
     let small = both_masks(&[(40, 130, 2, 1, 64), (17, 96, 2, 1, 128)]);
-    check_attention_keys(dev, &FLASH_DTYPES, &cases(dev, &full, &small), 0.1);
+    // FlashAttention-2, then (head dim 128 only) FlashAttention-3 where it runs.
+    for flash3 in [false, true] {
+        if let Some(dev) = with_flash3(dev, flash3) {
+            check_attention_keys(&dev, &FLASH_DTYPES, &cases(&dev, &full, &small), 0.1);
+        }
+    }
 }
 
 /// Runs attention cases in each of `dtypes` against the CPU attention; tolerance 4x one

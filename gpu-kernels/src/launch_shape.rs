@@ -11,9 +11,9 @@ use crate::params::{
     ARGMAX_BLOCK, CACHED_CHUNKS, DECODE_ALL_KEYS_FRESH, DECODE_BLOCKS_PER_SM,
     DECODE_MAX_HEADS_PER_BLOCK, DECODE_MAX_SPLITS, DECODE_MIN_SPLIT_LEN, DECODE_MMA_HEADS,
     DECODE_SIMT_SMEM_BYTES, DECODE_WARPS, DecodeAttnParams, ELEMENTWISE_BLOCK, FLASH_BLOCK_M,
-    FLASH_WARPS, GEMV_GROUP_ELEMS, GEMV_MAX_THREADS, GEMV_MAX_THREADS_WIDE, GEMV_ROWS,
-    GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX, WARP_ROWS_PER_BLOCK, decode_smem_bytes,
-    flash_smem_bytes,
+    FLASH_WARPS, FLASH3_HEAD_DIM, FLASH3_THREADS, GEMV_GROUP_ELEMS, GEMV_MAX_THREADS,
+    GEMV_MAX_THREADS_WIDE, GEMV_ROWS, GEMV_SMEM_BYTES, REDUCE_SMEM_BYTES, ROW_BLOCK_MAX,
+    WARP_ROWS_PER_BLOCK, decode_smem_bytes, flash_smem_bytes, flash3_smem_bytes,
 };
 
 /// A launch configuration: grid and block dimensions (x, y, z) and dynamic shared memory.
@@ -232,6 +232,16 @@ pub fn flash_attention(
         block: (FLASH_WARPS as u32 * 32, 1, 1),
         shared_mem_bytes: flash_smem_bytes(head_dim) as u32,
     })
+}
+
+/// FlashAttention-3 prefill (`flash3_attn_d128_*`, sm_90a): the FlashAttention-2 grid of
+/// [`FLASH_BLOCK_M`]-row query tiles, [`FLASH3_THREADS`] threads, [`flash3_smem_bytes`]. `None`
+/// as for [`flash_attention`].
+pub fn flash3_attention(heads: usize, q_len: usize, batch: usize) -> Option<LaunchShape> {
+    let mut shape = flash_attention(heads, q_len, batch, FLASH3_HEAD_DIM)?;
+    shape.block = (FLASH3_THREADS as u32, 1, 1);
+    shape.shared_mem_bytes = flash3_smem_bytes() as u32;
+    Some(shape)
 }
 
 /// `argmax_f32`: one block of [`ARGMAX_BLOCK`] threads and a (value, index) pair per warp in

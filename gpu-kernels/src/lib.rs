@@ -33,6 +33,9 @@ pub mod activation;
 pub mod attention_decode;
 pub mod attention_decode_f32;
 pub mod attention_flash;
+// `wgmma` is sm_90a-only: the Hopper-specific PTX and the host (emulator) have it.
+#[cfg(any(not(target_arch = "nvptx64"), target_feature = "sm_90a"))]
+pub mod attention_flash3;
 pub mod decode_step;
 pub mod elem;
 pub mod elementwise;

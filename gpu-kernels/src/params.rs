@@ -234,6 +234,26 @@ pub const fn flash_block_n(head_dim: usize) -> usize {
     if head_dim > 64 { 32 } else { 64 }
 }
 
+/// FlashAttention-3 prefill (`flash3_attn_d128_*`, sm_90a `wgmma`): keys per K/V tile, the N of
+/// each warpgroup's 64x128 score tile.
+pub const FLASH3_BLOCK_N: usize = 128;
+
+/// FlashAttention-3 prefill: threads per block, two warpgroups of 64 query rows each
+/// ([`FLASH_BLOCK_M`] rows, the FlashAttention-2 grid).
+pub const FLASH3_THREADS: usize = 256;
+
+/// FlashAttention-3 prefill: stages of the K/V ring.
+pub const FLASH3_STAGES: usize = 2;
+
+/// FlashAttention-3 prefill: the head dim it serves.
+pub const FLASH3_HEAD_DIM: usize = 128;
+
+/// FlashAttention-3 prefill: dynamic shared memory, the Q tile and [`FLASH3_STAGES`] K/V stages
+/// (b16, head dim 128), plus 1 KB to align them to the 1024-byte swizzle atoms.
+pub const fn flash3_smem_bytes() -> usize {
+    1024 + (FLASH_BLOCK_M + 2 * FLASH3_STAGES * FLASH3_BLOCK_N) * FLASH3_HEAD_DIM * 2
+}
+
 /// `flash_attn_d{64,128}_*`: causal or full attention of `q_len` queries over `kv_len` keys.
 /// Element strides (all multiples of 8, base pointers 16-byte aligned): the row of token `t`,
 /// head `h`, sequence `b` of q starts at `b * q_batch_stride + t * q_row_stride + h * q_head_stride`,

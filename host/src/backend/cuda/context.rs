@@ -52,12 +52,15 @@ pub(crate) enum Target {
     Emulator,
 }
 
-/// The kernels' PTX, as `build.rs` writes it: the portable sm_80 build and the Hopper build,
-/// whose entries open with `griddepcontrol` (programmatic dependent launch).
+/// The kernels' PTX, as `build.rs` writes it: the portable sm_80 build, the Hopper build, whose
+/// entries open with `griddepcontrol` (programmatic dependent launch), and the sm_90a build: the
+/// sm_90 kernels plus those on `wgmma` (FlashAttention-3), which only a compute capability 9.0
+/// device runs.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelPtx {
     pub sm80: &'static str,
     pub sm90: &'static str,
+    pub sm90a: &'static str,
 }
 
 /// Dynamic shared memory every kernel may take without an opt-in.
@@ -78,6 +81,8 @@ pub(crate) struct Driver {
     /// start while the previous kernel's last blocks run, and waits for it in
     /// `grid_dependency_sync` before touching memory.
     pdl: bool,
+    /// The module is the sm_90a build, with the `wgmma` kernels.
+    wgmma: bool,
     /// Kernels looked up so far, with the dynamic shared memory each may take (see
     /// [`Driver::allow_shared_mem`]).
     functions: Mutex<HashMap<String, Loaded>>,
@@ -163,6 +168,9 @@ impl Driver {
 #[derive(Clone)]
 pub struct CudaBackend {
     inner: Arc<Inner>,
+    /// Prefill attention at head dim 128 runs the FlashAttention-3 kernel (`wgmma`); see
+    /// [`CudaBackend::with_flash3`].
+    flash3: bool,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -207,7 +215,9 @@ impl CudaBackend {
     /// Opens GPU `ordinal` and loads the kernels of `gpu-kernels/`: on Hopper (compute
     /// capability 9+) the sm_90 build, launched as programmatic dependents, unless
     /// `NANO_INFER_PDL=0` asks for the sm_80 build and plain launches (to measure the
-    /// difference); elsewhere the sm_80 build.
+    /// difference); elsewhere the sm_80 build. On compute capability 9.0 exactly (H100, H200)
+    /// the sm_90a build instead, and prefill attention at head dim 128 takes its
+    /// FlashAttention-3 kernel unless `NANO_INFER_FLASH3=0` keeps FlashAttention-2.
     pub fn new(ordinal: usize, ptx: KernelPtx) -> Result<CudaBackend> {
         probe_libraries()?;
         let count = CudaContext::device_count().map_err(cuda_err("device_count"))?;
@@ -219,12 +229,20 @@ impl CudaBackend {
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("context"))?;
         // A non-default stream, so that the decode step can be captured in a CUDA graph later.
         let stream = ctx.new_stream().map_err(cuda_err("new_stream"))?;
-        let (major, _) = ctx
+        let (major, minor) = ctx
             .compute_capability()
             .map_err(cuda_err("compute_capability"))?;
         let pdl = major >= 9 && std::env::var("NANO_INFER_PDL").map_or(true, |v| v != "0");
+        // sm_90a code runs on compute capability 9.0 only.
+        let wgmma = pdl && (major, minor) == (9, 0);
+        let flash3 = wgmma && std::env::var("NANO_INFER_FLASH3").map_or(true, |v| v != "0");
+        let src = match (pdl, wgmma) {
+            (_, true) => ptx.sm90a,
+            (true, false) => ptx.sm90,
+            (false, _) => ptx.sm80,
+        };
         let module = ctx
-            .load_module(Ptx::from_src(if pdl { ptx.sm90 } else { ptx.sm80 }))
+            .load_module(Ptx::from_src(src))
             .map_err(cuda_err("load_module"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|source| Error::Cublas {
             op: "cublas_create",
@@ -274,11 +292,13 @@ impl CudaBackend {
                     blas,
                     module,
                     pdl,
+                    wgmma,
                     functions: Mutex::new(HashMap::new()),
                     last_launch: Box::default(),
                     stream,
                 }),
             }),
+            flash3,
         })
     }
 
@@ -302,7 +322,34 @@ impl CudaBackend {
                 syncs: AtomicUsize::new(0),
                 target: Target::Emulator,
             }),
+            flash3: false,
         }
+    }
+
+    /// This backend with prefill attention at head dim 128 on the FlashAttention-3 kernel
+    /// (`on`), or on FlashAttention-2. FlashAttention-3 needs the sm_90a module (a compute
+    /// capability 9.0 GPU) or the emulated device, else [`Error::Unsupported`]. The handle
+    /// shares the device, memory and stream with `self`.
+    pub fn with_flash3(&self, on: bool) -> Result<CudaBackend> {
+        let can = match &self.inner.target {
+            Target::Driver(d) => d.wgmma,
+            Target::Emulator => true,
+        };
+        if on && !can {
+            return Err(Error::Unsupported {
+                format: "FlashAttention-3",
+                what: format!("{}: needs compute capability 9.0 (sm_90a)", self.inner.name),
+            });
+        }
+        Ok(CudaBackend {
+            inner: self.inner.clone(),
+            flash3: on,
+        })
+    }
+
+    /// Whether prefill attention at head dim 128 runs the FlashAttention-3 kernel.
+    pub fn flash3(&self) -> bool {
+        self.flash3
     }
 
     /// The decode-attention split counters (`DECODE_COUNTERS` words, zero between launches).

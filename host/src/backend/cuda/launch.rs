@@ -7,8 +7,8 @@ use cudarc::driver::{DeviceRepr, LaunchConfig};
 use nano_infer_kernels::emu::Param;
 use nano_infer_kernels::launch_shape::{self, LaunchShape};
 use nano_infer_kernels::params::{
-    DECODE_COUNTERS, DecodeAttnParams, FlashAttnParams, GemvRopeParams, MAX_RANK, RopeParams,
-    SoftmaxParams, StridedCopy,
+    DECODE_COUNTERS, DecodeAttnParams, FLASH3_HEAD_DIM, FlashAttnParams, GemvRopeParams, MAX_RANK,
+    RopeParams, SoftmaxParams, StridedCopy,
 };
 use nano_infer_kernels::weights::QuantFormat;
 
@@ -415,8 +415,10 @@ impl CudaBackend {
         matches!(head_dim, 64 | 128) && matches!(dt, DType::F16 | DType::BF16)
     }
 
-    /// FlashAttention-2 prefill of one sequence (`p` names lengths, heads, strides, mask,
-    /// scale); `lse` is 0 or `[heads, q_len]` f32. See `gpu-kernels/src/attention_flash.rs`.
+    /// FlashAttention prefill of one sequence (`p` names lengths, heads, strides, mask, scale);
+    /// `lse` is 0 or `[heads, q_len]` f32. Head dim 128 on a backend [`CudaBackend::flash3`]
+    /// runs the FlashAttention-3 kernel (`gpu-kernels/src/attention_flash3.rs`), everything
+    /// else FlashAttention-2 (`gpu-kernels/src/attention_flash.rs`).
     ///
     /// # Safety
     /// The buffers hold the extents `p` describes with 16-byte aligned rows and strides that
@@ -433,14 +435,21 @@ impl CudaBackend {
         d: usize,
         dt: DType,
     ) -> Result<()> {
-        let shape = launch_shape::flash_attention(p.heads as usize, p.q_len as usize, 1, d)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "flash_attention",
-                    format!("{} queries exceed the grid", p.q_len),
-                )
-            })?;
-        let (params, name) = (ByValue(p), format!("flash_attn_d{d}_{}", dt.name()));
+        let (heads, q_len) = (p.heads as usize, p.q_len as usize);
+        let (shape, name) = if self.flash3() && d == FLASH3_HEAD_DIM {
+            let shape = launch_shape::flash3_attention(heads, q_len, 1);
+            (shape, format!("flash3_attn_d{d}_{}", dt.name()))
+        } else {
+            let shape = launch_shape::flash_attention(heads, q_len, 1, d);
+            (shape, format!("flash_attn_d{d}_{}", dt.name()))
+        };
+        let shape = shape.ok_or_else(|| {
+            Error::invalid(
+                "flash_attention",
+                format!("{} queries exceed the grid", p.q_len),
+            )
+        })?;
+        let params = ByValue(p);
         self.allow_shared_mem(&name, shape.shared_mem_bytes)?;
         launch!(self, name, config(shape), (q, k, v, out, lse, params));
         Ok(())

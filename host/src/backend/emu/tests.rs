@@ -73,13 +73,15 @@ fn embedding_kernel_writes_zeros_past_the_vocabulary() {
 
 #[test]
 fn flash_attention_writes_the_rows_log_sum_exp() {
-    let be = CudaBackend::emulated();
-    // (q_len, kv_len, heads, kv_heads, head_dim, causal, dtype): a causal prefill after cached
-    // keys over two query tiles, and a full one with a key-tile tail.
-    for (q_len, kv_len, heads, kv_heads, d, causal, dt) in [
-        (70, 130, 4, 1, 64, true, DType::F16),
-        (33, 65, 2, 1, 128, false, DType::BF16),
+    // (q_len, kv_len, heads, kv_heads, head_dim, causal, dtype, FlashAttention-3): a causal
+    // prefill after cached keys over two query tiles, and a full one with a key-tile tail, on
+    // FlashAttention-2; on FlashAttention-3 a causal one over two key tiles.
+    for (q_len, kv_len, heads, kv_heads, d, causal, dt, flash3) in [
+        (70, 130, 4, 1, 64, true, DType::F16, false),
+        (33, 65, 2, 1, 128, false, DType::BF16, false),
+        (20, 150, 2, 1, 128, true, DType::F16, true),
     ] {
+        let be = CudaBackend::emulated().with_flash3(flash3).unwrap();
         {
             let values =
                 |n: usize, seed: usize| (0..n).map(|i| ((i * seed) as f32).sin()).collect();
@@ -103,7 +105,8 @@ fn flash_attention_writes_the_rows_log_sum_exp() {
             // strides multiples of 8); d is 64 or 128 and dt f16/bf16.
             unsafe { be.flash_attention(qp, kp, vp, out.ptr(), lse.ptr(), p, d, dt) }.unwrap();
             let want = reference_lse(&qv, &kv, [q_len, kv_len, heads, kv_heads, d], scale, causal);
-            let name = format!("flash lse {dt:?} q{q_len} k{kv_len} d{d} causal {causal}");
+            let name =
+                format!("flash lse {dt:?} q{q_len} k{kv_len} d{d} causal {causal} flash3 {flash3}");
             assert_close(&name, &download(&lse), &want, 1e-3, 1e-4);
         }
     }

@@ -1,0 +1,248 @@
+//! FlashAttention prefill on Hopper's warpgroup matrix instructions (FlashAttention-3 style,
+//! sm_90a only): the FlashAttention-2 kernel's algorithm (`attention_flash.rs`) with both
+//! matmuls as asynchronous `wgmma` reading shared memory directly.
+//!
+//! Variants: `flash3_attn_d128_{f16,bf16}` (head dim 128), parameters in [`FlashAttnParams`],
+//! the FlashAttention-2 grid (`block_tile`: heads, [`FLASH_BLOCK_M`]-row query tiles, batch).
+//! Built into the sm_90a PTX only (`wgmma` is not in the portable ISA); the host picks it on a
+//! compute capability 9.0 device and keeps FlashAttention-2 elsewhere.
+//!
+//! # Why
+//! The `mma.sync` kernel is at SDPA-flash's level on an H100 (its docs): each warp issues every
+//! 16x8x16 product and feeds it from registers it loaded with `ldmatrix`, 8 warps an SM, and the
+//! softmax between the two matmuls stalls the tensor pipe. `wgmma` takes a 64x128x16 product per
+//! instruction for a whole warpgroup, reads K and V (and Q) from shared memory itself, and runs
+//! asynchronously, so one warpgroup's softmax overlaps the other's matmuls.
+//!
+//! # Thread mapping
+//! A block is two warpgroups (256 threads); warpgroup `w` owns query rows `64w..64w + 64` of the
+//! block's tile, warp `i` of it rows `16i..16i + 16` of those, and each thread two rows (`g`,
+//! `g + 8`) of its warp's — the `mma` accumulator layout, which `wgmma` keeps per warp.
+//! 1. Q tile → shared (`cp.async`), once.
+//! 2. Per K/V tile of [`FLASH3_BLOCK_N`] keys, through a ring of [`FLASH3_STAGES`] stages (the
+//!    next tile streams in while this one is used; one barrier per tile): `S = Q·Kᵀ` as 8
+//!    `wgmma.m64n128k16` (A = Q and B = K, both K-major in shared memory), mask, the online
+//!    softmax of FlashAttention-2 (`online_softmax`: lazy max, quad reductions), `P` packed in
+//!    registers as the A operand, `O += P·V` as 8 `wgmma.m64n128k16` with A from registers and
+//!    V N-major in shared memory.
+//! 3. `O / l` to global, and optionally the log-sum-exp (`store_rows`).
+//!
+//! Shared memory (1024-byte aligned): `[Q | K₀ | V₀ | K₁ | V₁]`, each a 128-row tile in the
+//! 128-byte swizzle layout `wgmma` reads: two 64-column panels of 128 rows x 128 bytes, the
+//! 16-byte chunk `c` of row `r` at chunk `c ^ (r % 8)` ([`crate::emu::wgmma`] has the layout).
+//!
+//! Test: `cargo test --release --test gpu_vs_cpu flash3` (`emu::` runs it on the emulated
+//! device; `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only
+//! flash3`.
+
+use crate::attention_flash::{
+    block_tile, mask_scores, online_softmax, pack_p, rescale_rows, store_rows,
+};
+use crate::elem::{BF16, F16, WgmmaElem};
+use crate::kernel_entries;
+use crate::params::{
+    FLASH_BLOCK_M, FLASH3_BLOCK_N, FLASH3_HEAD_DIM, FLASH3_STAGES, FLASH3_THREADS, FlashAttnParams,
+};
+use crate::primitives::{
+    cp_async_16_zfill, cp_async_commit_group, cp_async_wait_group, dyn_smem_base,
+    fence_proxy_async_shared, sync_threads, thread_idx_x, wgmma_commit_group, wgmma_desc_sw128,
+    wgmma_fence, wgmma_hold, wgmma_wait_group,
+};
+use crate::unroll8;
+
+#[allow(unused_imports)] // named by the docs
+use crate::params::flash3_smem_bytes;
+
+const D: usize = FLASH3_HEAD_DIM;
+const BN: usize = FLASH3_BLOCK_N;
+/// Rows of every tile (Q, K and V): the layout below assumes one row count for all three.
+const ROWS: usize = FLASH_BLOCK_M;
+const _: () = assert!(ROWS == 128 && BN == ROWS && D == 128 && FLASH3_THREADS == 256);
+const _: () = assert!(
+    FLASH3_STAGES == 2,
+    "the ring waits for all copies but the newest tile's"
+);
+
+/// Bytes of one 64-column panel of a tile (128 rows of 128 bytes).
+const PANEL_BYTES: u32 = (ROWS * 128) as u32;
+/// Bytes of one tile (two panels).
+const TILE_BYTES: u32 = 2 * PANEL_BYTES;
+/// Bytes of eight rows of a panel: a swizzle atom, the stride between 8-row groups (SBO).
+const ATOM_BYTES: u32 = 1024;
+
+/// Shared byte offset, within a tile, of 16-byte chunk `c` (0..16) of row `r`.
+#[inline(always)]
+fn sw128(r: u32, c: u32) -> u32 {
+    (c / 8) * PANEL_BYTES + r * 128 + (((c % 8) ^ (r % 8)) << 4)
+}
+
+/// Issues the `cp.async` copies of rows `row0..row0 + 128` of a `[len, row_stride]` matrix into
+/// the tile at `tile`; rows at or past `len` are zero-filled (no bytes read). Thread `tid` copies
+/// chunk `tid % 16` of rows `tid / 16 + 16·pass`, so every pass keeps the row's swizzle.
+///
+/// # Safety
+/// `src` rows below `len` are readable for `D` elements, 16-byte aligned; `tile` is a tile of
+/// the dynamic shared memory.
+#[inline(always)]
+unsafe fn load_tile<E>(
+    tile: u32,
+    src: *const E,
+    row_stride: usize,
+    row0: usize,
+    len: usize,
+    tid: usize,
+) {
+    let (r, c) = (tid / 16, tid % 16);
+    let dst = tile + sw128(r as u32, c as u32);
+    unroll8!(pass => {
+        let row = row0 + r + 16 * pass;
+        let to = dst + (16 * pass * 128) as u32;
+        // SAFETY: rows below `len` are in bounds (caller); others read 0 bytes.
+        unsafe {
+            if row < len {
+                cp_async_16_zfill(to, src.add(row * row_stride + 8 * c) as *const u8, 16);
+            } else {
+                cp_async_16_zfill(to, src as *const u8, 0);
+            }
+        }
+    });
+}
+
+/// The attention of one query tile of one head; see the module docs.
+///
+/// # Safety
+/// Pointers and strides as [`FlashAttnParams`] documents (16-byte aligned rows, strides
+/// multiples of 8 elements); `lse` null or `[batch][heads][q_len]` f32; launched with the
+/// documented grid, [`FLASH3_THREADS`] threads and [`flash3_smem_bytes`] of dynamic shared
+/// memory.
+#[inline(always)]
+unsafe fn flash3_attn<E: WgmmaElem>(
+    q: *const E,
+    k: *const E,
+    v: *const E,
+    o: *mut E,
+    lse: *mut f32,
+    p: FlashAttnParams,
+) {
+    let tid = thread_idx_x() as usize;
+    let (wg, warp, lane) = (tid / 128, (tid / 32) % 4, tid % 32);
+    let (g, t) = (lane / 4, lane % 4);
+    let causal = p.causal != 0;
+    let (head, kv_head, q0, batch) = block_tile(&p);
+    let (q_len, kv_len) = (p.q_len as usize, p.kv_len as usize);
+    // Keys a causal row `i` sees end at `i + shift`.
+    let shift = kv_len - q_len;
+
+    // SAFETY (whole body): global accesses stay inside the tensors the contract describes (rows
+    // past q_len/kv_len are zero-filled, never read; stores are guarded by `row < q_len`);
+    // shared addresses stay inside the aligned Q tile and K/V stages of `flash3_smem_bytes`.
+    unsafe {
+        let qb = q.add(batch * p.q_batch_stride as usize + head * p.q_head_stride as usize);
+        let kb = k.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
+        let vb = v.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
+        let (q_stride, kv_stride) = (p.q_row_stride as usize, p.kv_row_stride as usize);
+        let s_q = (dyn_smem_base() + ATOM_BYTES - 1) & !(ATOM_BYTES - 1);
+        // Stage `st`: K tile at `s_k(st)`, V tile right after it.
+        let s_k = |st: usize| s_q + TILE_BYTES + (2 * st) as u32 * TILE_BYTES;
+
+        // Keys this tile needs: all, or up to the diagonal of its last row.
+        let kv_end = if causal {
+            kv_len.min(q0 + ROWS + shift)
+        } else {
+            kv_len
+        };
+        let tiles = kv_end.div_ceil(BN);
+
+        // Q and tile 0 in one commit group.
+        load_tile(s_q, qb, q_stride, q0, q_len, tid);
+        load_tile(s_k(0), kb, kv_stride, 0, kv_len, tid);
+        load_tile(s_k(0) + TILE_BYTES, vb, kv_stride, 0, kv_len, tid);
+        cp_async_commit_group();
+
+        // This thread's rows: `first` and `first + 8`.
+        let wg_row = wg * 64;
+        let first = q0 + wg_row + warp * 16 + g;
+        let wg_last = q0 + wg_row + 63;
+        let mut acc = [[0f32; 4]; 16];
+        let mut row_max = [f32::NEG_INFINITY; 2];
+        let mut row_sum = [0f32; 2];
+        let scale = p.scale_log2;
+
+        let mut j = 0;
+        while j < tiles {
+            // Tile j (and at j = 0, Q) landed for every thread, is visible to the async proxy
+            // `wgmma` reads through, and everyone is done with tile j - 1, whose stage now
+            // takes tile j + 1.
+            cp_async_wait_group::<0>();
+            fence_proxy_async_shared();
+            sync_threads();
+            if j + 1 < tiles {
+                let st = (j + 1) % FLASH3_STAGES;
+                let key1 = (j + 1) * BN;
+                load_tile(s_k(st), kb, kv_stride, key1, kv_len, tid);
+                load_tile(s_k(st) + TILE_BYTES, vb, kv_stride, key1, kv_len, tid);
+            }
+            cp_async_commit_group();
+            let (s_kj, s_vj) = (s_k(j % FLASH3_STAGES), s_k(j % FLASH3_STAGES) + TILE_BYTES);
+            let key0 = j * BN;
+            // Under causal, a warpgroup whose rows all end before this tile has nothing to add
+            // (uniform over the warpgroup, as `wgmma` needs).
+            if !causal || key0 <= wg_last + shift {
+                // S = Q·K_jᵀ: k-step kk takes 16 columns of the head dim, 32 bytes into a
+                // panel row; the 8-row groups of both operands are one atom apart.
+                let mut s = [[0f32; 4]; 16];
+                wgmma_fence();
+                unroll8!(kk => {
+                    let col = (kk / 4) as u32 * PANEL_BYTES + (kk % 4) as u32 * 32;
+                    let a = wgmma_desc_sw128(s_q + wg_row as u32 * 128 + col, 16, ATOM_BYTES);
+                    let b = wgmma_desc_sw128(s_kj + col, 16, ATOM_BYTES);
+                    E::wgmma_ss(&mut s, a, b, kk > 0);
+                });
+                wgmma_commit_group();
+                wgmma_wait_group::<0>();
+                wgmma_hold(&mut s);
+
+                if key0 + BN > kv_len || (causal && key0 + BN > first + shift + 1) {
+                    mask_scores(&mut s, BN / 8, key0, first, t, kv_len, causal, shift);
+                }
+                let rescale = online_softmax(&mut s, BN / 8, &mut row_max, &mut row_sum, scale);
+                rescale_rows(&mut acc, D / 8, rescale);
+                let pk = pack_p::<E, 16, 8>(&s, BN / 16);
+
+                // O += P·V_j: k-step ks takes keys 16ks..16ks + 16, two 8-row groups of V
+                // (SBO), whose 128 columns are two panels (LBO).
+                wgmma_fence();
+                unroll8!(ks => {
+                    let b = wgmma_desc_sw128(s_vj + (ks as u32) * 2 * ATOM_BYTES, PANEL_BYTES, ATOM_BYTES);
+                    E::wgmma_rs(&mut acc, pk[ks], b, true);
+                });
+                wgmma_commit_group();
+                wgmma_wait_group::<0>();
+                wgmma_hold(&mut acc);
+            }
+            j += 1;
+        }
+
+        let ob = o.add(batch * p.o_batch_stride as usize + head * p.o_head_stride as usize);
+        let lse_head = batch * p.heads as usize + head;
+        store_rows(
+            &acc,
+            D / 8,
+            row_sum,
+            row_max,
+            scale,
+            first,
+            t,
+            ob,
+            &p,
+            lse,
+            lse_head,
+        );
+    }
+}
+
+kernel_entries! {
+    flash3_attn(q: *const E, k: *const E, v: *const E, o: *mut E, lse: *mut f32, p: FlashAttnParams);
+    flash3_attn_d128_f16 = F16,
+    flash3_attn_d128_bf16 = BF16,
+}
