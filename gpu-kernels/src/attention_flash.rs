@@ -148,13 +148,39 @@ pub(crate) fn quad_sum(v: f32) -> f32 {
     v + shfl_xor_f32(v, 2)
 }
 
-/// The query tile this block owns: `(head, kv_head, first query row, sequence)`, read from the
-/// block index as the module docs' thread mapping says (grid `(heads, q_tiles, batch)` of
-/// [`FLASH_BLOCK_M`]-row tiles; the FlashAttention-3 kernel shares it).
+/// The query tile a block owns, resolved (`flash_tile`).
+pub(crate) struct FlashTile<E> {
+    pub head: usize,
+    /// First query row.
+    pub q0: usize,
+    pub batch: usize,
+    pub kv_len: usize,
+    /// Keys a causal row `i` sees end at `i + shift`.
+    pub shift: usize,
+    /// Keys the tile needs: all, or under causal up to the diagonal of its last row.
+    pub kv_end: usize,
+    /// The head's Q rows, and its KV head's K and V rows.
+    pub qb: *const E,
+    pub kb: *const E,
+    pub vb: *const E,
+}
+
+/// The [`FLASH_BLOCK_M`]-row query tile this block owns, read from the block index as the
+/// module docs' thread mapping says (grid `(heads, q_tiles, batch)`; the FlashAttention-3
+/// kernel shares it), with its head's base pointers.
+///
+/// # Safety
+/// `q`, `k`, `v` and `p` as [`FlashAttnParams`] documents (the pointers are only offset).
 #[inline(always)]
-pub(crate) fn block_tile(p: &FlashAttnParams) -> (usize, usize, usize, usize) {
+pub(crate) unsafe fn flash_tile<E>(
+    q: *const E,
+    k: *const E,
+    v: *const E,
+    p: &FlashAttnParams,
+) -> FlashTile<E> {
     let (heads, tiles_q) = (p.heads as usize, grid_dim_y() as usize);
-    let (head, rank) = if p.causal != 0 {
+    let causal = p.causal != 0;
+    let (head, rank) = if causal {
         (block_idx_x() as usize, block_idx_y() as usize)
     } else {
         // Full attention: a KV group's heads fastest, then the q tiles, then the KV heads.
@@ -165,8 +191,34 @@ pub(crate) fn block_tile(p: &FlashAttnParams) -> (usize, usize, usize, usize) {
     };
     let q0 = (tiles_q - 1 - rank) * FLASH_BLOCK_M;
     let batch = block_idx_z() as usize;
+    let (q_len, kv_len) = (p.q_len as usize, p.kv_len as usize);
     let kv_head = head / (p.heads / p.kv_heads) as usize;
-    (head, kv_head, q0, batch)
+    let shift = kv_len - q_len;
+    let kv_end = if causal {
+        kv_len.min(q0 + FLASH_BLOCK_M + shift)
+    } else {
+        kv_len
+    };
+    let kv_base = batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize;
+    // SAFETY: offsets inside the tensors (the caller's contract).
+    let (qb, kb, vb) = unsafe {
+        (
+            q.add(batch * p.q_batch_stride as usize + head * p.q_head_stride as usize),
+            k.add(kv_base),
+            v.add(kv_base),
+        )
+    };
+    FlashTile {
+        head,
+        q0,
+        batch,
+        kv_len,
+        shift,
+        kv_end,
+        qb,
+        kb,
+        vb,
+    }
 }
 
 /// Masks the scores of one 16-row block's key tile: `s[n][e]` is the score of row
@@ -360,31 +412,30 @@ unsafe fn flash_attn<E: MmaElem, const D: usize, const BN: usize, const STAGES: 
     let (warp, lane) = (tid / 32, tid % 32);
     let (g, t) = (lane / 4, lane % 4);
     let causal = p.causal != 0;
-    let (head, kv_head, q0, batch) = block_tile(&p);
-    let (q_len, kv_len) = (p.q_len as usize, p.kv_len as usize);
-    // Keys a causal row `i` sees end at `i + shift`.
-    let shift = kv_len - q_len;
+    // SAFETY: the pointers and strides are the kernel's own contract.
+    let tile = unsafe { flash_tile(q, k, v, &p) };
+    let FlashTile {
+        head,
+        q0,
+        batch,
+        kv_len,
+        shift,
+        ..
+    } = tile;
+    let q_len = p.q_len as usize;
 
     // SAFETY (whole body): global accesses stay inside the tensors the contract describes (rows
     // past q_len/kv_len are zero-filled, never read; stores are guarded by `row < q_len`);
     // shared addresses stay inside the Q tile and the STAGES K/V stages of `flash_smem_bytes(D)`.
     unsafe {
-        let qb = q.add(batch * p.q_batch_stride as usize + head * p.q_head_stride as usize);
-        let kb = k.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
-        let vb = v.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
+        let FlashTile { qb, kb, vb, .. } = tile;
         let (q_stride, kv_stride) = (p.q_row_stride as usize, p.kv_row_stride as usize);
         let s_q = dyn_smem_base();
         // Stage `st` of the K/V ring: K tile at `s_k(st)`, V tile right after it.
         let tile_bytes = (BN * D * 2) as u32;
         let s_k = |st: usize| s_q + (FLASH_BLOCK_M * D * 2) as u32 + (2 * st) as u32 * tile_bytes;
 
-        // Keys this tile needs: all, or up to the diagonal of its last row.
-        let kv_end = if causal {
-            kv_len.min(q0 + FLASH_BLOCK_M + shift)
-        } else {
-            kv_len
-        };
-        let tiles = kv_end.div_ceil(BN);
+        let tiles = tile.kv_end.div_ceil(BN);
 
         // Q and tile 0 in the first commit group, tiles 1..STAGES - 1 one group each (empty
         // groups too: the waits below count groups, one per tile).

@@ -3,7 +3,7 @@
 //! matmuls as asynchronous `wgmma` reading shared memory directly.
 //!
 //! Variants: `flash3_attn_d128_{f16,bf16}` (head dim 128), parameters in [`FlashAttnParams`],
-//! the FlashAttention-2 grid (`block_tile`: heads, [`FLASH_BLOCK_M`]-row query tiles, batch).
+//! the FlashAttention-2 grid (`flash_tile`: heads, [`FLASH_BLOCK_M`]-row query tiles, batch).
 //! Built into the sm_90a PTX only (`wgmma` is not in the portable ISA); the host picks it on a
 //! compute capability 9.0 device and keeps FlashAttention-2 elsewhere.
 //!
@@ -52,7 +52,7 @@
 //! flash3`.
 
 use crate::attention_flash::{
-    block_tile, mask_scores, online_softmax, pack_p, rescale_rows, store_rows,
+    FlashTile, flash_tile, mask_scores, online_softmax, pack_p, rescale_rows, store_rows,
 };
 use crate::elem::{BF16, F16, WgmmaElem};
 use crate::kernel_entries;
@@ -144,30 +144,29 @@ unsafe fn flash3_attn<E: WgmmaElem>(
     let (wg, warp, lane) = (tid / 128, (tid / 32) % 4, tid % 32);
     let (g, t) = (lane / 4, lane % 4);
     let causal = p.causal != 0;
-    let (head, kv_head, q0, batch) = block_tile(&p);
-    let (q_len, kv_len) = (p.q_len as usize, p.kv_len as usize);
-    // Keys a causal row `i` sees end at `i + shift`.
-    let shift = kv_len - q_len;
+    // SAFETY: the pointers and strides are the kernel's own contract.
+    let tile = unsafe { flash_tile(q, k, v, &p) };
+    let FlashTile {
+        head,
+        q0,
+        batch,
+        kv_len,
+        shift,
+        ..
+    } = tile;
+    let q_len = p.q_len as usize;
 
     // SAFETY (whole body): global accesses stay inside the tensors the contract describes (rows
     // past q_len/kv_len are zero-filled, never read; stores are guarded by `row < q_len`);
     // shared addresses stay inside the aligned Q tile and K/V stages of `flash3_smem_bytes`.
     unsafe {
-        let qb = q.add(batch * p.q_batch_stride as usize + head * p.q_head_stride as usize);
-        let kb = k.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
-        let vb = v.add(batch * p.kv_batch_stride as usize + kv_head * p.kv_head_stride as usize);
+        let FlashTile { qb, kb, vb, .. } = tile;
         let (q_stride, kv_stride) = (p.q_row_stride as usize, p.kv_row_stride as usize);
         let s_q = (dyn_smem_base() + ATOM_BYTES - 1) & !(ATOM_BYTES - 1);
         // Stage `st`: K tile at `s_k(st)`, V tile right after it.
         let s_k = |st: usize| s_q + TILE_BYTES + (2 * st) as u32 * TILE_BYTES;
 
-        // Keys this tile needs: all, or up to the diagonal of its last row.
-        let kv_end = if causal {
-            kv_len.min(q0 + ROWS + shift)
-        } else {
-            kv_len
-        };
-        let tiles = kv_end.div_ceil(BN);
+        let tiles = tile.kv_end.div_ceil(BN);
 
         // Q and tile 0 in one commit group.
         load_tile(s_q, qb, q_stride, q0, q_len, tid);
