@@ -31,21 +31,24 @@
 //! 128-byte swizzle layout `wgmma` reads: two 64-column panels of 128 rows x 128 bytes, the
 //! 16-byte chunk `c` of row `r` at chunk `c ^ (r % 8)` ([`crate::emu::wgmma`] has the layout).
 //!
-//! # What it reaches, and what did not help
+//! # What it reaches, what limits it, what did not help
 //! H100, B1 H32 hd128, same job as SDPA-flash: 420-448 TFLOP/s at S 4096-8192 full (1.22-1.31x),
-//! 383-432 causal (1.43-1.54x); FlashAttention-2 on the same card 339-360 full. Both warpgroups
-//! run S, softmax and P·V in turn, synchronously; their matmuls interleave on the tensor cores
-//! by themselves (one block of 246 registers a thread per SM). FlashAttention-3's
-//! intra-warpgroup overlap — S of tile j + 1 and P·V of tile j issued together, tile j + 1's
-//! softmax while P·V runs, a 3-stage K/V ring — measured 6-8% *slower* (same job, two rounds,
-//! every shape): at 255 registers, with the `wgmma` pipeline unserialised (a `wgmma` under a
-//! condition inside a fence..wait sequence, or P's registers reused before the wait, makes
-//! ptxas serialise them all: C7520/C7513). A 3-stage K/V ring (two tiles in flight) measured
-//! level at full attention and 1-2% slower causal (three rounds), so copies do not limit it.
-//! What the full FlashAttention-3 adds beyond this —
-//! TMA loads from a producer warpgroup with its registers given to the consumers
-//! (`setmaxnreg`) and pingpong scheduling of the two consumers over named barriers — is what
-//! is left.
+//! 383-433 causal (1.43-1.54x); FlashAttention-2 on the same card 339-360 full. Both warpgroups
+//! run S, softmax and P·V in turn, each waiting for its own matmuls; their matmuls interleave on
+//! the tensor cores by themselves. ncu (f16 S8192 full): tensor pipe 45% of peak, issue slots
+//! 29% busy, 8 warps an SM (one block: 247 registers a thread and 165 KB of shared memory) at
+//! 6.7 cycles per issued instruction — latency-bound: two warpgroups do not hide each other's
+//! softmax and `wgmma` waits.
+//!
+//! Measured and not landed (same job, alternating rounds): FlashAttention-3's intra-warpgroup
+//! overlap (S of tile j + 1 and P·V of tile j issued together, tile j + 1's softmax while P·V
+//! runs, 3 K/V stages) 6-8% slower on every shape, at 255 registers, with the `wgmma` pipeline
+//! unserialised (a `wgmma` under a condition inside a fence..wait sequence, or P's registers
+//! reused before the wait, makes ptxas serialise every `wgmma`: C7520/C7513); a 3-stage K/V
+//! ring alone level at full attention and 1-2% slower causal, so the copies do not limit it.
+//! What the full FlashAttention-3 has beyond this — TMA loads from a producer warpgroup whose
+//! registers go to the consumers (`setmaxnreg`), and pingpong scheduling of the two consumers
+//! over named barriers — is what is left.
 //!
 //! Test: `cargo test --release --test gpu_vs_cpu flash3` (`emu::` runs it on the emulated
 //! device; `--include-ignored` adds `cuda::`); bench: `cargo bench --bench gpu_kernels -- --only
@@ -228,7 +231,8 @@ unsafe fn flash3_attn<E: WgmmaElem>(
                 // (SBO), whose 128 columns are two panels (LBO).
                 wgmma_fence();
                 unroll8!(ks => {
-                    let b = wgmma_desc_sw128(s_vj + (ks as u32) * 2 * ATOM_BYTES, PANEL_BYTES, ATOM_BYTES);
+                    let v_ks = s_vj + (ks as u32) * 2 * ATOM_BYTES;
+                    let b = wgmma_desc_sw128(v_ks, PANEL_BYTES, ATOM_BYTES);
                     E::wgmma_rs(&mut acc, pk[ks], b, true);
                 });
                 wgmma_commit_group();

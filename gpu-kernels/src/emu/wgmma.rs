@@ -7,16 +7,16 @@
 //! `c` of row `r` of an atom sits at chunk `c ^ r` — the XOR takes address bits 4-6 with bits
 //! 7-9, so atoms must be 1024-byte aligned (base offset 0).
 //!
-//! | major-ness | element `(mn, k)` at the unswizzled address |
-//! |---|---|
-//! | K (k contiguous; `k < 64` past the start) | `start + (mn / 8)·SBO + (mn % 8)·128 + 2k` |
-//! | MN (mn contiguous, 64-element panels) | `start + (mn / 64)·LBO + (k / 8)·SBO + (k % 8)·128 + 2·(mn % 64)` |
+//! Element `(mn, k)` sits, before the swizzle, at
+//! - K-major (k contiguous; `k < 64` past the start): `start + (mn / 8)·SBO + (mn % 8)·128 + 2k`;
+//! - MN-major (mn contiguous, in 64-element panels):
+//!   `start + (mn / 64)·LBO + (k / 8)·SBO + (k % 8)·128 + 2·(mn % 64)`.
 //!
 //! So SBO steps over 8 rows of the strided dimension, and an MN-major operand wider than 64
 //! elements steps from panel to panel by LBO (a K-major operand's LBO is unused: one
 //! instruction's 16 k stay inside a row). The accumulator of `m64nNk16` is `N / 8` `mma`
 //! accumulator tiles side by side over each warp's 16 rows: warp `w % 4` of the warpgroup holds
-//! rows `16·(w % 4)..`, and element `4j + i` of a lane is row `g + 8·(i / 2)`, column
+//! rows `16·(w % 4)..`, and element `[j][i]` of a lane is row `g + 8·(i / 2)`, column
 //! `8j + 2t + i % 2` (`g = lane / 4`, `t = lane % 4`). A from registers has the `mma.m16n8k16`
 //! A layout over the warp's 16 rows ([`super::fragments::a_coord`]).
 

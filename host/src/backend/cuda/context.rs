@@ -328,7 +328,7 @@ impl CudaBackend {
 
     /// This backend with prefill attention at head dim 128 on the FlashAttention-3 kernel
     /// (`on`), or on FlashAttention-2. FlashAttention-3 needs the sm_90a module (a compute
-    /// capability 9.0 GPU) or the emulated device, else [`Error::Unsupported`]. The handle
+    /// capability 9.0 GPU) or the emulated device, else [`Error::InvalidArgument`]. The handle
     /// shares the device, memory and stream with `self`.
     pub fn with_flash3(&self, on: bool) -> Result<CudaBackend> {
         let can = match &self.inner.target {
@@ -336,9 +336,12 @@ impl CudaBackend {
             Target::Emulator => true,
         };
         if on && !can {
-            return Err(Error::Unsupported {
-                format: "FlashAttention-3",
-                what: format!("{}: needs compute capability 9.0 (sm_90a)", self.inner.name),
+            return Err(Error::InvalidArgument {
+                op: "with_flash3",
+                reason: format!(
+                    "{} has no FlashAttention-3 (it needs compute capability 9.0: sm_90a)",
+                    self.inner.name
+                ),
             });
         }
         Ok(CudaBackend {
