@@ -24,12 +24,15 @@
 //!    `wgmma.m64n128k16` (A = Q and B = K, both K-major in shared memory), mask, the online
 //!    softmax of FlashAttention-2 (`online_softmax`: lazy max, quad reductions), `P` packed in
 //!    registers as the A operand, `O += P·V` as 8 `wgmma.m64n128k16` with A from registers and
-//!    V N-major in shared memory.
+//!    V N-major in shared memory. P·V is not waited for in its tile: it runs on behind the next
+//!    tile's barrier and copies, and the next `S` wait retires it (hence three stages: the tile
+//!    being loaded is never the one P·V may still read).
 //! 3. `O / l` to global, and optionally the log-sum-exp (`store_rows`).
 //!
-//! Shared memory (1024-byte aligned): `[Q | K₀ | V₀ | K₁ | V₁]`, each a 128-row tile in the
-//! 128-byte swizzle layout `wgmma` reads: two 64-column panels of 128 rows x 128 bytes, the
-//! 16-byte chunk `c` of row `r` at chunk `c ^ (r % 8)` ([`crate::emu::wgmma`] has the layout).
+//! Shared memory (1024-byte aligned): `[Q | K₀ | V₀ | K₁ | V₁ | K₂ | V₂]`, each a 128-row tile
+//! in the 128-byte swizzle layout `wgmma` reads: two 64-column panels of 128 rows x 128 bytes,
+//! the 16-byte chunk `c` of row `r` at chunk `c ^ (r % 8)` ([`crate::emu::wgmma`] has the
+//! layout).
 //!
 //! # What it reaches, what limits it, what did not help
 //! H100, B1 H32 hd128, same job as SDPA-flash: 420-448 TFLOP/s at S 4096-8192 full (1.22-1.31x),
@@ -40,12 +43,14 @@
 //! 6.7 cycles per issued instruction — latency-bound: two warpgroups do not hide each other's
 //! softmax and `wgmma` waits.
 //!
-//! Measured and not landed (same job, alternating rounds): FlashAttention-3's intra-warpgroup
-//! overlap (S of tile j + 1 and P·V of tile j issued together, tile j + 1's softmax while P·V
-//! runs, 3 K/V stages) 6-8% slower on every shape, at 255 registers, with the `wgmma` pipeline
-//! unserialised (a `wgmma` under a condition inside a fence..wait sequence, or P's registers
-//! reused before the wait, makes ptxas serialise every `wgmma`: C7520/C7513); a 3-stage K/V
-//! ring alone level at full attention and 1-2% slower causal, so the copies do not limit it.
+//! Measured (same job, alternating rounds): P·V left running behind the next tile's barrier
+//! and copies, +1.5-3% on every full shape over waiting for it in its tile (landed). Not
+//! landed: FlashAttention-3's intra-warpgroup overlap (S of tile j + 1 and P·V of tile j issued
+//! together, tile j + 1's softmax while P·V runs) 6-8% slower on every shape, at 255 registers,
+//! with the `wgmma` pipeline unserialised (a `wgmma` under a condition inside a fence..wait
+//! sequence, or P's registers reused before the wait, makes ptxas serialise every `wgmma`:
+//! C7520/C7513 — `wgmma_hold_a` keeps P's registers); a 3-stage ring with two tiles in flight,
+//! level at full attention and 1-2% slower causal, so the copies do not limit it.
 //! What the full FlashAttention-3 has beyond this — TMA loads from a producer warpgroup whose
 //! registers go to the consumers (`setmaxnreg`), and pingpong scheduling of the two consumers
 //! over named barriers — is what is left.
@@ -64,8 +69,8 @@ use crate::params::{
 };
 use crate::primitives::{
     cp_async_16_zfill, cp_async_commit_group, cp_async_wait_group, dyn_smem_base,
-    fence_proxy_async_shared, sync_threads, thread_idx_x, wgmma_commit_group, wgmma_desc_sw128,
-    wgmma_fence, wgmma_hold, wgmma_wait_group,
+    fence_proxy_async_shared, opaque_ptr, sync_threads, thread_idx_x, wgmma_commit_group,
+    wgmma_desc_sw128, wgmma_fence, wgmma_hold, wgmma_hold_a, wgmma_wait_group,
 };
 use crate::unroll8;
 
@@ -78,8 +83,8 @@ const BN: usize = FLASH3_BLOCK_N;
 const ROWS: usize = FLASH_BLOCK_M;
 const _: () = assert!(ROWS == 128 && BN == ROWS && D == 128 && FLASH3_THREADS == 256);
 const _: () = assert!(
-    FLASH3_STAGES == 2,
-    "the ring waits for all copies but the newest tile's"
+    FLASH3_STAGES == 3,
+    "tile j + 1 loads while tile j - 1's P·V may still read its stage"
 );
 
 /// Bytes of one 64-column panel of a tile (128 rows of 128 bytes).
@@ -113,13 +118,21 @@ unsafe fn load_tile<E>(
 ) {
     let (r, c) = (tid / 16, tid % 16);
     let dst = tile + sw128(r as u32, c as u32);
+    // One pointer stepped by 16 rows a pass, opaque so that the compiler does not keep eight
+    // precomputed addresses per tile alive across the main loop (registers the accumulators
+    // need).
+    // SAFETY: pointer arithmetic only; rows at or past `len` are never dereferenced.
+    let mut from = opaque_ptr(unsafe { src.add((row0 + r) * row_stride + 8 * c) });
     unroll8!(pass => {
         let row = row0 + r + 16 * pass;
         let to = dst + (16 * pass * 128) as u32;
+        if pass > 0 {
+            from = opaque_ptr(from.wrapping_add(16 * row_stride));
+        }
         // SAFETY: rows below `len` are in bounds (caller); others read 0 bytes.
         unsafe {
             if row < len {
-                cp_async_16_zfill(to, src.add(row * row_stride + 8 * c) as *const u8, 16);
+                cp_async_16_zfill(to, from as *const u8, 16);
             } else {
                 cp_async_16_zfill(to, src as *const u8, 0);
             }
@@ -184,6 +197,8 @@ unsafe fn flash3_attn<E: WgmmaElem>(
         let mut acc = [[0f32; 4]; 16];
         let mut row_max = [f32::NEG_INFINITY; 2];
         let mut row_sum = [0f32; 2];
+        // P of the tile whose P·V is in flight (A operand: untouched until its wait).
+        let mut pk = [[0u32; 4]; 8];
         let scale = p.scale_log2;
 
         let mut j = 0;
@@ -217,15 +232,19 @@ unsafe fn flash3_attn<E: WgmmaElem>(
                     E::wgmma_ss(&mut s, a, b, kk > 0);
                 });
                 wgmma_commit_group();
+                // Also retires the previous tile's P·V, which ran behind the barrier and the
+                // copies: the output and the old P are free from here.
                 wgmma_wait_group::<0>();
                 wgmma_hold(&mut s);
+                wgmma_hold(&mut acc);
+                wgmma_hold_a(&mut pk);
 
                 if key0 + BN > kv_len || (causal && key0 + BN > first + shift + 1) {
                     mask_scores(&mut s, BN / 8, key0, first, t, kv_len, causal, shift);
                 }
                 let rescale = online_softmax(&mut s, BN / 8, &mut row_max, &mut row_sum, scale);
                 rescale_rows(&mut acc, D / 8, rescale);
-                let pk = pack_p::<E, 16, 8>(&s, BN / 16);
+                pk = pack_p::<E, 16, 8>(&s, BN / 16);
 
                 // O += P·V_j: k-step ks takes keys 16ks..16ks + 16, two 8-row groups of V
                 // (SBO), whose 128 columns are two panels (LBO).
@@ -236,12 +255,13 @@ unsafe fn flash3_attn<E: WgmmaElem>(
                     E::wgmma_rs(&mut acc, pk[ks], b, true);
                 });
                 wgmma_commit_group();
-                wgmma_wait_group::<0>();
-                wgmma_hold(&mut acc);
             }
             j += 1;
         }
 
+        // The last P·V.
+        wgmma_wait_group::<0>();
+        wgmma_hold(&mut acc);
         let ob = o.add(batch * p.o_batch_stride as usize + head * p.o_head_stride as usize);
         let lse_head = batch * p.heads as usize + head;
         store_rows(

@@ -242,8 +242,9 @@ pub const FLASH3_BLOCK_N: usize = 128;
 /// ([`FLASH_BLOCK_M`] rows, the FlashAttention-2 grid).
 pub const FLASH3_THREADS: usize = 256;
 
-/// FlashAttention-3 prefill: stages of the K/V ring.
-pub const FLASH3_STAGES: usize = 2;
+/// FlashAttention-3 prefill: stages of the K/V ring: the tile in use, the one loading, and the
+/// one before, whose P·V may still be running.
+pub const FLASH3_STAGES: usize = 3;
 
 /// FlashAttention-3 prefill: the head dim it serves.
 pub const FLASH3_HEAD_DIM: usize = 128;

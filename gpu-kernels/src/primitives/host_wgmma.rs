@@ -178,6 +178,12 @@ pub fn wgmma_hold(acc: &mut [[f32; 4]; 16]) {
     let _ = acc;
 }
 
+/// Pins register A fragments after a wait (a compiler barrier on the GPU; nothing here).
+#[inline(always)]
+pub fn wgmma_hold_a(a: &mut [[u32; 4]; 8]) {
+    let _ = a;
+}
+
 /// `fence.proxy.async.shared::cta` (the emulator has one proxy).
 #[inline(always)]
 pub fn fence_proxy_async_shared() {

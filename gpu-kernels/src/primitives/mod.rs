@@ -26,7 +26,7 @@
 //! | shared memory | [`dyn_smem_base`], [`smem_load_f32`], [`smem_store_f32`], [`smem_load_u32`], [`smem_store_u32`], [`smem_load_16b`], [`smem_store_16b`] |
 //! | global memory | [`load_16b`], [`store_16b`], [`atomic_add_f32`], [`atomic_add_u32`], [`fence_gpu`] |
 //! | tensor cores | [`ldmatrix_x1`], [`ldmatrix_x2`], [`ldmatrix_x4`] (and `_trans`), [`mma_m16n8k16_f16`], [`mma_m16n8k16_bf16`] |
-//! | warpgroup matrix (sm_90a PTX only) | [`wgmma_desc_sw128`], `wgmma_m64n128k16_{ss,rs}_{f16,bf16}`, `wgmma_fence`, `wgmma_commit_group`, `wgmma_wait_group`, `wgmma_hold`, `fence_proxy_async_shared` |
+//! | warpgroup matrix (sm_90a PTX only) | [`wgmma_desc_sw128`], `wgmma_m64n128k16_{ss,rs}_{f16,bf16}`, `wgmma_fence`, `wgmma_commit_group`, `wgmma_wait_group`, `wgmma_hold`, `wgmma_hold_a`, `fence_proxy_async_shared` |
 //! | async copy | [`cp_async_16`], [`cp_async_16_zfill`], [`cp_async_commit_group`], [`cp_async_wait_group`], [`cp_async_wait_all`] |
 //! | math | [`exp2_approx`], [`exp_approx`], [`log2_approx`], [`rsqrt_approx`], [`rcp_approx`], [`fma_f32`] |
 //! | optimiser | [`opaque_u32`], [`opaque_ptr`] |

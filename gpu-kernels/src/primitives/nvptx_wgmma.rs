@@ -132,6 +132,22 @@ pub fn wgmma_hold(acc: &mut [[f32; 4]; 16]) {
     }
 }
 
+/// As [`wgmma_hold`] for the A fragments of eight register-A `wgmma`s (a k = 128 operand):
+/// called after the wait that retires them, it keeps them alive until then, so that the
+/// compiler reuses none of their registers while the hardware may still read them (ptxas
+/// would serialize every `wgmma` of the kernel, C7513).
+#[inline(always)]
+pub fn wgmma_hold_a(a: &mut [[u32; 4]; 8]) {
+    // SAFETY: an empty statement; it only pins the values in place.
+    unsafe {
+        asm!("// wgmma_hold_a {0} {1} {2} {3} {4} {5} {6} {7} {8} {9} {10} {11} {12} {13} {14} {15} {16} {17} {18} {19} {20} {21} {22} {23} {24} {25} {26} {27} {28} {29} {30} {31}",
+             inout(reg32) a[0][0], inout(reg32) a[0][1], inout(reg32) a[0][2], inout(reg32) a[0][3], inout(reg32) a[1][0], inout(reg32) a[1][1], inout(reg32) a[1][2], inout(reg32) a[1][3],
+             inout(reg32) a[2][0], inout(reg32) a[2][1], inout(reg32) a[2][2], inout(reg32) a[2][3], inout(reg32) a[3][0], inout(reg32) a[3][1], inout(reg32) a[3][2], inout(reg32) a[3][3],
+             inout(reg32) a[4][0], inout(reg32) a[4][1], inout(reg32) a[4][2], inout(reg32) a[4][3], inout(reg32) a[5][0], inout(reg32) a[5][1], inout(reg32) a[5][2], inout(reg32) a[5][3],
+             inout(reg32) a[6][0], inout(reg32) a[6][1], inout(reg32) a[6][2], inout(reg32) a[6][3], inout(reg32) a[7][0], inout(reg32) a[7][1], inout(reg32) a[7][2], inout(reg32) a[7][3]);
+    }
+}
+
 /// `fence.proxy.async.shared::cta`: makes this thread's shared-memory writes (`st.shared`,
 /// `cp.async` once waited for) visible to the async proxy that `wgmma` reads through. Call after
 /// the copy wait and before the barrier that publishes the tile.
