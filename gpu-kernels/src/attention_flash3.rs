@@ -203,9 +203,9 @@ unsafe fn flash3_attn<E: WgmmaElem>(
 
         let mut j = 0;
         while j < tiles {
-            // Tile j (and at j = 0, Q) landed for every thread, is visible to the async proxy
-            // `wgmma` reads through, and everyone is done with tile j - 1, whose stage now
-            // takes tile j + 1.
+            // Tile j (and at j = 0, Q) landed for every thread and is visible to the async
+            // proxy `wgmma` reads through; tile j + 1 goes to tile j - 2's stage (tile j - 1's
+            // P·V may still be reading its V until this tile's S wait).
             cp_async_wait_group::<0>();
             fence_proxy_async_shared();
             sync_threads();
